@@ -1,0 +1,155 @@
+//! Sorting export failures into the three classes that decide what a run
+//! does next. This is a pure function over typed errors: no message text is
+//! ever inspected.
+
+use serde::{Deserialize, Serialize};
+
+use crate::qbt::QbtError;
+use crate::store::StoreError;
+use crate::torrent::VerifyError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureClass {
+    /// Stop the run: nothing further can succeed (auth, store, server too old).
+    Fatal,
+    /// A magnet that never got metadata: keep it, with its magnet link.
+    MetadataUnavailable,
+    /// Worth retrying within bounds; then a warning, and the run goes on.
+    Recoverable,
+}
+
+impl FailureClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Fatal => "fatal",
+            FailureClass::MetadataUnavailable => "metadata-unavailable",
+            FailureClass::Recoverable => "recoverable",
+        }
+    }
+}
+
+/// Why one torrent could not be saved.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportFailure {
+    #[error(transparent)]
+    Qbt(#[from] QbtError),
+    #[error("{0}")]
+    Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Export said 404 and the torrent is no longer listed.
+    #[error("the torrent was removed from qBittorrent during the run")]
+    Removed,
+    /// qBittorrent stopped answering earlier in this run; not attempted.
+    #[error("not attempted: qBittorrent stopped answering earlier in this run")]
+    InstanceDown,
+    /// The run was interrupted (SIGINT/SIGTERM) before this torrent's turn.
+    #[error("not attempted: the run was interrupted")]
+    Cancelled,
+}
+
+pub fn classify(f: &ExportFailure) -> FailureClass {
+    use FailureClass::*;
+    match f {
+        ExportFailure::Qbt(e) => classify_qbt(e),
+        ExportFailure::Verify(_) => Recoverable,
+        ExportFailure::Store(_) => Fatal,
+        ExportFailure::Removed | ExportFailure::InstanceDown | ExportFailure::Cancelled => Recoverable,
+    }
+}
+
+pub fn classify_qbt(e: &QbtError) -> FailureClass {
+    use FailureClass::*;
+    match e {
+        QbtError::Connect { .. } | QbtError::Timeout { .. } | QbtError::Transport { .. } => Recoverable,
+        QbtError::NotFound => Recoverable,
+        QbtError::MissingMetadata => MetadataUnavailable,
+        QbtError::Status { status, .. } if *status >= 500 => Recoverable,
+        // A 4xx other than the ones handled above means the request itself is
+        // wrong for this torrent: retrying won't help, but the run can go on.
+        QbtError::Status { .. } => Recoverable,
+        QbtError::Decode { .. } => Recoverable,
+        QbtError::LoginRejected
+        | QbtError::Banned
+        | QbtError::Forbidden { .. }
+        | QbtError::TooOld { .. }
+        | QbtError::Setup(_) => Fatal,
+    }
+}
+
+/// Whether another attempt at the same torrent could succeed.
+pub fn is_retryable(f: &ExportFailure) -> bool {
+    match f {
+        ExportFailure::Qbt(e) => match e {
+            QbtError::Connect { .. } | QbtError::Timeout { .. } | QbtError::Transport { .. } => true,
+            QbtError::Status { status, .. } => *status >= 500,
+            QbtError::NotFound | QbtError::Decode { .. } => true,
+            _ => false,
+        },
+        // A bad body may be a truncated transfer: export again.
+        ExportFailure::Verify(_) => true,
+        _ => false,
+    }
+}
+
+/// Failures that suggest the server itself is gone or hung, rather than
+/// this one torrent being a problem.
+pub fn suggests_instance_down(f: &ExportFailure) -> bool {
+    matches!(
+        f,
+        ExportFailure::Qbt(QbtError::Connect { .. } | QbtError::Timeout { .. } | QbtError::Transport { .. })
+            | ExportFailure::Qbt(QbtError::Status { status: 500..=599, .. })
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use FailureClass::*;
+
+    fn store_err() -> ExportFailure {
+        ExportFailure::Store(StoreError::Io {
+            op: "write blob",
+            path: "/x".into(),
+            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+        })
+    }
+
+    #[test]
+    fn classification_table() {
+        let q = |e: QbtError| ExportFailure::Qbt(e);
+        // (failure, class, retryable, suggests down)
+        let table: Vec<(ExportFailure, FailureClass, bool, bool)> = vec![
+            (q(QbtError::Connect { endpoint: "e", detail: "refused".into() }), Recoverable, true, true),
+            (q(QbtError::Timeout { endpoint: "e", secs: 1.0 }), Recoverable, true, true),
+            (q(QbtError::Transport { endpoint: "e", detail: "reset".into() }), Recoverable, true, true),
+            (q(QbtError::Status { endpoint: "e", status: 503 }), Recoverable, true, true),
+            (q(QbtError::Status { endpoint: "e", status: 500 }), Recoverable, true, true),
+            (q(QbtError::Status { endpoint: "e", status: 400 }), Recoverable, false, false),
+            (q(QbtError::NotFound), Recoverable, true, false),
+            (q(QbtError::MissingMetadata), MetadataUnavailable, false, false),
+            (q(QbtError::LoginRejected), Fatal, false, false),
+            (q(QbtError::Banned), Fatal, false, false),
+            (q(QbtError::Forbidden { endpoint: "e", status: 403 }), Fatal, false, false),
+            (q(QbtError::TooOld { version: "v4.4.0".into(), webapi: "2.8.5".into() }), Fatal, false, false),
+            (q(QbtError::Decode { endpoint: "e", detail: "x".into() }), Recoverable, true, false),
+            (ExportFailure::Verify(VerifyError::Empty), Recoverable, true, false),
+            (
+                ExportFailure::Verify(VerifyError::HashMismatch { expected: "a".into(), actual: "b".into() }),
+                Recoverable,
+                true,
+                false,
+            ),
+            (store_err(), Fatal, false, false),
+            (ExportFailure::Removed, Recoverable, false, false),
+            (ExportFailure::InstanceDown, Recoverable, false, false),
+            (ExportFailure::Cancelled, Recoverable, false, false),
+        ];
+        for (f, class, retry, down) in table {
+            assert_eq!(classify(&f), class, "{f:?}");
+            assert_eq!(is_retryable(&f), retry, "{f:?}");
+            assert_eq!(suggests_instance_down(&f), down, "{f:?}");
+        }
+    }
+}

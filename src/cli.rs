@@ -1,0 +1,481 @@
+//! Command-line interface: argument parsing, output, exit codes.
+//!
+//! Output follows restic's conventions: a short human summary by default,
+//! one JSON object per result with `--json`, errors as one line on stderr.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+
+use crate::clock::SystemClock;
+use crate::config::{Config, default_config_path};
+use crate::error::Error;
+use crate::history::{History, RunSummary};
+use crate::manifest::{Manifest, RunKind};
+use crate::pipeline::{RunOptions, RunReport};
+use crate::status::{EXIT_SUCCESS, combine_exit_codes};
+use crate::store::Store;
+
+#[derive(Debug, Parser)]
+#[command(name = "qbackup", version, about = "Back up qBittorrent's torrents: .torrent files, categories, tags and save paths")]
+pub struct Cli {
+    /// Config file [default: $QBACKUP_CONFIG, else $XDG_CONFIG_HOME/qbackup/config.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Print results as JSON on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output on stderr (-v info, -vv debug)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Back up one instance (or all of them): export, verify and store every torrent
+    Run(RunArgs),
+    /// List past runs, newest first
+    Runs(RunsArgs),
+    /// Show one run: counts, status and every warning
+    Show(ShowArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KindArg {
+    Scheduled,
+    Manual,
+    PreUpgrade,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The instance to back up (as named in the config)
+    #[arg(long, short = 'i', value_name = "NAME", conflicts_with = "all")]
+    pub instance: Vec<String>,
+    /// Back up every configured instance, one after the other
+    #[arg(long)]
+    pub all: bool,
+    /// Recorded in the manifest [default: manual on a terminal, else scheduled]
+    #[arg(long, value_enum)]
+    pub kind: Option<KindArg>,
+    /// List and plan only: say what would be exported, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    #[arg(long, short = 'i', value_name = "NAME")]
+    pub instance: Option<String>,
+    /// Show at most this many runs
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A run id (or a unique prefix of one), or `latest`
+    #[arg(default_value = "latest")]
+    pub run: String,
+    /// With `latest`: the latest run of this instance
+    #[arg(long, short = 'i', value_name = "NAME")]
+    pub instance: Option<String>,
+    /// Also list every torrent of the run
+    #[arg(long)]
+    pub torrents: bool,
+}
+
+/// Parses arguments, runs the command, returns the process exit code.
+pub fn main_with_args(args: Vec<std::ffi::OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { crate::status::EXIT_USAGE } else { EXIT_SUCCESS };
+            let _ = e.print();
+            return code;
+        }
+    };
+    init_logging(cli.verbose);
+    let json = cli.json;
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            report_error(&e, json);
+            e.exit_code()
+        }
+    }
+}
+
+fn report_error(e: &Error, json: bool) {
+    let msg = one_line(&e.to_string());
+    if json {
+        let obj = serde_json::json!({ "error": msg, "exit_code": e.exit_code() });
+        println!("{obj}");
+    }
+    eprintln!("qbackup: error: {msg}");
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("QBACKUP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("qbackup={default},warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
+
+fn load_config(cli: &Cli) -> Result<Config, Error> {
+    let path = default_config_path(cli.config.as_deref(), |k| std::env::var(k).ok())?;
+    let config = Config::load(&path)?;
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(config)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))
+}
+
+fn dispatch(cli: Cli) -> Result<i32, Error> {
+    let config = load_config(&cli)?;
+    match &cli.command {
+        Command::Run(a) => cmd_run(&cli, &config, a),
+        Command::Runs(a) => cmd_runs(&cli, &config, a),
+        Command::Show(a) => cmd_show(&cli, &config, a),
+    }
+}
+
+fn cmd_run(cli: &Cli, config: &Config, a: &RunArgs) -> Result<i32, Error> {
+    let names: Vec<String> = if a.all {
+        config.instances.iter().map(|i| i.name.clone()).collect()
+    } else if !a.instance.is_empty() {
+        a.instance.clone()
+    } else if config.instances.len() == 1 {
+        vec![config.instances[0].name.clone()]
+    } else {
+        return Err(Error::Usage(
+            "say which instance to back up: --instance NAME or --all".into(),
+        ));
+    };
+    if names.is_empty() {
+        return Err(Error::Usage(format!(
+            "no [[instance]] in {}; add one (see config.example.toml)",
+            config.path.display()
+        )));
+    }
+    // Check every name before starting any run.
+    let instances = names
+        .iter()
+        .map(|n| config.instance(n).cloned())
+        .collect::<Result<Vec<_>, _>>()?;
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let kind = match a.kind {
+        Some(KindArg::Scheduled) => RunKind::Scheduled,
+        Some(KindArg::Manual) => RunKind::Manual,
+        Some(KindArg::PreUpgrade) => RunKind::PreUpgrade,
+        None if interactive => RunKind::Manual,
+        None => RunKind::Scheduled,
+    };
+    let opts = RunOptions {
+        kind,
+        dry_run: a.dry_run,
+        progress: !cli.json && std::io::stderr().is_terminal(),
+    };
+    let store = Store::new(&config.store);
+    let rt = runtime()?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    rt.spawn(watch_signals(cancel.clone()));
+
+    let mut codes = Vec::new();
+    for inst in &instances {
+        if cancel.load(Ordering::SeqCst) {
+            break;
+        }
+        let result = rt.block_on(crate::pipeline::run(&store, inst, &opts, &SystemClock, cancel.clone()));
+        match result {
+            Ok(report) => {
+                print_report(&report, cli.json);
+                codes.push(report.exit_code());
+            }
+            Err(e) => {
+                if cli.json {
+                    let obj = serde_json::json!({
+                        "instance": inst.name, "status": "error",
+                        "error": one_line(&e.to_string()), "exit_code": e.exit_code(),
+                    });
+                    println!("{obj}");
+                }
+                eprintln!("qbackup: error: {}: {}", inst.name, one_line(&e.to_string()));
+                codes.push(e.exit_code());
+            }
+        }
+    }
+    Ok(combine_exit_codes(&codes))
+}
+
+/// First SIGINT/SIGTERM: stop starting exports, keep what is stored, write the
+/// manifest. Second: leave at once (the next run marks this one interrupted).
+async fn watch_signals(cancel: Arc<AtomicBool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return;
+    };
+    let mut seen = 0;
+    loop {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        seen += 1;
+        if seen > 1 {
+            std::process::exit(crate::status::EXIT_INTERRUPTED);
+        }
+        eprintln!("qbackup: interrupted: finishing the torrents in flight and writing the manifest (again to quit now)");
+        cancel.store(true, Ordering::SeqCst);
+    }
+}
+
+fn print_report(r: &RunReport, json: bool) {
+    if json {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            #[serde(flatten)]
+            report: &'a RunReport,
+            exit_code: i32,
+        }
+        let out = Out {
+            report: r,
+            exit_code: r.exit_code(),
+        };
+        println!("{}", serde_json::to_string(&out).unwrap_or_default());
+        return;
+    }
+    if r.dry_run {
+        println!(
+            "{}: dry run: {} listed, {} to export, {} already stored; nothing written",
+            r.instance, r.listed, r.exported, r.reused
+        );
+        return;
+    }
+    for id in &r.marked_interrupted {
+        println!("{}: earlier run {id} was interrupted; its stored torrents were reused", r.instance);
+    }
+    let secs = r.duration_ms as f64 / 1000.0;
+    let mut line = format!(
+        "{}: {} - {} listed, {} exported, {} reused, {} warnings in {secs:.1} s",
+        r.instance,
+        r.status.as_str(),
+        r.listed,
+        r.exported,
+        r.reused,
+        r.warnings
+    );
+    if let Some(m) = &r.manifest {
+        line.push_str(&format!("; manifest {}", m.display()));
+    }
+    println!("{line}");
+    if let Some(e) = &r.error {
+        println!("  error: {}", one_line(e));
+    }
+    const SHOWN: usize = 10;
+    for w in r.warning_list.iter().take(SHOWN) {
+        println!("  warning: {} ({}): {}: {}", w.name, w.id, w.class.as_str(), w.reason);
+    }
+    if r.warning_list.len() > SHOWN {
+        println!(
+            "  … and {} more warnings: qbackup show {}",
+            r.warning_list.len() - SHOWN,
+            r.run_id
+        );
+    }
+}
+
+fn cmd_runs(cli: &Cli, config: &Config, a: &RunsArgs) -> Result<i32, Error> {
+    if let Some(i) = &a.instance {
+        config.instance(i)?;
+    }
+    let store = Store::new(&config.store);
+    let Some(history) = open_history_if_any(&store)? else {
+        if cli.json {
+            println!("[]");
+        } else {
+            println!("no runs yet (store {})", store.root().display());
+        }
+        return Ok(EXIT_SUCCESS);
+    };
+    mark_dead_runs(&store, &history, config);
+    let runs = history.list_runs(a.instance.as_deref(), a.limit)?;
+    if cli.json {
+        println!("{}", serde_json::to_string(&runs).unwrap_or_default());
+        return Ok(EXIT_SUCCESS);
+    }
+    if runs.is_empty() {
+        println!("no runs yet");
+        return Ok(EXIT_SUCCESS);
+    }
+    println!(
+        "{:<22} {:<12} {:<11} {:<11} {:<20} {:>7} {:>7} {:>8}",
+        "RUN", "INSTANCE", "KIND", "STATUS", "STARTED", "LISTED", "STORED", "WARNINGS"
+    );
+    for r in &runs {
+        println!(
+            "{:<22} {:<12} {:<11} {:<11} {:<20} {:>7} {:>7} {:>8}",
+            r.run_id,
+            r.instance,
+            r.kind,
+            r.status,
+            r.started_at,
+            r.listed,
+            r.exported + r.reused,
+            r.warnings
+        );
+    }
+    Ok(EXIT_SUCCESS)
+}
+
+/// Runs still flagged `running` whose instance lock is free belong to a
+/// process that died: say so in the history.
+fn mark_dead_runs(store: &Store, history: &History, config: &Config) {
+    for inst in &config.instances {
+        let lock = store.lock_path(&inst.name);
+        if let Ok(_held) = crate::lock::try_lock(&lock, &inst.name) {
+            let now = crate::clock::rfc3339(time::OffsetDateTime::now_utc());
+            let _ = history.mark_interrupted(&inst.name, &now);
+        }
+    }
+}
+
+fn open_history_if_any(store: &Store) -> Result<Option<History>, Error> {
+    if !store.db_path().exists() {
+        return Ok(None);
+    }
+    Ok(Some(History::open_store(store)?))
+}
+
+/// What `show` prints: the manifest without secrets (magnet links lose their
+/// tracker parameters).
+#[derive(Serialize)]
+struct ShowView<'a> {
+    #[serde(flatten)]
+    manifest: &'a Manifest,
+    manifest_path: Option<String>,
+    /// "manifest", or "history" when the manifest was lost or damaged.
+    source: &'static str,
+}
+
+fn cmd_show(cli: &Cli, config: &Config, a: &ShowArgs) -> Result<i32, Error> {
+    if let Some(i) = &a.instance {
+        config.instance(i)?;
+    }
+    let store = Store::new(&config.store);
+    let Some(history) = open_history_if_any(&store)? else {
+        return Err(crate::history::HistoryError::NoSuchRun(a.run.clone()).into());
+    };
+    mark_dead_runs(&store, &history, config);
+    let summary = history.find_run(&a.run, a.instance.as_deref())?;
+    let (mut manifest, source, note) = load_manifest(&store, &history, &summary)?;
+    for t in &mut manifest.torrents {
+        t.magnet_uri = crate::redact::magnet(&t.magnet_uri);
+    }
+    if let Some(n) = &note {
+        eprintln!("qbackup: {n}");
+    }
+    if cli.json {
+        if !a.torrents {
+            manifest.torrents.clear();
+        }
+        let view = ShowView {
+            manifest: &manifest,
+            manifest_path: summary.manifest.as_ref().map(|p| store.abs(p).display().to_string()),
+            source,
+        };
+        println!("{}", serde_json::to_string(&view).unwrap_or_default());
+        return Ok(EXIT_SUCCESS);
+    }
+    let m = &manifest;
+    println!("run        {}", m.run_id);
+    println!("instance   {}", m.instance);
+    println!("kind       {}", m.kind.as_str());
+    println!("status     {}", m.status.as_str());
+    println!("started    {}", m.started_at);
+    println!("finished   {}", m.finished_at.as_deref().unwrap_or("-"));
+    if let Some(q) = &m.qbittorrent {
+        println!("server     qBittorrent {} (WebAPI {})", q.version, q.webapi_version);
+    }
+    if let Some(p) = &summary.manifest {
+        println!("manifest   {}{}", store.abs(p).display(), if source == "history" { " (unusable; rebuilt from history)" } else { "" });
+    }
+    let c = &m.counts;
+    println!(
+        "torrents   {} listed, {} stored ({} exported, {} reused), {} metadata-unavailable, {} warnings",
+        c.listed, c.stored, c.exported, c.reused, c.metadata_unavailable, c.warnings
+    );
+    println!("categories {}", m.categories.len());
+    println!("tags       {}", m.tags.len());
+    if let Some(e) = &m.error {
+        println!("error      {}", one_line(e));
+    }
+    for w in &m.warnings {
+        println!("warning    {} ({}): {}: {}", w.name, w.id, w.class.as_str(), w.reason);
+    }
+    if a.torrents {
+        for t in &m.torrents {
+            println!(
+                "torrent    {} {:<20} {} [{}] {}",
+                t.id,
+                t.source.as_str(),
+                t.name,
+                t.category,
+                t.tags.join(",")
+            );
+        }
+    }
+    Ok(EXIT_SUCCESS)
+}
+
+/// The run's manifest, or its rebuild from the database when the file is
+/// gone or damaged.
+fn load_manifest(
+    store: &Store,
+    history: &History,
+    summary: &RunSummary,
+) -> Result<(Manifest, &'static str, Option<String>), Error> {
+    let Some(rel) = &summary.manifest else {
+        let m = history.rebuild_manifest(&summary.run_id)?;
+        let note = format!("run {} has no manifest ({}); shown from the history database", summary.run_id, summary.status);
+        return Ok((m, "history", Some(note)));
+    };
+    match Manifest::read(&store.abs(rel), summary.manifest_sha256.as_deref()) {
+        Ok(m) if m.run_id == summary.run_id => Ok((m, "manifest", None)),
+        Ok(_) => {
+            let m = history.rebuild_manifest(&summary.run_id)?;
+            Ok((m, "history", Some(format!("manifest {rel} belongs to another run; rebuilt from the history database"))))
+        }
+        Err(e) => {
+            let m = history.rebuild_manifest(&summary.run_id)?;
+            Ok((m, "history", Some(format!("{e}; rebuilt from the history database"))))
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,598 @@
+//! The history database (SQLite, WAL): runs, their items and warnings, and the
+//! blob index that lets a run skip torrents already stored.
+//!
+//! The manifest file is the primary record of a run; these rows are a second
+//! copy written in the same step, so a lost or damaged manifest can be
+//! rebuilt ([`History::rebuild_manifest`]). A run is marked finished only in
+//! the transaction that writes its rows, after its manifest is on disk.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::classify::FailureClass;
+use crate::manifest::{Category, Counts, Item, ItemSource, Manifest, RunKind, ServerInfo, Warning};
+use crate::status::RunStatus;
+use crate::store::{BlobRef, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("history database {} is damaged or not a qbackup database ({detail}); move it aside and run again (blobs and manifests are kept, and runs are re-read from the manifests)", path.display())]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("history database {} was written by a newer qbackup (schema {found}, this one knows {known}); upgrade qbackup", path.display())]
+    TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error("history database {}: {detail}", path.display())]
+    Sqlite { path: PathBuf, detail: String },
+    #[error("no run {0:?} in the history; see `qbackup runs`")]
+    NoSuchRun(String),
+    #[error("run id {0:?} is ambiguous; give more characters")]
+    Ambiguous(String),
+}
+
+const MIGRATIONS: &[&str] = &[
+    // 1: runs, items, warnings, blob index.
+    r#"
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        instance TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        pid INTEGER,
+        qbt_version TEXT,
+        webapi_version TEXT,
+        listed INTEGER NOT NULL DEFAULT 0,
+        exported INTEGER NOT NULL DEFAULT 0,
+        reused INTEGER NOT NULL DEFAULT 0,
+        metadata_unavailable INTEGER NOT NULL DEFAULT 0,
+        warnings INTEGER NOT NULL DEFAULT 0,
+        manifest_path TEXT,
+        manifest_sha256 TEXT,
+        categories_json TEXT NOT NULL DEFAULT '[]',
+        tags_json TEXT NOT NULL DEFAULT '[]',
+        error TEXT
+    );
+    CREATE INDEX runs_by_instance ON runs(instance, started_at);
+    CREATE TABLE items (
+        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        id TEXT NOT NULL,
+        infohash_v1 TEXT NOT NULL,
+        infohash_v2 TEXT NOT NULL,
+        name TEXT NOT NULL,
+        category TEXT NOT NULL,
+        tags_json TEXT NOT NULL,
+        save_path TEXT NOT NULL,
+        auto_tmm INTEGER NOT NULL,
+        paused INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        added_on INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        magnet_uri TEXT NOT NULL,
+        blob_sha256 TEXT,
+        blob_size INTEGER,
+        source TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    );
+    CREATE TABLE warnings (
+        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        torrent_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        class TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    );
+    CREATE TABLE blob_index (
+        torrent_id TEXT PRIMARY KEY,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        stored_at TEXT NOT NULL
+    );
+    "#,
+];
+
+/// One row of `qbackup runs`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub instance: String,
+    pub kind: String,
+    pub status: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub listed: usize,
+    pub exported: usize,
+    pub reused: usize,
+    pub metadata_unavailable: usize,
+    pub warnings: usize,
+    pub manifest: Option<String>,
+    #[serde(skip)]
+    pub manifest_sha256: Option<String>,
+    pub error: Option<String>,
+}
+
+/// What a run looks like when it starts.
+pub struct NewRun<'a> {
+    pub run_id: &'a str,
+    pub instance: &'a str,
+    pub kind: RunKind,
+    pub started_at: &'a str,
+}
+
+pub struct History {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl History {
+    pub fn open(path: &Path) -> Result<History, HistoryError> {
+        let existed = path.exists();
+        let corrupt = |e: rusqlite::Error| HistoryError::Corrupt {
+            path: path.to_path_buf(),
+            detail: one_line(&e.to_string()),
+        };
+        let conn = Connection::open(path).map_err(|e| sqlite(path, e))?;
+        if !existed {
+            // Holds passkey-bearing magnet links: owner only.
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+        conn.busy_timeout(Duration::from_secs(30)).map_err(|e| sqlite(path, e))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(corrupt)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(corrupt)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(corrupt)?;
+        let quick: String = conn
+            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+            .map_err(corrupt)?;
+        if quick != "ok" {
+            return Err(HistoryError::Corrupt {
+                path: path.to_path_buf(),
+                detail: one_line(&quick),
+            });
+        }
+        let mut h = History {
+            conn,
+            path: path.to_path_buf(),
+        };
+        h.migrate()?;
+        Ok(h)
+    }
+
+    pub fn open_store(store: &Store) -> Result<History, HistoryError> {
+        Self::open(&store.db_path())
+    }
+
+    fn err(&self, e: rusqlite::Error) -> HistoryError {
+        sqlite(&self.path, e)
+    }
+
+    fn migrate(&mut self) -> Result<(), HistoryError> {
+        let known = MIGRATIONS.len() as i64;
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        if version > known {
+            return Err(HistoryError::TooNew {
+                path: self.path.clone(),
+                found: version,
+                known,
+            });
+        }
+        if version == 0 {
+            let tables: i64 = self
+                .conn
+                .query_row("SELECT count(*) FROM sqlite_master WHERE type='table'", [], |r| r.get(0))
+                .map_err(|e| self.err(e))?;
+            if tables > 0 {
+                return Err(HistoryError::Corrupt {
+                    path: self.path.clone(),
+                    detail: "it has tables but no qbackup schema version".into(),
+                });
+            }
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction().map_err(|e| sqlite(&self.path, e))?;
+            tx.execute_batch(sql).map_err(|e| sqlite(&self.path, e))?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
+                .map_err(|e| sqlite(&self.path, e))?;
+            tx.commit().map_err(|e| sqlite(&self.path, e))?;
+        }
+        Ok(())
+    }
+
+    pub fn begin_run(&self, run: &NewRun<'_>) -> Result<(), HistoryError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (id, instance, kind, status, started_at, pid) VALUES (?1, ?2, ?3, 'running', ?4, ?5)",
+                params![run.run_id, run.instance, run.kind.as_str(), run.started_at, std::process::id()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Marks runs of `instance` still flagged `running` as interrupted. Call it
+    /// only while holding the instance's lock: then none of them can be alive.
+    pub fn mark_interrupted(&self, instance: &str, now: &str) -> Result<Vec<String>, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM runs WHERE instance = ?1 AND status = 'running'")
+            .map_err(|e| self.err(e))?;
+        let ids: Vec<String> = stmt
+            .query_map([instance], |r| r.get(0))
+            .map_err(|e| self.err(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = ?2,
+                 error = 'the qbackup process ended before the run finished (killed, crashed or rebooted)'
+                 WHERE instance = ?1 AND status = 'running'",
+                params![instance, now],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(ids)
+    }
+
+    /// Torrent id → stored blob, for planning.
+    pub fn blob_index(&self) -> Result<HashMap<String, BlobRef>, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT torrent_id, sha256, size FROM blob_index")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let sha: String = r.get(1)?;
+                Ok((
+                    r.get::<_, String>(0)?,
+                    BlobRef {
+                        path: Store::blob_rel_path(&sha),
+                        sha256: sha,
+                        size: r.get::<_, i64>(2)? as u64,
+                    },
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Records freshly stored blobs, and the run's progress, in one transaction.
+    pub fn record_blobs(
+        &mut self,
+        run_id: &str,
+        blobs: &[(String, BlobRef)],
+        exported_so_far: usize,
+        now: &str,
+    ) -> Result<(), HistoryError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| sqlite(&path, e))?;
+        {
+            let mut stmt = tx
+                .prepare(
+                    "INSERT INTO blob_index (torrent_id, sha256, size, stored_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(torrent_id) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, stored_at = excluded.stored_at",
+                )
+                .map_err(|e| sqlite(&path, e))?;
+            for (id, b) in blobs {
+                stmt.execute(params![id, b.sha256, b.size as i64, now])
+                    .map_err(|e| sqlite(&path, e))?;
+            }
+            tx.execute(
+                "UPDATE runs SET exported = ?2 WHERE id = ?1",
+                params![run_id, exported_so_far as i64],
+            )
+            .map_err(|e| sqlite(&path, e))?;
+        }
+        tx.commit().map_err(|e| sqlite(&path, e))
+    }
+
+    /// Drops index entries whose blob turned out missing or damaged.
+    pub fn forget_blob(&self, torrent_id: &str) -> Result<(), HistoryError> {
+        self.conn
+            .execute("DELETE FROM blob_index WHERE torrent_id = ?1", [torrent_id])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Writes the run's rows and marks it finished, in one transaction.
+    /// `manifest` is None when the manifest could not be written.
+    pub fn finish_run(
+        &mut self,
+        m: &Manifest,
+        manifest: Option<(&str, &str)>,
+    ) -> Result<(), HistoryError> {
+        let path = self.path.clone();
+        let e = |err| sqlite(&path, err);
+        let tx = self.conn.transaction().map_err(e)?;
+        tx.execute("DELETE FROM items WHERE run_id = ?1", [&m.run_id]).map_err(e)?;
+        tx.execute("DELETE FROM warnings WHERE run_id = ?1", [&m.run_id]).map_err(e)?;
+        {
+            let mut ins = tx
+                .prepare(
+                    "INSERT INTO items (run_id, seq, id, infohash_v1, infohash_v2, name, category, tags_json,
+                     save_path, auto_tmm, paused, state, added_on, size, magnet_uri, blob_sha256, blob_size, source)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                )
+                .map_err(e)?;
+            for (seq, it) in m.torrents.iter().enumerate() {
+                ins.execute(params![
+                    m.run_id,
+                    seq as i64,
+                    it.id,
+                    it.infohash_v1,
+                    it.infohash_v2,
+                    it.name,
+                    it.category,
+                    json(&it.tags),
+                    it.save_path,
+                    it.auto_tmm,
+                    it.paused,
+                    it.state,
+                    it.added_on,
+                    it.size,
+                    it.magnet_uri,
+                    it.blob.as_ref().map(|b| b.sha256.clone()),
+                    it.blob.as_ref().map(|b| b.size as i64),
+                    it.source.as_str(),
+                ])
+                .map_err(e)?;
+            }
+            let mut w = tx
+                .prepare("INSERT INTO warnings (run_id, seq, torrent_id, name, class, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                .map_err(e)?;
+            for (seq, wn) in m.warnings.iter().enumerate() {
+                w.execute(params![m.run_id, seq as i64, wn.id, wn.name, wn.class.as_str(), wn.reason])
+                    .map_err(e)?;
+            }
+        }
+        let c = &m.counts;
+        tx.execute(
+            "UPDATE runs SET status = ?2, finished_at = ?3, qbt_version = ?4, webapi_version = ?5,
+             listed = ?6, exported = ?7, reused = ?8, metadata_unavailable = ?9, warnings = ?10,
+             manifest_path = ?11, manifest_sha256 = ?12, categories_json = ?13, tags_json = ?14, error = ?15
+             WHERE id = ?1",
+            params![
+                m.run_id,
+                m.status.as_str(),
+                m.finished_at,
+                m.qbittorrent.as_ref().map(|q| q.version.clone()),
+                m.qbittorrent.as_ref().map(|q| q.webapi_version.clone()),
+                c.listed as i64,
+                c.exported as i64,
+                c.reused as i64,
+                c.metadata_unavailable as i64,
+                c.warnings as i64,
+                manifest.map(|(p, _)| p.to_string()),
+                manifest.map(|(_, s)| s.to_string()),
+                json(&m.categories),
+                json(&m.tags),
+                m.error,
+            ],
+        )
+        .map_err(e)?;
+        tx.commit().map_err(e)
+    }
+
+    pub fn list_runs(&self, instance: Option<&str>, limit: usize) -> Result<Vec<RunSummary>, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {SUMMARY_COLS} FROM runs WHERE (?1 IS NULL OR instance = ?1)
+                 ORDER BY started_at DESC, id DESC LIMIT ?2"
+            ))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![instance, limit as i64], summary_row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// A run by exact id, unique prefix, or `latest` (of `instance` if given).
+    pub fn find_run(&self, spec: &str, instance: Option<&str>) -> Result<RunSummary, HistoryError> {
+        if spec == "latest" {
+            return self
+                .list_runs(instance, 1)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| HistoryError::NoSuchRun(spec.into()));
+        }
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {SUMMARY_COLS} FROM runs WHERE substr(id, 1, length(?1)) = ?1
+                 AND (?2 IS NULL OR instance = ?2) ORDER BY id LIMIT 2"
+            ))
+            .map_err(|e| self.err(e))?;
+        let rows: Vec<RunSummary> = stmt
+            .query_map(params![spec, instance], summary_row)
+            .map_err(|e| self.err(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.err(e))?;
+        if let Some(exact) = rows.iter().find(|r| r.run_id == spec) {
+            return Ok(exact.clone());
+        }
+        match rows.len() {
+            0 => Err(HistoryError::NoSuchRun(spec.into())),
+            1 => Ok(rows.into_iter().next().expect("one row")),
+            _ => Err(HistoryError::Ambiguous(spec.into())),
+        }
+    }
+
+    /// The run as its manifest would have said, from the database alone.
+    pub fn rebuild_manifest(&self, run_id: &str) -> Result<Manifest, HistoryError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, instance, kind, status, started_at, finished_at, qbt_version, webapi_version,
+                 listed, exported, reused, metadata_unavailable, warnings, categories_json, tags_json, error
+                 FROM runs WHERE id = ?1",
+                [run_id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                        r.get::<_, Option<String>>(6)?,
+                        r.get::<_, Option<String>>(7)?,
+                        [r.get::<_, i64>(8)?, r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?],
+                        r.get::<_, String>(13)?,
+                        r.get::<_, String>(14)?,
+                        r.get::<_, Option<String>>(15)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| HistoryError::NoSuchRun(run_id.into()))?;
+        let (id, instance, kind, status, started_at, finished_at, qv, wv, n, cats, tags, error) = row;
+        let bad = |what: &str| HistoryError::Corrupt {
+            path: self.path.clone(),
+            detail: format!("run {id} has an unreadable {what}"),
+        };
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, infohash_v1, infohash_v2, name, category, tags_json, save_path, auto_tmm, paused,
+                 state, added_on, size, magnet_uri, blob_sha256, blob_size, source
+                 FROM items WHERE run_id = ?1 ORDER BY seq",
+            )
+            .map_err(|e| self.err(e))?;
+        let torrents: Vec<Item> = stmt
+            .query_map([run_id], |r| {
+                let sha: Option<String> = r.get(13)?;
+                let size: Option<i64> = r.get(14)?;
+                let tags: String = r.get(5)?;
+                let source: String = r.get(15)?;
+                Ok(Item {
+                    id: r.get(0)?,
+                    infohash_v1: r.get(1)?,
+                    infohash_v2: r.get(2)?,
+                    name: r.get(3)?,
+                    category: r.get(4)?,
+                    tags: serde_json::from_str(&tags).unwrap_or_default(),
+                    save_path: r.get(6)?,
+                    auto_tmm: r.get(7)?,
+                    paused: r.get(8)?,
+                    state: r.get(9)?,
+                    added_on: r.get(10)?,
+                    size: r.get(11)?,
+                    magnet_uri: r.get(12)?,
+                    blob: sha.map(|s| BlobRef {
+                        path: Store::blob_rel_path(&s),
+                        sha256: s,
+                        size: size.unwrap_or(0) as u64,
+                    }),
+                    source: ItemSource::parse(&source).unwrap_or(ItemSource::Missing),
+                })
+            })
+            .map_err(|e| self.err(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.err(e))?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT torrent_id, name, class, reason FROM warnings WHERE run_id = ?1 ORDER BY seq")
+            .map_err(|e| self.err(e))?;
+        let warnings: Vec<Warning> = stmt
+            .query_map([run_id], |r| {
+                let class: String = r.get(2)?;
+                Ok(Warning {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    class: match class.as_str() {
+                        "fatal" => FailureClass::Fatal,
+                        "metadata-unavailable" => FailureClass::MetadataUnavailable,
+                        _ => FailureClass::Recoverable,
+                    },
+                    reason: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.err(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.err(e))?;
+        let categories: Vec<Category> = serde_json::from_str(&cats).map_err(|_| bad("category list"))?;
+        let tags: Vec<String> = serde_json::from_str(&tags).map_err(|_| bad("tag list"))?;
+        let [listed, exported, reused, meta, warn] = n.map(|v| v.max(0) as usize);
+        Ok(Manifest {
+            schema_version: crate::manifest::SCHEMA_VERSION,
+            qbackup_version: crate::VERSION.to_string(),
+            run_id: id,
+            instance,
+            kind: RunKind::parse(&kind).unwrap_or(RunKind::Manual),
+            status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
+            started_at,
+            finished_at,
+            qbittorrent: match (qv, wv) {
+                (Some(version), Some(webapi_version)) => Some(ServerInfo { version, webapi_version }),
+                _ => None,
+            },
+            counts: Counts {
+                listed,
+                exported,
+                reused,
+                stored: exported + reused,
+                metadata_unavailable: meta,
+                warnings: warn,
+            },
+            categories,
+            tags,
+            torrents,
+            warnings,
+            error,
+        })
+    }
+}
+
+const SUMMARY_COLS: &str = "id, instance, kind, status, started_at, finished_at, listed, exported, reused,
+    metadata_unavailable, warnings, manifest_path, manifest_sha256, error";
+
+fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
+    Ok(RunSummary {
+        run_id: r.get(0)?,
+        instance: r.get(1)?,
+        kind: r.get(2)?,
+        status: r.get(3)?,
+        started_at: r.get(4)?,
+        finished_at: r.get(5)?,
+        listed: r.get::<_, i64>(6)?.max(0) as usize,
+        exported: r.get::<_, i64>(7)?.max(0) as usize,
+        reused: r.get::<_, i64>(8)?.max(0) as usize,
+        metadata_unavailable: r.get::<_, i64>(9)?.max(0) as usize,
+        warnings: r.get::<_, i64>(10)?.max(0) as usize,
+        manifest: r.get(11)?,
+        manifest_sha256: r.get(12)?,
+        error: r.get(13)?,
+    })
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+fn sqlite(path: &Path, e: rusqlite::Error) -> HistoryError {
+    let corrupt = matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+    );
+    if corrupt {
+        HistoryError::Corrupt {
+            path: path.to_path_buf(),
+            detail: one_line(&e.to_string()),
+        }
+    } else {
+        HistoryError::Sqlite {
+            path: path.to_path_buf(),
+            detail: one_line(&e.to_string()),
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}

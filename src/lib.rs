@@ -1,0 +1,31 @@
+//! qbackup: a backup agent for qBittorrent.
+//!
+//! A run flows one way: **list** the torrents through the WebAPI ([`qbt`]),
+//! **plan** which ones need exporting ([`plan`]), **export** them under a
+//! throttle ([`pipeline`]), **verify** each blob against its info-hash
+//! ([`torrent`]), **store** it content-addressed ([`store`]), **record** the
+//! run as a manifest ([`manifest`]) and in the history database ([`history`]),
+//! then **notify**.
+//!
+//! Failures are typed ([`error`]) and sorted into classes by a pure function
+//! ([`classify`]); nothing in the library matches on message text.
+
+pub mod classify;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod fsutil;
+pub mod history;
+pub mod lock;
+pub mod manifest;
+pub mod pipeline;
+pub mod plan;
+pub mod qbt;
+pub mod redact;
+pub mod status;
+pub mod store;
+pub mod torrent;
+
+/// The version recorded in manifests and the history database.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,218 @@
+//! The per-run manifest: everything needed to restore a run, in one JSON file.
+//!
+//! Written atomically and only after every blob it names is durable, so a
+//! manifest on disk never points at a blob that isn't there. The schema is
+//! documented in `docs/manifest.md`; bump [`SCHEMA_VERSION`] on any change
+//! that an older reader would misread.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::classify::FailureClass;
+use crate::fsutil;
+use crate::status::RunStatus;
+use crate::store::BlobRef;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunKind {
+    Scheduled,
+    Manual,
+    PreUpgrade,
+}
+
+impl RunKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Scheduled => "scheduled",
+            RunKind::Manual => "manual",
+            RunKind::PreUpgrade => "pre-upgrade",
+        }
+    }
+    pub fn parse(s: &str) -> Option<RunKind> {
+        Some(match s {
+            "scheduled" => RunKind::Scheduled,
+            "manual" => RunKind::Manual,
+            "pre-upgrade" => RunKind::PreUpgrade,
+            _ => return None,
+        })
+    }
+}
+
+/// How a torrent's .torrent came to be in this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ItemSource {
+    /// Exported from qBittorrent in this run.
+    Exported,
+    /// Already in the store from an earlier run, re-verified.
+    Reused,
+    /// No metadata to export; restorable from `magnet_uri`.
+    MetadataUnavailable,
+    /// Not saved in this run; see the warnings.
+    Missing,
+}
+
+impl ItemSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemSource::Exported => "exported",
+            ItemSource::Reused => "reused",
+            ItemSource::MetadataUnavailable => "metadata-unavailable",
+            ItemSource::Missing => "missing",
+        }
+    }
+    pub fn parse(s: &str) -> Option<ItemSource> {
+        Some(match s {
+            "exported" => ItemSource::Exported,
+            "reused" => ItemSource::Reused,
+            "metadata-unavailable" => ItemSource::MetadataUnavailable,
+            "missing" => ItemSource::Missing,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    pub version: String,
+    pub webapi_version: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub listed: usize,
+    pub exported: usize,
+    pub reused: usize,
+    /// exported + reused
+    pub stored: usize,
+    pub metadata_unavailable: usize,
+    pub warnings: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Category {
+    pub name: String,
+    pub save_path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub id: String,
+    pub infohash_v1: String,
+    pub infohash_v2: String,
+    pub name: String,
+    pub category: String,
+    pub tags: Vec<String>,
+    pub save_path: String,
+    pub auto_tmm: bool,
+    pub paused: bool,
+    pub state: String,
+    pub added_on: i64,
+    pub size: i64,
+    /// Holds tracker URLs, possibly with passkeys: never print it.
+    pub magnet_uri: String,
+    pub blob: Option<BlobRef>,
+    pub source: ItemSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    pub id: String,
+    pub name: String,
+    pub class: FailureClass,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub schema_version: u32,
+    pub qbackup_version: String,
+    pub run_id: String,
+    pub instance: String,
+    pub kind: RunKind,
+    pub status: RunStatus,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub qbittorrent: Option<ServerInfo>,
+    pub counts: Counts,
+    pub categories: Vec<Category>,
+    pub tags: Vec<String>,
+    pub torrents: Vec<Item>,
+    pub warnings: Vec<Warning>,
+    /// The fatal error that ended the run, if any.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("manifest {path} is missing")]
+    Missing { path: String },
+    #[error("cannot read manifest {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("manifest {path} is damaged ({detail})")]
+    Damaged { path: String, detail: String },
+    #[error("manifest {path} has schema version {found}; this qbackup reads up to {SCHEMA_VERSION}: upgrade qbackup")]
+    TooNew { path: String, found: u32 },
+}
+
+impl Manifest {
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing plain structs of strings and numbers cannot fail.
+        let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+
+    pub fn write(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        let bytes = self.to_json();
+        fsutil::write_atomic(path, &bytes)?;
+        Ok(bytes)
+    }
+
+    /// Reads a manifest; `expected_sha256`, when known from the history
+    /// database, catches damage that still parses.
+    pub fn read(path: &Path, expected_sha256: Option<&str>) -> Result<Manifest, ManifestError> {
+        let shown = path.display().to_string();
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ManifestError::Missing { path: shown });
+            }
+            Err(source) => return Err(ManifestError::Read { path: shown, source }),
+        };
+        if let Some(want) = expected_sha256
+            && crate::torrent::sha256_hex(&bytes) != want
+        {
+            return Err(ManifestError::Damaged {
+                path: shown,
+                detail: "its checksum does not match the history database".into(),
+            });
+        }
+        #[derive(Deserialize)]
+        struct Probe {
+            schema_version: u32,
+        }
+        let probe: Probe = serde_json::from_slice(&bytes).map_err(|e| ManifestError::Damaged {
+            path: shown.clone(),
+            detail: e.to_string(),
+        })?;
+        if probe.schema_version > SCHEMA_VERSION {
+            return Err(ManifestError::TooNew {
+                path: shown,
+                found: probe.schema_version,
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ManifestError::Damaged {
+            path: shown,
+            detail: e.to_string(),
+        })
+    }
+}

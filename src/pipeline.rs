@@ -1,0 +1,568 @@
+//! The backup run: list → plan → export → verify → store → record.
+//!
+//! The run keeps what it gets. Blobs are durable the moment they are stored
+//! and enter the blob index in small batches, so a run that is killed, or
+//! whose qBittorrent dies, still leaves everything it exported for the next
+//! run to reuse. When exports start failing the way a dead or hung server
+//! fails, the run probes the server once more and, if it is gone, records the
+//! remaining torrents as warnings at once instead of spending the retry budget
+//! on each of them.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable};
+use governor::{Quota, RateLimiter};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use crate::classify::{ExportFailure, FailureClass, classify, is_retryable, suggests_instance_down};
+use crate::clock::{Clock, rfc3339, run_id};
+use crate::config::Instance;
+use crate::error::Error;
+use crate::history::{History, NewRun};
+use crate::manifest::{Category, Counts, Item, ItemSource, Manifest, RunKind, SCHEMA_VERSION, ServerInfo, Warning};
+use crate::plan::{Action, plan};
+use crate::qbt::{Client, QbtError, TorrentInfo};
+use crate::status::{Outcome, RunStatus, decide};
+use crate::store::{BlobReadError, BlobRef, Store};
+use crate::torrent::{Expected, verify};
+
+type Limiter = RateLimiter<
+    governor::state::NotKeyed,
+    governor::state::InMemoryState,
+    governor::clock::DefaultClock,
+    governor::middleware::NoOpMiddleware,
+>;
+
+/// Blob index entries are flushed to the database at least this often.
+const FLUSH_EVERY: Duration = Duration::from_secs(2);
+const FLUSH_BATCH: usize = 200;
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub kind: RunKind,
+    pub dry_run: bool,
+    pub progress: bool,
+}
+
+/// What `qbackup run` reports, human or `--json`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub instance: String,
+    pub status: RunStatus,
+    pub kind: RunKind,
+    pub manifest: Option<PathBuf>,
+    pub listed: usize,
+    pub exported: usize,
+    pub reused: usize,
+    pub metadata_unavailable: usize,
+    pub warnings: usize,
+    pub duration_ms: u128,
+    pub dry_run: bool,
+    /// Runs of this instance found dead and marked interrupted by this one.
+    pub marked_interrupted: Vec<String>,
+    pub error: Option<String>,
+    #[serde(skip)]
+    pub warning_list: Vec<Warning>,
+}
+
+impl RunReport {
+    pub fn exit_code(&self) -> i32 {
+        self.status.exit_code()
+    }
+}
+
+/// Shared by the export tasks of one run.
+struct Shared {
+    client: Client,
+    store: Store,
+    limiter: Limiter,
+    retries: u32,
+    down: AtomicBool,
+    fatal: AtomicBool,
+    cancel: Arc<AtomicBool>,
+}
+
+/// The result of one torrent's turn.
+struct Done {
+    index: usize,
+    result: Result<(BlobRef, ItemSource), (ExportFailure, u32)>,
+    /// The cached blob was missing or damaged and must leave the index.
+    cache_was_bad: bool,
+}
+
+pub async fn run(
+    store: &Store,
+    instance: &Instance,
+    opts: &RunOptions,
+    clock: &dyn Clock,
+    cancel: Arc<AtomicBool>,
+) -> Result<RunReport, Error> {
+    let t0 = Instant::now();
+    let credentials = instance.credentials()?;
+    store.init()?;
+    let _lock = crate::lock::try_lock(&store.lock_path(&instance.name), &instance.name)?;
+    let mut history = History::open_store(store)?;
+    let started = clock.now();
+    let marked = if opts.dry_run {
+        Vec::new()
+    } else {
+        history.mark_interrupted(&instance.name, &rfc3339(started))?
+    };
+    for id in &marked {
+        warn!(run = %id, "an earlier run of {} was interrupted; its stored blobs will be reused", instance.name);
+    }
+    let run_id = run_id(started);
+    let client = Client::new(instance, credentials)?;
+
+    let mut report = RunReport {
+        run_id: run_id.clone(),
+        instance: instance.name.clone(),
+        status: RunStatus::Failed,
+        kind: opts.kind,
+        manifest: None,
+        listed: 0,
+        exported: 0,
+        reused: 0,
+        metadata_unavailable: 0,
+        warnings: 0,
+        duration_ms: 0,
+        dry_run: opts.dry_run,
+        marked_interrupted: marked,
+        error: None,
+        warning_list: Vec::new(),
+    };
+
+    // List: versions, torrents, categories, tags. Any failure here is fatal.
+    let listing = async {
+        let version = client.version().await?;
+        let torrents = client.torrents().await?;
+        let categories = client.categories().await?;
+        let tags = client.tags().await?;
+        Ok::<_, QbtError>((version, torrents, categories, tags))
+    }
+    .await;
+
+    if opts.dry_run {
+        let (_, torrents, _, _) = listing?;
+        let index = history.blob_index()?;
+        let p = plan(torrents, &index);
+        report.listed = p.steps.len();
+        report.reused = p.to_reuse();
+        report.exported = p.to_export();
+        report.status = RunStatus::Success;
+        report.duration_ms = t0.elapsed().as_millis();
+        return Ok(report);
+    }
+
+    let mut manifest = Manifest {
+        schema_version: SCHEMA_VERSION,
+        qbackup_version: crate::VERSION.to_string(),
+        run_id: run_id.clone(),
+        instance: instance.name.clone(),
+        kind: opts.kind,
+        status: RunStatus::Running,
+        started_at: rfc3339(started),
+        finished_at: None,
+        qbittorrent: None,
+        counts: Counts::default(),
+        categories: Vec::new(),
+        tags: Vec::new(),
+        torrents: Vec::new(),
+        warnings: Vec::new(),
+        error: None,
+    };
+    history.begin_run(&NewRun {
+        run_id: &run_id,
+        instance: &instance.name,
+        kind: opts.kind,
+        started_at: &manifest.started_at,
+    })?;
+
+    let (version, torrents, categories, tags) = match listing {
+        Ok(l) => l,
+        Err(e) => {
+            manifest.error = Some(e.to_string());
+            return finish(store, &mut history, manifest, report, clock, t0, true, false);
+        }
+    };
+    info!(instance = %instance.name, qbittorrent = %version.app, webapi = %version.webapi, torrents = torrents.len(), "listed");
+    manifest.qbittorrent = Some(ServerInfo {
+        version: version.app.clone(),
+        webapi_version: version.webapi.clone(),
+    });
+    manifest.categories = categories
+        .into_iter()
+        .map(|(name, save_path)| Category { name, save_path })
+        .collect();
+    manifest.tags = tags;
+
+    // Plan.
+    let index = history.blob_index()?;
+    let the_plan = plan(torrents, &index);
+    drop(index);
+
+    // Export, verify, store.
+    let rate = instance.pace.exports_per_second;
+    let period = Duration::from_secs_f64(1.0 / rate).max(Duration::from_nanos(1));
+    let quota = Quota::with_period(period).unwrap_or_else(|| Quota::per_second(nonzero(1)));
+    let shared = Arc::new(Shared {
+        client,
+        store: store.clone(),
+        limiter: RateLimiter::direct(quota.allow_burst(nonzero(1))),
+        retries: instance.pace.retries,
+        down: AtomicBool::new(false),
+        fatal: AtomicBool::new(false),
+        cancel,
+    });
+    let bar = progress_bar(opts.progress, the_plan.steps.len() as u64);
+
+    let steps = the_plan.steps;
+    let mut results: HashMap<usize, Done> = HashMap::with_capacity(steps.len());
+    let mut pending_index: Vec<(String, BlobRef)> = Vec::new();
+    let mut exported_so_far = 0usize;
+    let mut last_flush = Instant::now();
+    let mut fatal_error: Option<String> = None;
+    let mut set = JoinSet::new();
+    let mut next = 0usize;
+    let in_flight = instance.pace.max_in_flight.max(1);
+
+    loop {
+        while set.len() < in_flight && next < steps.len() && !shared.fatal.load(Ordering::SeqCst) {
+            let (t, action) = steps[next].clone();
+            let sh = shared.clone();
+            let index = next;
+            set.spawn(async move { one(sh, index, t, action).await });
+            next += 1;
+        }
+        let Some(joined) = set.join_next().await else {
+            break;
+        };
+        let done = match joined {
+            Ok(d) => d,
+            Err(e) => {
+                // A panicking task is a bug; keep the run alive and say so.
+                fatal_error = Some(format!("internal error in an export task: {e}"));
+                shared.fatal.store(true, Ordering::SeqCst);
+                continue;
+            }
+        };
+        bar.inc(1);
+        let (t, _) = &steps[done.index];
+        match &done.result {
+            Ok((blob, ItemSource::Exported)) => {
+                exported_so_far += 1;
+                pending_index.push((t.hash.to_ascii_lowercase(), blob.clone()));
+            }
+            Ok(_) => {}
+            Err((f, _)) => {
+                if classify(f) == FailureClass::Fatal && fatal_error.is_none() {
+                    fatal_error = Some(f.to_string());
+                    shared.fatal.store(true, Ordering::SeqCst);
+                }
+                if done.cache_was_bad {
+                    history.forget_blob(&t.hash.to_ascii_lowercase())?;
+                }
+            }
+        }
+        if pending_index.len() >= FLUSH_BATCH || last_flush.elapsed() >= FLUSH_EVERY {
+            history.record_blobs(&run_id, &pending_index, exported_so_far, &rfc3339(clock.now()))?;
+            pending_index.clear();
+            last_flush = Instant::now();
+        }
+        results.insert(done.index, done);
+    }
+    history.record_blobs(&run_id, &pending_index, exported_so_far, &rfc3339(clock.now()))?;
+    bar.finish_and_clear();
+
+    // Record.
+    let fatal = fatal_error.is_some();
+    let cancelled = shared.cancel.load(Ordering::SeqCst);
+    for (i, (t, _)) in steps.iter().enumerate() {
+        let mut item = item_from(t);
+        match results.remove(&i) {
+            Some(Done { result: Ok((blob, source)), .. }) => {
+                item.blob = Some(blob);
+                item.source = source;
+            }
+            Some(Done {
+                result: Err((f, attempts)), ..
+            }) => {
+                let class = classify(&f);
+                item.source = if class == FailureClass::MetadataUnavailable {
+                    ItemSource::MetadataUnavailable
+                } else {
+                    ItemSource::Missing
+                };
+                if class != FailureClass::Fatal {
+                    let reason = reason(&f, class, attempts);
+                    warn!(torrent = %t.hash, name = %t.name, class = class.as_str(), "{reason}");
+                    manifest.warnings.push(Warning {
+                        id: t.hash.clone(),
+                        name: t.name.clone(),
+                        class,
+                        reason,
+                    });
+                }
+            }
+            None => {
+                // Never started: the run stopped on a fatal error first.
+                item.source = ItemSource::Missing;
+            }
+        }
+        manifest.torrents.push(item);
+    }
+    manifest.error = fatal_error;
+    finish(store, &mut history, manifest, report, clock, t0, fatal, cancelled)
+}
+
+/// Writes the manifest, then the history rows, and builds the report.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    store: &Store,
+    history: &mut History,
+    mut manifest: Manifest,
+    mut report: RunReport,
+    clock: &dyn Clock,
+    t0: Instant,
+    fatal: bool,
+    cancelled: bool,
+) -> Result<RunReport, Error> {
+    let count = |s: ItemSource| manifest.torrents.iter().filter(|i| i.source == s).count();
+    let exported = count(ItemSource::Exported);
+    let reused = count(ItemSource::Reused);
+    manifest.counts = Counts {
+        listed: manifest.torrents.len(),
+        exported,
+        reused,
+        stored: exported + reused,
+        metadata_unavailable: count(ItemSource::MetadataUnavailable),
+        warnings: manifest.warnings.len(),
+    };
+    manifest.status = decide(Outcome {
+        listed: manifest.counts.listed,
+        stored: manifest.counts.stored,
+        warnings: manifest.counts.warnings,
+        fatal,
+        cancelled,
+    });
+    manifest.finished_at = Some(rfc3339(clock.now()));
+
+    let rel = Store::manifest_rel_path(&manifest.instance, &manifest.run_id);
+    let path = store.abs(&rel);
+    let written = match manifest.write(&path) {
+        Ok(bytes) => Some(crate::torrent::sha256_hex(&bytes)),
+        Err(e) => {
+            // The blobs are safe; without a manifest the run still counts as
+            // failed, and the database keeps the list of what it saved.
+            let msg = format!("cannot write manifest {}: {e}", path.display());
+            manifest.status = RunStatus::Failed;
+            manifest.error = Some(match manifest.error.take() {
+                Some(prev) => format!("{prev}; {msg}"),
+                None => msg,
+            });
+            None
+        }
+    };
+    history.finish_run(&manifest, written.as_deref().map(|sha| (rel.as_str(), sha)))?;
+
+    report.status = manifest.status;
+    report.manifest = written.map(|_| path);
+    report.listed = manifest.counts.listed;
+    report.exported = manifest.counts.exported;
+    report.reused = manifest.counts.reused;
+    report.metadata_unavailable = manifest.counts.metadata_unavailable;
+    report.warnings = manifest.counts.warnings;
+    report.error = manifest.error.clone();
+    report.warning_list = manifest.warnings;
+    report.duration_ms = t0.elapsed().as_millis();
+    Ok(report)
+}
+
+/// One torrent's turn: reuse a verified cached blob, or export it.
+async fn one(sh: Arc<Shared>, index: usize, t: TorrentInfo, action: Action) -> Done {
+    let mut cache_was_bad = false;
+    if let Action::Reuse(blob) = action {
+        match reuse(&sh.store, &t, &blob).await {
+            Ok(()) => {
+                return Done {
+                    index,
+                    result: Ok((blob, ItemSource::Reused)),
+                    cache_was_bad,
+                };
+            }
+            Err(why) => {
+                warn!(torrent = %t.hash, name = %t.name, "stored copy unusable ({why}); exporting it again");
+                cache_was_bad = true;
+            }
+        }
+    }
+    let result = export(&sh, &t).await;
+    Done {
+        index,
+        result,
+        cache_was_bad,
+    }
+}
+
+async fn reuse(store: &Store, t: &TorrentInfo, blob: &BlobRef) -> Result<(), String> {
+    let store = store.clone();
+    let blob = blob.clone();
+    let t = t.clone();
+    tokio::task::spawn_blocking(move || {
+        let bytes = store.read_blob(&blob).map_err(|e: BlobReadError| e.to_string())?;
+        verify(&bytes, expected(&t)).map_err(|e| e.to_string())?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+fn expected(t: &TorrentInfo) -> Expected<'_> {
+    Expected {
+        id: &t.hash,
+        infohash_v1: &t.infohash_v1,
+        infohash_v2: &t.infohash_v2,
+    }
+}
+
+/// Export with bounded retries; Err carries the attempts made.
+async fn export(sh: &Arc<Shared>, t: &TorrentInfo) -> Result<(BlobRef, ItemSource), (ExportFailure, u32)> {
+    if sh.cancel.load(Ordering::SeqCst) {
+        return Err((ExportFailure::Cancelled, 0));
+    }
+    if sh.down.load(Ordering::SeqCst) {
+        return Err((ExportFailure::InstanceDown, 0));
+    }
+    let attempts = std::sync::atomic::AtomicU32::new(0);
+    let attempt = || async {
+        if sh.cancel.load(Ordering::SeqCst) {
+            return Err(ExportFailure::Cancelled);
+        }
+        if sh.down.load(Ordering::SeqCst) || sh.fatal.load(Ordering::SeqCst) {
+            return Err(ExportFailure::InstanceDown);
+        }
+        attempts.fetch_add(1, Ordering::SeqCst);
+        sh.limiter.until_ready().await;
+        let bytes = match sh.client.export(&t.hash).await {
+            Ok(b) => b,
+            Err(QbtError::NotFound) => {
+                // Gone since listing, or a glitch? Ask once.
+                return match sh.client.torrents_by_id(&[&t.hash]).await {
+                    Ok(list) if list.is_empty() => Err(ExportFailure::Removed),
+                    _ => Err(ExportFailure::Qbt(QbtError::NotFound)),
+                };
+            }
+            Err(e) => return Err(ExportFailure::Qbt(e)),
+        };
+        verify(&bytes, expected(t))?;
+        let store = sh.store.clone();
+        let blob = tokio::task::spawn_blocking(move || store.put_blob(&bytes))
+            .await
+            .map_err(|e| {
+                ExportFailure::Store(crate::store::StoreError::Io {
+                    op: "write blob",
+                    path: PathBuf::new(),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            })??;
+        Ok(blob)
+    };
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(10))
+        .with_max_times(sh.retries as usize)
+        .with_jitter();
+    let result = attempt
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(|e: &ExportFailure| is_retryable(e) && !sh.down.load(Ordering::SeqCst))
+        .notify(|e: &ExportFailure, wait: Duration| {
+            debug!(torrent = %t.hash, "export failed ({e}); retrying in {wait:?}");
+        })
+        .await;
+    let n = attempts.load(Ordering::SeqCst);
+    match result {
+        Ok(blob) => {
+            debug!(torrent = %t.hash, "exported");
+            Ok((blob, ItemSource::Exported))
+        }
+        Err(f) => {
+            if suggests_instance_down(&f) && !sh.down.load(Ordering::SeqCst) && !instance_alive(sh).await {
+                warn!("qBittorrent is not answering; the remaining torrents will not be attempted in this run");
+                sh.down.store(true, Ordering::SeqCst);
+            }
+            Err((f, n))
+        }
+    }
+}
+
+/// After a torrent used up its retries on connection-type failures: is the
+/// server still there? A few probes over a few seconds, so that a
+/// qBittorrent restarted by its supervisor is given the chance to come back.
+async fn instance_alive(sh: &Shared) -> bool {
+    for delay in [0u64, 1, 2] {
+        tokio::time::sleep(Duration::from_secs(delay)).await;
+        if sh.client.probe().await {
+            return true;
+        }
+    }
+    false
+}
+
+/// The warning text: what happened, in plain words, with the attempts made.
+fn reason(f: &ExportFailure, class: FailureClass, attempts: u32) -> String {
+    let base = match class {
+        FailureClass::MetadataUnavailable => {
+            "no metadata (a magnet that never finished fetching it); kept as a magnet link for restore".to_string()
+        }
+        _ => f.to_string(),
+    };
+    let base = crate::redact::urls(&base);
+    if attempts > 1 {
+        format!("{base} (after {attempts} attempts)")
+    } else {
+        base
+    }
+}
+
+fn item_from(t: &TorrentInfo) -> Item {
+    Item {
+        id: t.hash.clone(),
+        infohash_v1: t.infohash_v1.clone(),
+        infohash_v2: t.infohash_v2.clone(),
+        name: t.name.clone(),
+        category: t.category.clone(),
+        tags: t.tag_list(),
+        save_path: t.save_path.clone(),
+        auto_tmm: t.auto_tmm,
+        paused: t.is_paused(),
+        state: t.state.clone(),
+        added_on: t.added_on,
+        size: t.size,
+        magnet_uri: t.magnet_uri.clone(),
+        blob: None,
+        source: ItemSource::Missing,
+    }
+}
+
+fn progress_bar(show: bool, len: u64) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {pos}/{len} torrents [{bar:30}] {eta} left") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+fn nonzero(n: u32) -> std::num::NonZeroU32 {
+    std::num::NonZeroU32::new(n).unwrap_or(std::num::NonZeroU32::MIN)
+}
