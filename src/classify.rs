@@ -55,14 +55,18 @@ pub fn classify(f: &ExportFailure) -> FailureClass {
         ExportFailure::Qbt(e) => classify_qbt(e),
         ExportFailure::Verify(_) => Recoverable,
         ExportFailure::Store(_) => Fatal,
-        ExportFailure::Removed | ExportFailure::InstanceDown | ExportFailure::Cancelled => Recoverable,
+        ExportFailure::Removed | ExportFailure::InstanceDown | ExportFailure::Cancelled => {
+            Recoverable
+        }
     }
 }
 
 pub fn classify_qbt(e: &QbtError) -> FailureClass {
     use FailureClass::*;
     match e {
-        QbtError::Connect { .. } | QbtError::Timeout { .. } | QbtError::Transport { .. } => Recoverable,
+        QbtError::Connect { .. } | QbtError::Timeout { .. } | QbtError::Transport { .. } => {
+            Recoverable
+        }
         QbtError::NotFound => Recoverable,
         QbtError::MissingMetadata => MetadataUnavailable,
         QbtError::Status { status, .. } if *status >= 500 => Recoverable,
@@ -82,7 +86,9 @@ pub fn classify_qbt(e: &QbtError) -> FailureClass {
 pub fn is_retryable(f: &ExportFailure) -> bool {
     match f {
         ExportFailure::Qbt(e) => match e {
-            QbtError::Connect { .. } | QbtError::Timeout { .. } | QbtError::Transport { .. } => true,
+            QbtError::Connect { .. } | QbtError::Timeout { .. } | QbtError::Transport { .. } => {
+                true
+            }
             QbtError::Status { status, .. } => *status >= 500,
             QbtError::NotFound | QbtError::Decode { .. } => true,
             _ => false,
@@ -98,8 +104,12 @@ pub fn is_retryable(f: &ExportFailure) -> bool {
 pub fn suggests_instance_down(f: &ExportFailure) -> bool {
     matches!(
         f,
-        ExportFailure::Qbt(QbtError::Connect { .. } | QbtError::Timeout { .. } | QbtError::Transport { .. })
-            | ExportFailure::Qbt(QbtError::Status { status: 500..=599, .. })
+        ExportFailure::Qbt(
+            QbtError::Connect { .. } | QbtError::Timeout { .. } | QbtError::Transport { .. }
+        ) | ExportFailure::Qbt(QbtError::Status {
+            status: 500..=599,
+            ..
+        })
     )
 }
 
@@ -121,22 +131,107 @@ mod tests {
         let q = |e: QbtError| ExportFailure::Qbt(e);
         // (failure, class, retryable, suggests down)
         let table: Vec<(ExportFailure, FailureClass, bool, bool)> = vec![
-            (q(QbtError::Connect { endpoint: "e", detail: "refused".into() }), Recoverable, true, true),
-            (q(QbtError::Timeout { endpoint: "e", secs: 1.0 }), Recoverable, true, true),
-            (q(QbtError::Transport { endpoint: "e", detail: "reset".into() }), Recoverable, true, true),
-            (q(QbtError::Status { endpoint: "e", status: 503 }), Recoverable, true, true),
-            (q(QbtError::Status { endpoint: "e", status: 500 }), Recoverable, true, true),
-            (q(QbtError::Status { endpoint: "e", status: 400 }), Recoverable, false, false),
+            (
+                q(QbtError::Connect {
+                    endpoint: "e",
+                    detail: "refused".into(),
+                }),
+                Recoverable,
+                true,
+                true,
+            ),
+            (
+                q(QbtError::Timeout {
+                    endpoint: "e",
+                    secs: 1.0,
+                }),
+                Recoverable,
+                true,
+                true,
+            ),
+            (
+                q(QbtError::Transport {
+                    endpoint: "e",
+                    detail: "reset".into(),
+                }),
+                Recoverable,
+                true,
+                true,
+            ),
+            (
+                q(QbtError::Status {
+                    endpoint: "e",
+                    status: 503,
+                }),
+                Recoverable,
+                true,
+                true,
+            ),
+            (
+                q(QbtError::Status {
+                    endpoint: "e",
+                    status: 500,
+                }),
+                Recoverable,
+                true,
+                true,
+            ),
+            (
+                q(QbtError::Status {
+                    endpoint: "e",
+                    status: 400,
+                }),
+                Recoverable,
+                false,
+                false,
+            ),
             (q(QbtError::NotFound), Recoverable, true, false),
-            (q(QbtError::MissingMetadata), MetadataUnavailable, false, false),
+            (
+                q(QbtError::MissingMetadata),
+                MetadataUnavailable,
+                false,
+                false,
+            ),
             (q(QbtError::LoginRejected), Fatal, false, false),
             (q(QbtError::Banned), Fatal, false, false),
-            (q(QbtError::Forbidden { endpoint: "e", status: 403 }), Fatal, false, false),
-            (q(QbtError::TooOld { version: "v4.4.0".into(), webapi: "2.8.5".into() }), Fatal, false, false),
-            (q(QbtError::Decode { endpoint: "e", detail: "x".into() }), Recoverable, true, false),
-            (ExportFailure::Verify(VerifyError::Empty), Recoverable, true, false),
             (
-                ExportFailure::Verify(VerifyError::HashMismatch { expected: "a".into(), actual: "b".into() }),
+                q(QbtError::Forbidden {
+                    endpoint: "e",
+                    status: 403,
+                }),
+                Fatal,
+                false,
+                false,
+            ),
+            (
+                q(QbtError::TooOld {
+                    version: "v4.4.0".into(),
+                    webapi: "2.8.5".into(),
+                }),
+                Fatal,
+                false,
+                false,
+            ),
+            (
+                q(QbtError::Decode {
+                    endpoint: "e",
+                    detail: "x".into(),
+                }),
+                Recoverable,
+                true,
+                false,
+            ),
+            (
+                ExportFailure::Verify(VerifyError::Empty),
+                Recoverable,
+                true,
+                false,
+            ),
+            (
+                ExportFailure::Verify(VerifyError::HashMismatch {
+                    expected: "a".into(),
+                    actual: "b".into(),
+                }),
                 Recoverable,
                 true,
                 false,

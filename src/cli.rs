@@ -21,7 +21,11 @@ use crate::status::{EXIT_SUCCESS, combine_exit_codes};
 use crate::store::Store;
 
 #[derive(Debug, Parser)]
-#[command(name = "qbackup", version, about = "Back up qBittorrent's torrents: .torrent files, categories, tags and save paths")]
+#[command(
+    name = "qbackup",
+    version,
+    about = "Back up qBittorrent's torrents: .torrent files, categories, tags and save paths"
+)]
 pub struct Cli {
     /// Config file [default: $QBACKUP_CONFIG, else $XDG_CONFIG_HOME/qbackup/config.toml]
     #[arg(long, global = true, value_name = "PATH")]
@@ -96,7 +100,11 @@ pub fn main_with_args(args: Vec<std::ffi::OsString>) -> i32 {
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { crate::status::EXIT_USAGE } else { EXIT_SUCCESS };
+            let code = if e.use_stderr() {
+                crate::status::EXIT_USAGE
+            } else {
+                EXIT_SUCCESS
+            };
             let _ = e.print();
             return code;
         }
@@ -209,7 +217,13 @@ fn cmd_run(cli: &Cli, config: &Config, a: &RunArgs) -> Result<i32, Error> {
         if cancel.load(Ordering::SeqCst) {
             break;
         }
-        let result = rt.block_on(crate::pipeline::run(&store, inst, &opts, &SystemClock, cancel.clone()));
+        let result = rt.block_on(crate::pipeline::run(
+            &store,
+            inst,
+            &opts,
+            &SystemClock,
+            cancel.clone(),
+        ));
         match result {
             Ok(report) => {
                 print_report(&report, cli.json);
@@ -223,7 +237,11 @@ fn cmd_run(cli: &Cli, config: &Config, a: &RunArgs) -> Result<i32, Error> {
                     });
                     println!("{obj}");
                 }
-                eprintln!("qbackup: error: {}: {}", inst.name, one_line(&e.to_string()));
+                eprintln!(
+                    "qbackup: error: {}: {}",
+                    inst.name,
+                    one_line(&e.to_string())
+                );
                 codes.push(e.exit_code());
             }
         }
@@ -235,7 +253,10 @@ fn cmd_run(cli: &Cli, config: &Config, a: &RunArgs) -> Result<i32, Error> {
 /// manifest. Second: leave at once (the next run marks this one interrupted).
 async fn watch_signals(cancel: Arc<AtomicBool>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         return;
     };
     let mut seen = 0;
@@ -248,7 +269,9 @@ async fn watch_signals(cancel: Arc<AtomicBool>) {
         if seen > 1 {
             std::process::exit(crate::status::EXIT_INTERRUPTED);
         }
-        eprintln!("qbackup: interrupted: finishing the torrents in flight and writing the manifest (again to quit now)");
+        eprintln!(
+            "qbackup: interrupted: finishing the torrents in flight and writing the manifest (again to quit now)"
+        );
         cancel.store(true, Ordering::SeqCst);
     }
 }
@@ -276,7 +299,10 @@ fn print_report(r: &RunReport, json: bool) {
         return;
     }
     for id in &r.marked_interrupted {
-        println!("{}: earlier run {id} was interrupted; its stored torrents were reused", r.instance);
+        println!(
+            "{}: earlier run {id} was interrupted; its stored torrents were reused",
+            r.instance
+        );
     }
     let secs = r.duration_ms as f64 / 1000.0;
     let mut line = format!(
@@ -297,7 +323,13 @@ fn print_report(r: &RunReport, json: bool) {
     }
     const SHOWN: usize = 10;
     for w in r.warning_list.iter().take(SHOWN) {
-        println!("  warning: {} ({}): {}: {}", w.name, w.id, w.class.as_str(), w.reason);
+        println!(
+            "  warning: {} ({}): {}: {}",
+            w.name,
+            w.id,
+            w.class.as_str(),
+            w.reason
+        );
     }
     if r.warning_list.len() > SHOWN {
         println!(
@@ -404,7 +436,10 @@ fn cmd_show(cli: &Cli, config: &Config, a: &ShowArgs) -> Result<i32, Error> {
         }
         let view = ShowView {
             manifest: &manifest,
-            manifest_path: summary.manifest.as_ref().map(|p| store.abs(p).display().to_string()),
+            manifest_path: summary
+                .manifest
+                .as_ref()
+                .map(|p| store.abs(p).display().to_string()),
             source,
         };
         println!("{}", serde_json::to_string(&view).unwrap_or_default());
@@ -418,10 +453,21 @@ fn cmd_show(cli: &Cli, config: &Config, a: &ShowArgs) -> Result<i32, Error> {
     println!("started    {}", m.started_at);
     println!("finished   {}", m.finished_at.as_deref().unwrap_or("-"));
     if let Some(q) = &m.qbittorrent {
-        println!("server     qBittorrent {} (WebAPI {})", q.version, q.webapi_version);
+        println!(
+            "server     qBittorrent {} (WebAPI {})",
+            q.version, q.webapi_version
+        );
     }
     if let Some(p) = &summary.manifest {
-        println!("manifest   {}{}", store.abs(p).display(), if source == "history" { " (unusable; rebuilt from history)" } else { "" });
+        println!(
+            "manifest   {}{}",
+            store.abs(p).display(),
+            if source == "history" {
+                " (unusable; rebuilt from history)"
+            } else {
+                ""
+            }
+        );
     }
     let c = &m.counts;
     println!(
@@ -434,7 +480,13 @@ fn cmd_show(cli: &Cli, config: &Config, a: &ShowArgs) -> Result<i32, Error> {
         println!("error      {}", one_line(e));
     }
     for w in &m.warnings {
-        println!("warning    {} ({}): {}: {}", w.name, w.id, w.class.as_str(), w.reason);
+        println!(
+            "warning    {} ({}): {}: {}",
+            w.name,
+            w.id,
+            w.class.as_str(),
+            w.reason
+        );
     }
     if a.torrents {
         for t in &m.torrents {
@@ -460,18 +512,31 @@ fn load_manifest(
 ) -> Result<(Manifest, &'static str, Option<String>), Error> {
     let Some(rel) = &summary.manifest else {
         let m = history.rebuild_manifest(&summary.run_id)?;
-        let note = format!("run {} has no manifest ({}); shown from the history database", summary.run_id, summary.status);
+        let note = format!(
+            "run {} has no manifest ({}); shown from the history database",
+            summary.run_id, summary.status
+        );
         return Ok((m, "history", Some(note)));
     };
     match Manifest::read(&store.abs(rel), summary.manifest_sha256.as_deref()) {
         Ok(m) if m.run_id == summary.run_id => Ok((m, "manifest", None)),
         Ok(_) => {
             let m = history.rebuild_manifest(&summary.run_id)?;
-            Ok((m, "history", Some(format!("manifest {rel} belongs to another run; rebuilt from the history database"))))
+            Ok((
+                m,
+                "history",
+                Some(format!(
+                    "manifest {rel} belongs to another run; rebuilt from the history database"
+                )),
+            ))
         }
         Err(e) => {
             let m = history.rebuild_manifest(&summary.run_id)?;
-            Ok((m, "history", Some(format!("{e}; rebuilt from the history database"))))
+            Ok((
+                m,
+                "history",
+                Some(format!("{e}; rebuilt from the history database")),
+            ))
         }
     }
 }

@@ -30,7 +30,9 @@ pub fn parse_rfc3339(s: &str) -> Option<OffsetDateTime> {
 /// `20261122T025051Z-3fa9`.
 pub fn run_id(t: OffsetDateTime) -> String {
     let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    let stamp = t.format(&fmt).unwrap_or_else(|_| t.unix_timestamp().to_string());
+    let stamp = t
+        .format(&fmt)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string());
     let noise = (t.nanosecond() as u64 ^ (std::process::id() as u64) << 20) & 0xffff;
     format!("{stamp}-{noise:04x}")
 }

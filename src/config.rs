@@ -164,7 +164,9 @@ pub fn default_config_path(
     if let Some(x) = env("XDG_CONFIG_HOME").filter(|s| !s.is_empty()) {
         return Ok(PathBuf::from(x).join("qbackup/config.toml"));
     }
-    let home = env("HOME").filter(|s| !s.is_empty()).ok_or(ConfigError::NoHome)?;
+    let home = env("HOME")
+        .filter(|s| !s.is_empty())
+        .ok_or(ConfigError::NoHome)?;
     Ok(PathBuf::from(home).join(".config/qbackup/config.toml"))
 }
 
@@ -179,6 +181,9 @@ fn default_store_path(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> 
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        // Relative paths inside the config are relative to the config file.
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let path = abs.as_path();
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -211,8 +216,9 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         let store = match raw.store.path {
             Some(p) => base.join(p),
-            None => default_store_path(&env)
-                .ok_or_else(|| invalid("set [store] path (HOME and XDG_DATA_HOME are unset)".into()))?,
+            None => default_store_path(&env).ok_or_else(|| {
+                invalid("set [store] path (HOME and XDG_DATA_HOME are unset)".into())
+            })?,
         };
         let mut warnings = Vec::new();
         let mut instances: Vec<Instance> = Vec::new();
@@ -226,7 +232,8 @@ impl Config {
             if instances.iter().any(|i| i.name == name) {
                 return Err(invalid(format!("instance {name:?} is defined twice")));
             }
-            let url = validate_url(&ri.url).map_err(|m| invalid(format!("instance {name:?}: url {m}")))?;
+            let url = validate_url(&ri.url)
+                .map_err(|m| invalid(format!("instance {name:?}: url {m}")))?;
             let mut sources = Vec::new();
             if let Some(p) = ri.password_file {
                 sources.push(CredentialSource::PasswordFile(base.join(p)));
@@ -261,14 +268,20 @@ impl Config {
             };
             let needs_user = matches!(
                 credential,
-                CredentialSource::PasswordFile(_) | CredentialSource::PasswordEnv(_) | CredentialSource::PasswordInline(_)
+                CredentialSource::PasswordFile(_)
+                    | CredentialSource::PasswordEnv(_)
+                    | CredentialSource::PasswordInline(_)
             );
             if needs_user && ri.username.as_deref().is_none_or(str::is_empty) {
-                return Err(invalid(format!("instance {name:?} needs a username to log in with its password")));
+                return Err(invalid(format!(
+                    "instance {name:?} needs a username to log in with its password"
+                )));
             }
             let timeout = ri.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS);
             if !(timeout.is_finite() && timeout > 0.0 && timeout <= 3600.0) {
-                return Err(invalid(format!("instance {name:?}: timeout_secs must be between 0 and 3600")));
+                return Err(invalid(format!(
+                    "instance {name:?}: timeout_secs must be between 0 and 3600"
+                )));
             }
             let rate = ri.exports_per_second.unwrap_or(DEFAULT_EXPORTS_PER_SECOND);
             if !(rate.is_finite() && rate > 0.0 && rate <= 10_000.0) {
@@ -278,7 +291,9 @@ impl Config {
             }
             let retries = ri.retries.unwrap_or(DEFAULT_RETRIES);
             if retries > 20 {
-                return Err(invalid(format!("instance {name:?}: retries must be at most 20")));
+                return Err(invalid(format!(
+                    "instance {name:?}: retries must be at most 20"
+                )));
             }
             let in_flight = ri.max_in_flight.unwrap_or(1);
             if !(1..=MAX_IN_FLIGHT).contains(&in_flight) {
@@ -324,7 +339,11 @@ impl Config {
                 known: if self.instances.is_empty() {
                     "none".into()
                 } else {
-                    self.instances.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+                    self.instances
+                        .iter()
+                        .map(|i| i.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 },
             })
     }
@@ -349,7 +368,9 @@ impl Instance {
         let read_env = |v: &str, what: &str| -> Result<Secret, ConfigError> {
             match std::env::var(v) {
                 Ok(s) if !s.is_empty() => Ok(Secret::new(s)),
-                _ => Err(err(format!("environment variable {v} (its {what}) is not set"))),
+                _ => Err(err(format!(
+                    "environment variable {v} (its {what}) is not set"
+                ))),
             }
         };
         let username = self.username.clone().unwrap_or_default();
@@ -377,7 +398,9 @@ pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// Accepts http(s) URLs with an optional path prefix; refuses credentials in
@@ -388,7 +411,9 @@ fn validate_url(url: &str) -> Result<String, String> {
         return Err(format!("{url:?} must start with http:// or https://"));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err("must not contain a user name or password; use username and password_file".into());
+        return Err(
+            "must not contain a user name or password; use username and password_file".into(),
+        );
     }
     if parsed.host_str().is_none() {
         return Err(format!("{url:?} has no host"));
@@ -432,7 +457,10 @@ mod tests {
         assert_eq!(c.store, PathBuf::from("/home/u/.local/share/qbackup"));
         let i = &c.instances[0];
         assert_eq!(i.url, "https://seedbox.example/qbt/");
-        assert_eq!(i.credential, CredentialSource::PasswordFile("/etc/qbackup/box.pass".into()));
+        assert_eq!(
+            i.credential,
+            CredentialSource::PasswordFile("/etc/qbackup/box.pass".into())
+        );
         assert_eq!(i.pace.max_in_flight, 1);
         assert_eq!(i.pace.retries, DEFAULT_RETRIES);
         assert!(c.warnings.is_empty());
@@ -442,16 +470,40 @@ mod tests {
     fn invalid_configs_are_refused_with_a_reason() {
         let base = "[[instance]]\nname = \"a\"\nusername = \"u\"\npassword_env = \"P\"\n";
         let cases = [
-            ("[[instance]]\nname = \"a\"\nurl = \"http://h\"\nusername = \"u\"\n", "needs one of"),
+            (
+                "[[instance]]\nname = \"a\"\nurl = \"http://h\"\nusername = \"u\"\n",
+                "needs one of",
+            ),
             (&format!("{base}url = \"ftp://h\"\n"), "http://"),
-            (&format!("{base}url = \"http://u:p@h\"\n"), "must not contain"),
-            (&format!("{base}url = \"http://h\"\nexports_per_second = 0\n"), "exports_per_second"),
-            (&format!("{base}url = \"http://h\"\nmax_in_flight = 99\n"), "max_in_flight"),
-            (&format!("{base}url = \"http://h\"\npassword_file = \"f\"\n"), "more than one"),
+            (
+                &format!("{base}url = \"http://u:p@h\"\n"),
+                "must not contain",
+            ),
+            (
+                &format!("{base}url = \"http://h\"\nexports_per_second = 0\n"),
+                "exports_per_second",
+            ),
+            (
+                &format!("{base}url = \"http://h\"\nmax_in_flight = 99\n"),
+                "max_in_flight",
+            ),
+            (
+                &format!("{base}url = \"http://h\"\npassword_file = \"f\"\n"),
+                "more than one",
+            ),
             (&format!("{base}url = \"http://h\"\nbogus = 1\n"), "bogus"),
-            ("[[instance]]\nname = \"../x\"\nurl = \"http://h\"\npassword_env = \"P\"\n", "instance name"),
-            ("[[instance]]\nname = \"a\"\nurl = \"http://h\"\npassword_env = \"P\"\n", "username"),
-            (&format!("{base}url = \"http://h\"\n{base}url = \"http://h\"\n"), "twice"),
+            (
+                "[[instance]]\nname = \"../x\"\nurl = \"http://h\"\npassword_env = \"P\"\n",
+                "instance name",
+            ),
+            (
+                "[[instance]]\nname = \"a\"\nurl = \"http://h\"\npassword_env = \"P\"\n",
+                "username",
+            ),
+            (
+                &format!("{base}url = \"http://h\"\n{base}url = \"http://h\"\n"),
+                "twice",
+            ),
             ("this is not toml", "config"),
         ];
         for (text, needle) in cases {
@@ -472,14 +524,27 @@ mod tests {
     }
 
     #[test]
+    fn example_config_is_valid() {
+        let c = parse(include_str!("../config.example.toml")).unwrap();
+        assert_eq!(c.instances.len(), 1);
+        assert_eq!(c.store, PathBuf::from("/var/lib/qbackup"));
+    }
+
+    #[test]
     fn config_path_precedence() {
         let env = |k: &str| match k {
             "QBACKUP_CONFIG" => Some("/env.toml".to_string()),
             "HOME" => Some("/h".to_string()),
             _ => None,
         };
-        assert_eq!(default_config_path(Some(Path::new("/flag.toml")), env).unwrap(), PathBuf::from("/flag.toml"));
-        assert_eq!(default_config_path(None, env).unwrap(), PathBuf::from("/env.toml"));
+        assert_eq!(
+            default_config_path(Some(Path::new("/flag.toml")), env).unwrap(),
+            PathBuf::from("/flag.toml")
+        );
+        assert_eq!(
+            default_config_path(None, env).unwrap(),
+            PathBuf::from("/env.toml")
+        );
         let home_only = |k: &str| (k == "HOME").then(|| "/h".to_string());
         assert_eq!(
             default_config_path(None, home_only).unwrap(),

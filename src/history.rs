@@ -22,7 +22,11 @@ pub enum HistoryError {
     #[error("history database {} is damaged or not a qbackup database ({detail}); move it aside and run again (blobs and manifests are kept, and runs are re-read from the manifests)", path.display())]
     Corrupt { path: PathBuf, detail: String },
     #[error("history database {} was written by a newer qbackup (schema {found}, this one knows {known}); upgrade qbackup", path.display())]
-    TooNew { path: PathBuf, found: i64, known: i64 },
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("history database {}: {detail}", path.display())]
     Sqlite { path: PathBuf, detail: String },
     #[error("no run {0:?} in the history; see `qbackup runs`")]
@@ -93,6 +97,40 @@ const MIGRATIONS: &[&str] = &[
         stored_at TEXT NOT NULL
     );
     "#,
+    // 2: restores, and notification deliveries.
+    r#"
+    CREATE TABLE restores (
+        id TEXT PRIMARY KEY,
+        source_instance TEXT NOT NULL,
+        source_run TEXT NOT NULL,
+        target_instance TEXT NOT NULL,
+        status TEXT NOT NULL,
+        dry_run INTEGER NOT NULL DEFAULT 0,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        pid INTEGER,
+        planned INTEGER NOT NULL DEFAULT 0,
+        added INTEGER NOT NULL DEFAULT 0,
+        already_present INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        report_json TEXT,
+        error TEXT
+    );
+    CREATE INDEX restores_by_target ON restores(target_instance, started_at);
+    CREATE TABLE notifications (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL,
+        instance TEXT NOT NULL,
+        target TEXT NOT NULL,
+        event TEXT NOT NULL,
+        status TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX notifications_by_target ON notifications(target, instance, at);
+    "#,
 ];
 
 /// One row of `qbackup runs`.
@@ -141,10 +179,14 @@ impl History {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         }
-        conn.busy_timeout(Duration::from_secs(30)).map_err(|e| sqlite(path, e))?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(corrupt)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(corrupt)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(corrupt)?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(|e| sqlite(path, e))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(corrupt)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(corrupt)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(corrupt)?;
         let quick: String = conn
             .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
             .map_err(corrupt)?;
@@ -170,39 +212,49 @@ impl History {
         sqlite(&self.path, e)
     }
 
+    /// Brings the schema up to date. The version is read inside an
+    /// IMMEDIATE transaction so two processes opening a new database at once
+    /// don't both try to create it.
     fn migrate(&mut self) -> Result<(), HistoryError> {
         let known = MIGRATIONS.len() as i64;
-        let version: i64 = self
+        let path = self.path.clone();
+        let e = |err| sqlite(&path, err);
+        let tx = self
             .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(e)?;
+        let version: i64 = tx
             .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(|e| self.err(e))?;
+            .map_err(e)?;
         if version > known {
             return Err(HistoryError::TooNew {
-                path: self.path.clone(),
+                path: path.clone(),
                 found: version,
                 known,
             });
         }
         if version == 0 {
-            let tables: i64 = self
-                .conn
-                .query_row("SELECT count(*) FROM sqlite_master WHERE type='table'", [], |r| r.get(0))
-                .map_err(|e| self.err(e))?;
+            let tables: i64 = tx
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type='table'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(e)?;
             if tables > 0 {
                 return Err(HistoryError::Corrupt {
-                    path: self.path.clone(),
+                    path: path.clone(),
                     detail: "it has tables but no qbackup schema version".into(),
                 });
             }
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction().map_err(|e| sqlite(&self.path, e))?;
-            tx.execute_batch(sql).map_err(|e| sqlite(&self.path, e))?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)
-                .map_err(|e| sqlite(&self.path, e))?;
-            tx.commit().map_err(|e| sqlite(&self.path, e))?;
+        for sql in MIGRATIONS.iter().skip(version as usize) {
+            tx.execute_batch(sql).map_err(e)?;
         }
-        Ok(())
+        if version < known {
+            tx.pragma_update(None, "user_version", known).map_err(e)?;
+        }
+        tx.commit().map_err(e)
     }
 
     pub fn begin_run(&self, run: &NewRun<'_>) -> Result<(), HistoryError> {
@@ -308,8 +360,10 @@ impl History {
         let path = self.path.clone();
         let e = |err| sqlite(&path, err);
         let tx = self.conn.transaction().map_err(e)?;
-        tx.execute("DELETE FROM items WHERE run_id = ?1", [&m.run_id]).map_err(e)?;
-        tx.execute("DELETE FROM warnings WHERE run_id = ?1", [&m.run_id]).map_err(e)?;
+        tx.execute("DELETE FROM items WHERE run_id = ?1", [&m.run_id])
+            .map_err(e)?;
+        tx.execute("DELETE FROM warnings WHERE run_id = ?1", [&m.run_id])
+            .map_err(e)?;
         {
             let mut ins = tx
                 .prepare(
@@ -345,8 +399,15 @@ impl History {
                 .prepare("INSERT INTO warnings (run_id, seq, torrent_id, name, class, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
                 .map_err(e)?;
             for (seq, wn) in m.warnings.iter().enumerate() {
-                w.execute(params![m.run_id, seq as i64, wn.id, wn.name, wn.class.as_str(), wn.reason])
-                    .map_err(e)?;
+                w.execute(params![
+                    m.run_id,
+                    seq as i64,
+                    wn.id,
+                    wn.name,
+                    wn.class.as_str(),
+                    wn.reason
+                ])
+                .map_err(e)?;
             }
         }
         let c = &m.counts;
@@ -377,12 +438,16 @@ impl History {
         tx.commit().map_err(e)
     }
 
-    pub fn list_runs(&self, instance: Option<&str>, limit: usize) -> Result<Vec<RunSummary>, HistoryError> {
+    pub fn list_runs(
+        &self,
+        instance: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunSummary>, HistoryError> {
         let mut stmt = self
             .conn
             .prepare(&format!(
                 "SELECT {SUMMARY_COLS} FROM runs WHERE (?1 IS NULL OR instance = ?1)
-                 ORDER BY started_at DESC, id DESC LIMIT ?2"
+                 ORDER BY started_at DESC, rowid DESC LIMIT ?2"
             ))
             .map_err(|e| self.err(e))?;
         let rows = stmt
@@ -451,7 +516,8 @@ impl History {
             .optional()
             .map_err(|e| self.err(e))?
             .ok_or_else(|| HistoryError::NoSuchRun(run_id.into()))?;
-        let (id, instance, kind, status, started_at, finished_at, qv, wv, n, cats, tags, error) = row;
+        let (id, instance, kind, status, started_at, finished_at, qv, wv, n, cats, tags, error) =
+            row;
         let bad = |what: &str| HistoryError::Corrupt {
             path: self.path.clone(),
             detail: format!("run {id} has an unreadable {what}"),
@@ -516,7 +582,8 @@ impl History {
             .map_err(|e| self.err(e))?
             .collect::<Result<_, _>>()
             .map_err(|e| self.err(e))?;
-        let categories: Vec<Category> = serde_json::from_str(&cats).map_err(|_| bad("category list"))?;
+        let categories: Vec<Category> =
+            serde_json::from_str(&cats).map_err(|_| bad("category list"))?;
         let tags: Vec<String> = serde_json::from_str(&tags).map_err(|_| bad("tag list"))?;
         let [listed, exported, reused, meta, warn] = n.map(|v| v.max(0) as usize);
         Ok(Manifest {
@@ -529,7 +596,10 @@ impl History {
             started_at,
             finished_at,
             qbittorrent: match (qv, wv) {
-                (Some(version), Some(webapi_version)) => Some(ServerInfo { version, webapi_version }),
+                (Some(version), Some(webapi_version)) => Some(ServerInfo {
+                    version,
+                    webapi_version,
+                }),
                 _ => None,
             },
             counts: Counts {
@@ -549,7 +619,8 @@ impl History {
     }
 }
 
-const SUMMARY_COLS: &str = "id, instance, kind, status, started_at, finished_at, listed, exported, reused,
+const SUMMARY_COLS: &str =
+    "id, instance, kind, status, started_at, finished_at, listed, exported, reused,
     metadata_unavailable, warnings, manifest_path, manifest_sha256, error";
 
 fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("instance {instance:?} is busy: another qbackup (pid {holder}) is running on it; wait for it to finish")]
+    #[error(
+        "instance {instance:?} is busy: another qbackup (pid {holder}) is running on it; wait for it to finish"
+    )]
     Held { instance: String, holder: String },
     #[error("cannot open lock file {}: {source}", path.display())]
     Io {
@@ -82,7 +84,10 @@ mod tests {
         let held = try_lock(&p, "x").unwrap();
         assert!(is_held(&p));
         let e = try_lock(&p, "x").unwrap_err();
-        assert!(e.to_string().contains(&std::process::id().to_string()), "{e}");
+        assert!(
+            e.to_string().contains(&std::process::id().to_string()),
+            "{e}"
+        );
         drop(held);
         assert!(!is_held(&p));
         try_lock(&p, "x").unwrap();

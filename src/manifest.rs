@@ -159,7 +159,9 @@ pub enum ManifestError {
     },
     #[error("manifest {path} is damaged ({detail})")]
     Damaged { path: String, detail: String },
-    #[error("manifest {path} has schema version {found}; this qbackup reads up to {SCHEMA_VERSION}: upgrade qbackup")]
+    #[error(
+        "manifest {path} has schema version {found}; this qbackup reads up to {SCHEMA_VERSION}: upgrade qbackup"
+    )]
     TooNew { path: String, found: u32 },
 }
 
@@ -186,7 +188,12 @@ impl Manifest {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(ManifestError::Missing { path: shown });
             }
-            Err(source) => return Err(ManifestError::Read { path: shown, source }),
+            Err(source) => {
+                return Err(ManifestError::Read {
+                    path: shown,
+                    source,
+                });
+            }
         };
         if let Some(want) = expected_sha256
             && crate::torrent::sha256_hex(&bytes) != want

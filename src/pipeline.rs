@@ -20,12 +20,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::classify::{ExportFailure, FailureClass, classify, is_retryable, suggests_instance_down};
+use crate::classify::{
+    ExportFailure, FailureClass, classify, is_retryable, suggests_instance_down,
+};
 use crate::clock::{Clock, rfc3339, run_id};
 use crate::config::Instance;
 use crate::error::Error;
 use crate::history::{History, NewRun};
-use crate::manifest::{Category, Counts, Item, ItemSource, Manifest, RunKind, SCHEMA_VERSION, ServerInfo, Warning};
+use crate::manifest::{
+    Category, Counts, Item, ItemSource, Manifest, RunKind, SCHEMA_VERSION, ServerInfo, Warning,
+};
 use crate::plan::{Action, plan};
 use crate::qbt::{Client, QbtError, TorrentInfo};
 use crate::status::{Outcome, RunStatus, decide};
@@ -189,7 +193,16 @@ pub async fn run(
         Ok(l) => l,
         Err(e) => {
             manifest.error = Some(e.to_string());
-            return finish(store, &mut history, manifest, report, clock, t0, true, false);
+            return finish(
+                store,
+                &mut history,
+                manifest,
+                report,
+                clock,
+                t0,
+                true,
+                false,
+            );
         }
     };
     info!(instance = %instance.name, qbittorrent = %version.app, webapi = %version.webapi, torrents = torrents.len(), "listed");
@@ -272,13 +285,23 @@ pub async fn run(
             }
         }
         if pending_index.len() >= FLUSH_BATCH || last_flush.elapsed() >= FLUSH_EVERY {
-            history.record_blobs(&run_id, &pending_index, exported_so_far, &rfc3339(clock.now()))?;
+            history.record_blobs(
+                &run_id,
+                &pending_index,
+                exported_so_far,
+                &rfc3339(clock.now()),
+            )?;
             pending_index.clear();
             last_flush = Instant::now();
         }
         results.insert(done.index, done);
     }
-    history.record_blobs(&run_id, &pending_index, exported_so_far, &rfc3339(clock.now()))?;
+    history.record_blobs(
+        &run_id,
+        &pending_index,
+        exported_so_far,
+        &rfc3339(clock.now()),
+    )?;
     bar.finish_and_clear();
 
     // Record.
@@ -287,12 +310,16 @@ pub async fn run(
     for (i, (t, _)) in steps.iter().enumerate() {
         let mut item = item_from(t);
         match results.remove(&i) {
-            Some(Done { result: Ok((blob, source)), .. }) => {
+            Some(Done {
+                result: Ok((blob, source)),
+                ..
+            }) => {
                 item.blob = Some(blob);
                 item.source = source;
             }
             Some(Done {
-                result: Err((f, attempts)), ..
+                result: Err((f, attempts)),
+                ..
             }) => {
                 let class = classify(&f);
                 item.source = if class == FailureClass::MetadataUnavailable {
@@ -302,7 +329,7 @@ pub async fn run(
                 };
                 if class != FailureClass::Fatal {
                     let reason = reason(&f, class, attempts);
-                    warn!(torrent = %t.hash, name = %t.name, class = class.as_str(), "{reason}");
+                    info!(torrent = %t.hash, name = %t.name, class = class.as_str(), "{reason}");
                     manifest.warnings.push(Warning {
                         id: t.hash.clone(),
                         name: t.name.clone(),
@@ -319,7 +346,16 @@ pub async fn run(
         manifest.torrents.push(item);
     }
     manifest.error = fatal_error;
-    finish(store, &mut history, manifest, report, clock, t0, fatal, cancelled)
+    finish(
+        store,
+        &mut history,
+        manifest,
+        report,
+        clock,
+        t0,
+        fatal,
+        cancelled,
+    )
 }
 
 /// Writes the manifest, then the history rows, and builds the report.
@@ -416,7 +452,9 @@ async fn reuse(store: &Store, t: &TorrentInfo, blob: &BlobRef) -> Result<(), Str
     let blob = blob.clone();
     let t = t.clone();
     tokio::task::spawn_blocking(move || {
-        let bytes = store.read_blob(&blob).map_err(|e: BlobReadError| e.to_string())?;
+        let bytes = store
+            .read_blob(&blob)
+            .map_err(|e: BlobReadError| e.to_string())?;
         verify(&bytes, expected(&t)).map_err(|e| e.to_string())?;
         Ok(())
     })
@@ -433,7 +471,10 @@ fn expected(t: &TorrentInfo) -> Expected<'_> {
 }
 
 /// Export with bounded retries; Err carries the attempts made.
-async fn export(sh: &Arc<Shared>, t: &TorrentInfo) -> Result<(BlobRef, ItemSource), (ExportFailure, u32)> {
+async fn export(
+    sh: &Arc<Shared>,
+    t: &TorrentInfo,
+) -> Result<(BlobRef, ItemSource), (ExportFailure, u32)> {
     if sh.cancel.load(Ordering::SeqCst) {
         return Err((ExportFailure::Cancelled, 0));
     }
@@ -494,8 +535,13 @@ async fn export(sh: &Arc<Shared>, t: &TorrentInfo) -> Result<(BlobRef, ItemSourc
             Ok((blob, ItemSource::Exported))
         }
         Err(f) => {
-            if suggests_instance_down(&f) && !sh.down.load(Ordering::SeqCst) && !instance_alive(sh).await {
-                warn!("qBittorrent is not answering; the remaining torrents will not be attempted in this run");
+            if suggests_instance_down(&f)
+                && !sh.down.load(Ordering::SeqCst)
+                && !instance_alive(sh).await
+            {
+                warn!(
+                    "qBittorrent is not answering; the remaining torrents will not be attempted in this run"
+                );
                 sh.down.store(true, Ordering::SeqCst);
             }
             Err((f, n))
@@ -557,7 +603,9 @@ fn progress_bar(show: bool, len: u64) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {pos}/{len} torrents [{bar:30}] {eta} left") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} {pos}/{len} torrents [{bar:30}] {eta} left")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar

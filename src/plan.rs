@@ -21,7 +21,10 @@ pub struct Plan {
 
 impl Plan {
     pub fn to_export(&self) -> usize {
-        self.steps.iter().filter(|(_, a)| *a == Action::Export).count()
+        self.steps
+            .iter()
+            .filter(|(_, a)| *a == Action::Export)
+            .count()
     }
     pub fn to_reuse(&self) -> usize {
         self.steps.len() - self.to_export()
@@ -55,19 +58,30 @@ mod tests {
     }
 
     fn blob(s: &str) -> BlobRef {
-        BlobRef { sha256: s.into(), size: 1, path: format!("blobs/{s}") }
+        BlobRef {
+            sha256: s.into(),
+            size: 1,
+            path: format!("blobs/{s}"),
+        }
     }
 
     #[test]
     fn plan_table() {
-        let index: HashMap<String, BlobRef> = [("aa".to_string(), blob("1")), ("bb".to_string(), blob("2"))].into();
+        let index: HashMap<String, BlobRef> =
+            [("aa".to_string(), blob("1")), ("bb".to_string(), blob("2"))].into();
         // (listed, expected actions)
         let cases: Vec<(Vec<&str>, Vec<Action>)> = vec![
             (vec![], vec![]),
             (vec!["aa"], vec![Action::Reuse(blob("1"))]),
             (vec!["cc"], vec![Action::Export]),
-            (vec!["AA", "cc"], vec![Action::Reuse(blob("1")), Action::Export]),
-            (vec!["cc", "cc", "bb"], vec![Action::Export, Action::Reuse(blob("2"))]),
+            (
+                vec!["AA", "cc"],
+                vec![Action::Reuse(blob("1")), Action::Export],
+            ),
+            (
+                vec!["cc", "cc", "bb"],
+                vec![Action::Export, Action::Reuse(blob("2"))],
+            ),
             (vec!["", "cc"], vec![Action::Export]),
         ];
         for (listed, want) in cases {

@@ -23,27 +23,46 @@ const MAX_EXPORT_BYTES: usize = 256 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum QbtError {
     #[error("cannot connect to qBittorrent for {endpoint}: {detail}")]
-    Connect { endpoint: &'static str, detail: String },
+    Connect {
+        endpoint: &'static str,
+        detail: String,
+    },
     #[error("qBittorrent did not answer {endpoint} within {secs:.0} s")]
     Timeout { endpoint: &'static str, secs: f64 },
     #[error("the connection to qBittorrent broke during {endpoint}: {detail}")]
-    Transport { endpoint: &'static str, detail: String },
-    #[error("qBittorrent refused the login: wrong username or password (check the instance's credentials; qBittorrent bans an IP after 5 failed logins)")]
+    Transport {
+        endpoint: &'static str,
+        detail: String,
+    },
+    #[error(
+        "qBittorrent refused the login: wrong username or password (check the instance's credentials; qBittorrent bans an IP after 5 failed logins)"
+    )]
     LoginRejected,
-    #[error("qBittorrent has banned this IP after too many failed logins; fix the credentials, then wait for the ban to expire (1 hour by default) or restart qBittorrent")]
+    #[error(
+        "qBittorrent has banned this IP after too many failed logins; fix the credentials, then wait for the ban to expire (1 hour by default) or restart qBittorrent"
+    )]
     Banned,
-    #[error("qBittorrent refused {endpoint} (HTTP {status}) with a fresh session; check the user's permissions, API key or reverse proxy")]
+    #[error(
+        "qBittorrent refused {endpoint} (HTTP {status}) with a fresh session; check the user's permissions, API key or reverse proxy"
+    )]
     Forbidden { endpoint: &'static str, status: u16 },
     #[error("{endpoint} answered HTTP {status}")]
     Status { endpoint: &'static str, status: u16 },
-    #[error("the torrent has no metadata yet (a magnet still fetching it), so there is no .torrent to export")]
+    #[error(
+        "the torrent has no metadata yet (a magnet still fetching it), so there is no .torrent to export"
+    )]
     MissingMetadata,
     #[error("qBittorrent does not know this torrent (HTTP 404)")]
     NotFound,
-    #[error("qBittorrent {version} (WebAPI {webapi}) cannot export torrents; qbackup needs qBittorrent 4.5.0 or newer (WebAPI 2.8.14)")]
+    #[error(
+        "qBittorrent {version} (WebAPI {webapi}) cannot export torrents; qbackup needs qBittorrent 4.5.0 or newer (WebAPI 2.8.14)"
+    )]
     TooOld { version: String, webapi: String },
     #[error("qBittorrent's reply to {endpoint} could not be read: {detail}")]
-    Decode { endpoint: &'static str, detail: String },
+    Decode {
+        endpoint: &'static str,
+        detail: String,
+    },
     #[error("cannot set up the HTTP client: {0}")]
     Setup(String),
 }
@@ -84,9 +103,24 @@ impl TorrentInfo {
         split_tags(&self.tags)
     }
 
-    /// Paused (4.x) or stopped (5.x).
+    /// Paused (4.x) or stopped (5.x). The WebAPI has no paused flag, only a
+    /// state; states that don't say (checking, moving, missingFiles, error)
+    /// count as paused, so a restore with `--start` never starts a torrent
+    /// that was not clearly running.
     pub fn is_paused(&self) -> bool {
-        self.state.starts_with("paused") || self.state.starts_with("stopped")
+        !matches!(
+            self.state.as_str(),
+            "downloading"
+                | "uploading"
+                | "stalledDL"
+                | "stalledUP"
+                | "queuedDL"
+                | "queuedUP"
+                | "forcedDL"
+                | "forcedUP"
+                | "metaDL"
+                | "forcedMetaDL"
+        )
     }
 }
 
@@ -174,10 +208,12 @@ impl Client {
             .pool_idle_timeout(Duration::from_secs(5))
             .user_agent(concat!("qbackup/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &instance.ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| QbtError::Setup(format!("cannot read ca_file {}: {e}", ca.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| QbtError::Setup(format!("ca_file {} is not PEM: {e}", ca.display())))?;
+            let pem = std::fs::read(ca).map_err(|e| {
+                QbtError::Setup(format!("cannot read ca_file {}: {e}", ca.display()))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                QbtError::Setup(format!("ca_file {} is not PEM: {e}", ca.display()))
+            })?;
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
@@ -185,7 +221,9 @@ impl Client {
         if instance.accept_invalid_certs {
             builder = builder.tls_danger_accept_invalid_certs(true);
         }
-        let http = builder.build().map_err(|e| QbtError::Setup(error_chain(&e)))?;
+        let http = builder
+            .build()
+            .map_err(|e| QbtError::Setup(error_chain(&e)))?;
         let base = Url::parse(&instance.url).map_err(|e| QbtError::Setup(e.to_string()))?;
         let auth = match credentials {
             Credentials::Password { username, password } => Auth::Password { username, password },
@@ -231,7 +269,10 @@ impl Client {
         let resp = self
             .http
             .post(self.url(EP))
-            .form(&[("username", username.as_str()), ("password", password.expose())])
+            .form(&[
+                ("username", username.as_str()),
+                ("password", password.expose()),
+            ])
             .send()
             .await
             .map_err(|e| self.map_err(EP, e))?;
@@ -246,7 +287,12 @@ impl Client {
                 s.poisoned = true;
                 return Err(QbtError::Banned);
             }
-            code => return Err(QbtError::Status { endpoint: EP, status: code }),
+            code => {
+                return Err(QbtError::Status {
+                    endpoint: EP,
+                    status: code,
+                });
+            }
         };
         if !ok {
             s.poisoned = true;
@@ -278,7 +324,9 @@ impl Client {
             let mut req = build(&self.http, self.url(endpoint));
             match (&self.auth, &cookie) {
                 (Auth::ApiKey(k), _) => req = req.bearer_auth(k.expose()),
-                (Auth::Password { .. }, Some(c)) => req = req.header(reqwest::header::COOKIE, c.expose()),
+                (Auth::Password { .. }, Some(c)) => {
+                    req = req.header(reqwest::header::COOKIE, c.expose())
+                }
                 (Auth::Password { .. }, None) => {}
             }
             let resp = req.send().await.map_err(|e| self.map_err(endpoint, e))?;
@@ -349,7 +397,10 @@ impl Client {
     /// Is the server answering at all? Used to tell "this torrent failed"
     /// from "qBittorrent is down", without spending a login.
     pub async fn probe(&self) -> bool {
-        let req = self.http.get(self.url("app/webapiVersion")).timeout(self.timeout);
+        let req = self
+            .http
+            .get(self.url("app/webapiVersion"))
+            .timeout(self.timeout);
         matches!(req.send().await, Ok(r) if r.status().as_u16() < 500)
     }
 
@@ -363,7 +414,8 @@ impl Client {
     /// The listed torrents with these ids (`hashes=` takes the id only).
     pub async fn torrents_by_id(&self, ids: &[&str]) -> Result<Vec<TorrentInfo>, QbtError> {
         let joined = ids.join("|");
-        self.get_json("torrents/info", &[("hashes", joined.as_str())]).await
+        self.get_json("torrents/info", &[("hashes", joined.as_str())])
+            .await
     }
 
     /// Category name → save path ("" when it has none).
@@ -379,12 +431,17 @@ impl Client {
     /// The .torrent bytes of one torrent, by id.
     pub async fn export(&self, id: &str) -> Result<Vec<u8>, QbtError> {
         const EP: &str = "torrents/export";
-        let resp = self.send(EP, |c, u| c.get(u).query(&[("hash", id)])).await?;
+        let resp = self
+            .send(EP, |c, u| c.get(u).query(&[("hash", id)]))
+            .await?;
         match resp.status().as_u16() {
             200 => read_limited(resp, EP, MAX_EXPORT_BYTES).await,
             409 => Err(QbtError::MissingMetadata),
             404 => Err(QbtError::NotFound),
-            code => Err(QbtError::Status { endpoint: EP, status: code }),
+            code => Err(QbtError::Status {
+                endpoint: EP,
+                status: code,
+            }),
         }
     }
 
@@ -454,7 +511,11 @@ fn expect_ok(resp: Response, endpoint: &'static str) -> Result<Response, QbtErro
     }
 }
 
-async fn read_limited(mut resp: Response, endpoint: &'static str, limit: usize) -> Result<Vec<u8>, QbtError> {
+async fn read_limited(
+    mut resp: Response,
+    endpoint: &'static str,
+    limit: usize,
+) -> Result<Vec<u8>, QbtError> {
     let mut out = Vec::with_capacity(resp.content_length().unwrap_or(0).min(limit as u64) as usize);
     loop {
         match resp.chunk().await {
@@ -469,7 +530,10 @@ async fn read_limited(mut resp: Response, endpoint: &'static str, limit: usize) 
             }
             Ok(None) => return Ok(out),
             Err(e) if e.is_timeout() => {
-                return Err(QbtError::Timeout { endpoint, secs: 0.0 });
+                return Err(QbtError::Timeout {
+                    endpoint,
+                    secs: 0.0,
+                });
             }
             Err(e) => {
                 return Err(QbtError::Transport {
@@ -544,11 +608,20 @@ mod tests {
 
     #[test]
     fn paused_states() {
-        let mut t: TorrentInfo = serde_json::from_str(r#"{"hash":"x","state":"pausedDL"}"#).unwrap();
+        let mut t: TorrentInfo =
+            serde_json::from_str(r#"{"hash":"x","state":"pausedDL"}"#).unwrap();
         assert!(t.is_paused());
         t.state = "stoppedUP".into();
         assert!(t.is_paused());
         t.state = "uploading".into();
         assert!(!t.is_paused());
+        for running in ["stalledUP", "queuedDL", "forcedDL", "metaDL"] {
+            t.state = running.into();
+            assert!(!t.is_paused(), "{running}");
+        }
+        for unclear in ["checkingResumeData", "missingFiles", "error", "moving", ""] {
+            t.state = unclear.into();
+            assert!(t.is_paused(), "{unclear}");
+        }
     }
 }

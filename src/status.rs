@@ -96,7 +96,11 @@ pub fn combine_exit_codes(codes: &[i32]) -> i32 {
         EXIT_INTERRUPTED => 4,
         _ => 3,
     };
-    codes.iter().copied().max_by_key(|&c| rank(c)).unwrap_or(EXIT_SUCCESS)
+    codes
+        .iter()
+        .copied()
+        .max_by_key(|&c| rank(c))
+        .unwrap_or(EXIT_SUCCESS)
 }
 
 #[cfg(test)]
@@ -104,7 +108,13 @@ mod tests {
     use super::*;
 
     fn o(listed: usize, stored: usize, warnings: usize, fatal: bool, cancelled: bool) -> Outcome {
-        Outcome { listed, stored, warnings, fatal, cancelled }
+        Outcome {
+            listed,
+            stored,
+            warnings,
+            fatal,
+            cancelled,
+        }
     }
 
     #[test]

@@ -73,8 +73,14 @@ impl Store {
 
     /// Creates the store's directories (0700) if they are missing.
     pub fn init(&self) -> Result<(), StoreError> {
-        for dir in [self.root.clone(), self.root.join("blobs"), self.root.join("manifests"), self.root.join("locks")] {
-            fsutil::create_private_dir(&dir).map_err(|e| StoreError::io("create directory", &dir, e))?;
+        for dir in [
+            self.root.clone(),
+            self.root.join("blobs"),
+            self.root.join("manifests"),
+            self.root.join("locks"),
+        ] {
+            fsutil::create_private_dir(&dir)
+                .map_err(|e| StoreError::io("create directory", &dir, e))?;
         }
         Ok(())
     }
@@ -107,7 +113,8 @@ impl Store {
         let path = self.abs(&rel);
         let intact = fs::read(&path).map(|have| have == bytes).unwrap_or(false);
         if !intact {
-            fsutil::write_atomic(&path, bytes).map_err(|e| StoreError::io("write blob", &path, e))?;
+            fsutil::write_atomic(&path, bytes)
+                .map_err(|e| StoreError::io("write blob", &path, e))?;
         }
         Ok(BlobRef {
             sha256,
@@ -154,7 +161,10 @@ mod tests {
         let a = s.put_blob(b"hello").unwrap();
         let b = s.put_blob(b"hello").unwrap();
         assert_eq!(a, b);
-        assert_eq!(a.path, format!("blobs/{}/{}.torrent", &a.sha256[..2], a.sha256));
+        assert_eq!(
+            a.path,
+            format!("blobs/{}/{}.torrent", &a.sha256[..2], a.sha256)
+        );
         let meta = fs::metadata(s.abs(&a.path)).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         assert_eq!(s.read_blob(&a).unwrap(), b"hello");

@@ -87,7 +87,11 @@ pub fn verify(blob: &[u8], expected: Expected<'_>) -> Result<InfoHashes, VerifyE
         return Err(mismatch(&v2, &got.sha256));
     }
     if !id.is_empty() && id != got.sha1 && id != got.sha256[..40] {
-        let actual = if v2.is_empty() { &got.sha1 } else { &got.sha256[..40] };
+        let actual = if v2.is_empty() {
+            &got.sha1
+        } else {
+            &got.sha256[..40]
+        };
         return Err(mismatch(&id, actual));
     }
     Ok(got)
@@ -221,7 +225,8 @@ mod tests {
         t
     }
 
-    const INFO: &[u8] = b"d6:lengthi5e4:name3:abc12:piece lengthi16384e6:pieces20:01234567890123456789e";
+    const INFO: &[u8] =
+        b"d6:lengthi5e4:name3:abc12:piece lengthi16384e6:pieces20:01234567890123456789e";
 
     fn sha1_of(b: &[u8]) -> String {
         hex(&Sha1::digest(b))
@@ -273,7 +278,10 @@ mod tests {
     fn malformed_inputs_are_rejected_not_panicking() {
         let t = torrent(INFO);
         for cut in 0..t.len() {
-            assert!(info_span(&t[..cut]).is_err(), "prefix of {cut} bytes accepted");
+            assert!(
+                info_span(&t[..cut]).is_err(),
+                "prefix of {cut} bytes accepted"
+            );
         }
         let mut trailing = t.clone();
         trailing.push(b'x');
@@ -285,7 +293,11 @@ mod tests {
             b"d4:infod99999999999999999999999:ae",
             b"d04:infodee",
         ] {
-            assert!(info_span(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                info_span(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         let deep = format!("d4:info{}{}e", "l".repeat(200), "e".repeat(200));
         assert!(info_span(deep.as_bytes()).is_err());
