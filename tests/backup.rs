@@ -608,3 +608,78 @@ fn dry_run_plans_without_writing() {
     let count = std::fs::read_dir(&blobs).map(|d| d.count()).unwrap_or(0);
     assert_eq!(count, 0, "a dry run stores nothing");
 }
+
+/// A tmpfs of `kib` KiB mounted at a new temp dir; unmounted on drop.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(kib: u32) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k,mode=0700"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(
+            st.success(),
+            "this test needs root to mount a small tmpfs (it simulates a full disk); CI runs as root"
+        );
+        SmallDisk { dir }
+    }
+
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let p = self.dir.path().join("filler");
+        let mut f = std::fs::File::create(&p).unwrap();
+        let chunk = vec![0u8; 4096];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+        p
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn full_disk_fails_cleanly_and_the_store_stays_usable() {
+    let q = qbt_with_fixtures();
+    let disk = SmallDisk::mount(2048);
+    let a = Agent::for_qbt(&q);
+    // Point the store at the small disk.
+    let cfg = std::fs::read_to_string(&a.config).unwrap();
+    let store = disk.dir.path().join("store");
+    std::fs::write(
+        &a.config,
+        cfg.replace(&format!("{:?}", a.store.display().to_string()), &format!("{:?}", store.display().to_string())),
+    )
+    .unwrap();
+    let first = a.run(&["run", "--json"]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+
+    // New torrents arrive, and the disk is full.
+    add_generated(&q, "full", 50, 7000);
+    let filler = disk.fill();
+    let out = a.run(&["run"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(all.contains("the disk is full"), "{all}");
+    assert!(!all.contains("damaged"), "a full disk is not corruption: {all}");
+    assert!(!all.contains("panicked"), "{all}");
+
+    // Space again: the next run completes, reusing what was stored.
+    std::fs::remove_file(filler).unwrap();
+    let out = a.run(&["run", "--json"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let r = out.json();
+    assert_eq!(r["listed"], 55);
+    assert_eq!(r["reused"].as_u64().unwrap() + r["exported"].as_u64().unwrap(), 55);
+    assert!(r["reused"].as_u64().unwrap() >= 5);
+    let show = a.run(&["show", "latest", "--json"]);
+    assert_eq!(show.json()["source"], "manifest");
+}
