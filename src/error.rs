@@ -30,6 +30,8 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_) | Error::Usage(_) => EXIT_USAGE,
+            // A CA file that can't be read or parsed is a configuration error.
+            Error::Qbt(crate::qbt::QbtError::Setup(_)) => EXIT_USAGE,
             Error::Lock(LockError::Held { .. }) => EXIT_LOCKED,
             Error::History(HistoryError::NoSuchRun(_) | HistoryError::Ambiguous(_)) => EXIT_USAGE,
             _ => EXIT_FAILED,

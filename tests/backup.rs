@@ -683,3 +683,45 @@ fn full_disk_fails_cleanly_and_the_store_stays_usable() {
     let show = a.run(&["show", "latest", "--json"]);
     assert_eq!(show.json()["source"], "manifest");
 }
+
+#[test]
+fn https_with_a_private_ca_needs_its_ca_file() {
+    // A throwaway CA and a server certificate for 127.0.0.1 signed by it.
+    let d = tempfile::tempdir().unwrap();
+    let p = |n: &str| d.path().join(n);
+    let ssl = |args: &[&str]| {
+        let st = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(d.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(st.success(), "openssl {args:?}");
+    };
+    ssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=qbackup test CA"]);
+    ssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1"]);
+    std::fs::write(p("ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
+    ssl(&["x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext"]);
+
+    let q = Qbt::start_with(QbtOptions {
+        tls: Some((p("srv.pem"), p("srv.key"))),
+        ..Default::default()
+    });
+    assert!(q.url().starts_with("https://"));
+    let f = &fixtures()[0];
+    q.add_torrent_files(&[(f.file.clone(), f.bytes.clone())], &AddOpts::default());
+    q.wait_for_count(1, Duration::from_secs(20));
+
+    let without = Agent::for_qbt(&q);
+    let out = without.run(&["run"]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.to_lowercase().contains("certificate"), "{}", out.stdout);
+
+    let mut cfg = InstanceCfg::for_qbt("test", &q);
+    cfg.extra.push_str(&format!("ca_file = {:?}\n", p("ca.pem").display().to_string()));
+    let with = Agent::new(&[cfg]);
+    let out = with.run(&["run", "--json"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.json()["exported"], 1);
+}

@@ -172,6 +172,8 @@ pub struct QbtOptions {
     /// Start without a parent-death signal, so the process can outlive this one
     /// after [`Qbt::detach`]. Leave false in tests.
     pub detachable: bool,
+    /// Serve the WebUI over HTTPS with this (certificate, key) pair, PEM.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// Options for adding torrents. `paused` is always sent as true.
@@ -279,7 +281,8 @@ impl Qbt {
 
     /// Base URL with a trailing slash, e.g. `http://127.0.0.1:38123/`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/", self.port)
+        let scheme = if self.opts.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
     }
 
     /// WebUI port.
@@ -436,6 +439,13 @@ impl Qbt {
         if let Some(n) = self.opts.max_auth_fail_count {
             prefs.push_str(&format!("WebUI\\MaxAuthenticationFailCount={n}\n"));
         }
+        if let Some((cert, key)) = &self.opts.tls {
+            prefs.push_str(&format!(
+                "WebUI\\HTTPS\\Enabled=true\nWebUI\\HTTPS\\CertificatePath={}\nWebUI\\HTTPS\\KeyPath={}\n",
+                ini_quote(&cert.to_string_lossy()),
+                ini_quote(&key.to_string_lossy())
+            ));
+        }
         if let Some(s) = self.opts.ban_duration_secs {
             prefs.push_str(&format!("WebUI\\BanDuration={s}\n"));
         }
@@ -519,6 +529,7 @@ impl Qbt {
             reqwest::Client::builder()
                 .no_proxy()
                 .timeout(Duration::from_secs(1))
+                .tls_danger_accept_invalid_certs(true)
                 .build()
                 .expect("probe client")
         };
@@ -955,6 +966,8 @@ fn new_client() -> reqwest::Client {
         // The server drops idle connections after ~7 s; never reuse one that old.
         .pool_idle_timeout(Duration::from_secs(3))
         .connect_timeout(Duration::from_secs(5))
+        // Test instances over HTTPS use throwaway self-signed certificates.
+        .tls_danger_accept_invalid_certs(true)
         .build()
         .expect("reqwest client")
 }
