@@ -18,7 +18,10 @@ async fn main() -> Result<()> {
     };
     let password = std::fs::read_to_string(password_file)?.trim().to_string();
     let base = url.trim_end_matches('/');
-    let client = reqwest::Client::builder().cookie_store(true).gzip(true).build()?;
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .gzip(true)
+        .build()?;
     let t0 = Instant::now();
     let login = client
         .post(format!("{base}/api/v2/auth/login"))

@@ -9,8 +9,9 @@ scripts/install-deps.sh
 cargo build --quiet --release --bin qbackup --example testbed --example plain_export
 BIN=target/release
 W=$(mktemp -d /tmp/qbackup-bench.XXXXXX)
-trap '$BIN/examples/testbed down --dir "$W/qbt" >/dev/null 2>&1 || true; rm -rf "$W"' EXIT
+trap '$BIN/examples/testbed down --dir "$W/qbt" >/dev/null 2>&1 || true; $BIN/examples/testbed down --dir "$W/empty" >/dev/null 2>&1 || true; rm -rf "$W"' EXIT
 URL=$($BIN/examples/testbed up --dir "$W/qbt" --torrents "$N" --fixtures "$W/none" 2>/dev/null)
+EMPTY_URL=$($BIN/examples/testbed up --dir "$W/empty" --torrents 0 --fixtures "$W/none" 2>/dev/null)
 cat > "$W/config.toml" <<TOML
 [store]
 path = "store"
@@ -20,12 +21,19 @@ url = "$URL"
 username = "admin"
 password_file = "qbt/password"
 exports_per_second = 10000
+[[instance]]
+name = "empty"
+url = "$EMPTY_URL"
+username = "admin"
+password_file = "empty/password"
 TOML
 ms() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read().splitlines()[-1])["duration_ms"])'; }
 plain=$($BIN/examples/plain_export "$URL" "$W/qbt/password" "$W/plain" | ms)
 first=$($BIN/qbackup --config "$W/config.toml" run --json | ms)
 second=$($BIN/qbackup --config "$W/config.toml" run --json | ms)
 plain2=$($BIN/examples/plain_export "$URL" "$W/qbt/password" "$W/plain2" | ms)
+restore1=$($BIN/qbackup --config "$W/config.toml" restore --from bench --to empty --json | ms)
+restore2=$($BIN/qbackup --config "$W/config.toml" restore --from bench --to empty --json | ms)
 paced_n=$(( N < 1000 ? N : 1000 ))
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 qbv=$(curl -s "$URL"api/v2/app/version 2>/dev/null || true)
@@ -43,6 +51,8 @@ four runs were measured one after the other against the same instance.
 | plain export loop, again | $plain2 | $(ratio "$plain2" "$plain") |
 | qbackup, first run (export + verify + atomic fsynced store + manifest + history), unthrottled | $first | $(ratio "$first" "$plain") |
 | qbackup, second run (list + plan + re-verify every stored blob; exports nothing) | $second | $(ratio "$second" "$plain") |
+| qbackup restore of all $N into an empty instance (default batches of 50 at 20 requests/s, each add read back) | $restore1 | $(ratio "$restore1" "$plain") |
+| the same restore again (everything already present: adds nothing) | $restore2 | $(ratio "$restore2" "$plain") |
 
 What it means:
 - The first run's overhead over the bare loop is the price of verification and

@@ -56,15 +56,20 @@ echo
 Q show latest --instance source
 if $BIN/qbackup restore --help >/dev/null 2>&1; then
     echo
-    echo "==> restore plan for the empty instance"
-    Q restore --from source --to target --dry-run | head -20
+    echo "==> restore plan for the empty instance (its data would live under target/, not source/)"
+    Q restore --from source --to target --save-path-map "$DEMO/source=$DEMO/target" --dry-run | head -20
     echo
     echo "==> restore"
-    code=0; Q restore --from source --to target || code=$?
+    code=0; Q restore --from source --to target --save-path-map "$DEMO/source=$DEMO/target" || code=$?
     echo "exit code $code"
     echo
     echo "==> restoring again adds nothing"
-    code=0; Q restore --from source --to target || code=$?
+    code=0; Q restore --from source --to target --save-path-map "$DEMO/source=$DEMO/target" || code=$?
+    echo
+    echo "==> everything came back: the plan for the target now has nothing to add"
+    Q restore --from source --to target --save-path-map "$DEMO/source=$DEMO/target" --dry-run | tail -1
+    echo
+    Q runs --limit 5
 fi
 echo
 echo "demo done"

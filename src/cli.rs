@@ -48,6 +48,12 @@ pub enum Command {
     Runs(RunsArgs),
     /// Show one run: counts, status and every warning
     Show(ShowArgs),
+    /// Put a backup back into a qBittorrent instance (categories, tags, torrents)
+    Restore(crate::restore::RestoreArgs),
+    /// Notification targets: `notify test --target NAME` sends a sample event
+    Notify(crate::notify::command::NotifyArgs),
+    /// Read the whole store back: blobs, manifests and the history must agree
+    Check(crate::check::CheckArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -168,6 +174,9 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Run(a) => cmd_run(&cli, &config, a),
         Command::Runs(a) => cmd_runs(&cli, &config, a),
         Command::Show(a) => cmd_show(&cli, &config, a),
+        Command::Restore(a) => crate::restore::cmd_restore(&config, a, cli.json),
+        Command::Notify(a) => crate::notify::command::cmd_notify(&config, a, cli.json),
+        Command::Check(a) => crate::check::cmd_check(&config, a, cli.json),
     }
 }
 
@@ -212,10 +221,19 @@ fn cmd_run(cli: &Cli, config: &Config, a: &RunArgs) -> Result<i32, Error> {
     let cancel = Arc::new(AtomicBool::new(false));
     rt.spawn(watch_signals(cancel.clone()));
 
+    // Notifications never change a run's status or exit code.
+    let notifier = if a.dry_run {
+        None
+    } else {
+        crate::notify::Notifier::for_config(config, &SystemClock)
+    };
     let mut codes = Vec::new();
     for inst in &instances {
         if cancel.load(Ordering::SeqCst) {
             break;
+        }
+        if let Some(n) = &notifier {
+            rt.block_on(n.run_started(&inst.name));
         }
         let result = rt.block_on(crate::pipeline::run(
             &store,
@@ -228,6 +246,9 @@ fn cmd_run(cli: &Cli, config: &Config, a: &RunArgs) -> Result<i32, Error> {
             Ok(report) => {
                 print_report(&report, cli.json);
                 codes.push(report.exit_code());
+                if let Some(n) = &notifier {
+                    rt.block_on(n.notify(&crate::notify::Event::from_run(&report)));
+                }
             }
             Err(e) => {
                 if cli.json {
@@ -243,6 +264,16 @@ fn cmd_run(cli: &Cli, config: &Config, a: &RunArgs) -> Result<i32, Error> {
                     one_line(&e.to_string())
                 );
                 codes.push(e.exit_code());
+                if let Some(n) = &notifier {
+                    let now = crate::clock::rfc3339(time::OffsetDateTime::now_utc());
+                    let event = crate::notify::Event::from_error(
+                        crate::notify::EventKind::Backup,
+                        &inst.name,
+                        &e.to_string(),
+                        &now,
+                    );
+                    rt.block_on(n.notify(&event));
+                }
             }
         }
     }
@@ -355,21 +386,30 @@ fn cmd_runs(cli: &Cli, config: &Config, a: &RunsArgs) -> Result<i32, Error> {
     };
     mark_dead_runs(&store, &history, config);
     let runs = history.list_runs(a.instance.as_deref(), a.limit)?;
+    let restores = history.list_restores(a.instance.as_deref(), a.limit)?;
+    let entries = crate::restore::merge_history(runs, restores, a.limit);
     if cli.json {
-        println!("{}", serde_json::to_string(&runs).unwrap_or_default());
+        println!("{}", serde_json::to_string(&entries).unwrap_or_default());
         return Ok(EXIT_SUCCESS);
     }
-    if runs.is_empty() {
+    if entries.is_empty() {
         println!("no runs yet");
         return Ok(EXIT_SUCCESS);
     }
     println!(
-        "{:<22} {:<12} {:<11} {:<11} {:<20} {:>7} {:>7} {:>8}",
+        "{:<29} {:<12} {:<11} {:<11} {:<20} {:>7} {:>7} {:>8}",
         "RUN", "INSTANCE", "KIND", "STATUS", "STARTED", "LISTED", "STORED", "WARNINGS"
     );
-    for r in &runs {
+    for e in &entries {
+        let r = match e {
+            crate::restore::HistoryEntry::Backup(r) => r,
+            crate::restore::HistoryEntry::Restore(r) => {
+                println!("{}", crate::restore::runs_line(r));
+                continue;
+            }
+        };
         println!(
-            "{:<22} {:<12} {:<11} {:<11} {:<20} {:>7} {:>7} {:>8}",
+            "{:<29} {:<12} {:<11} {:<11} {:<20} {:>7} {:>7} {:>8}",
             r.run_id,
             r.instance,
             r.kind,
@@ -391,6 +431,7 @@ fn mark_dead_runs(store: &Store, history: &History, config: &Config) {
         if let Ok(_held) = crate::lock::try_lock(&lock, &inst.name) {
             let now = crate::clock::rfc3339(time::OffsetDateTime::now_utc());
             let _ = history.mark_interrupted(&inst.name, &now);
+            let _ = history.mark_restores_interrupted(&inst.name, &now);
         }
     }
 }
@@ -422,6 +463,11 @@ fn cmd_show(cli: &Cli, config: &Config, a: &ShowArgs) -> Result<i32, Error> {
         return Err(crate::history::HistoryError::NoSuchRun(a.run.clone()).into());
     };
     mark_dead_runs(&store, &history, config);
+    if a.run.starts_with("restore-") {
+        let r = history.find_restore(&a.run)?;
+        crate::restore::show_restore(&r, cli.json);
+        return Ok(EXIT_SUCCESS);
+    }
     let summary = history.find_run(&a.run, a.instance.as_deref())?;
     let (mut manifest, source, note) = load_manifest(&store, &history, &summary)?;
     for t in &mut manifest.torrents {
@@ -505,7 +551,7 @@ fn cmd_show(cli: &Cli, config: &Config, a: &ShowArgs) -> Result<i32, Error> {
 
 /// The run's manifest, or its rebuild from the database when the file is
 /// gone or damaged.
-fn load_manifest(
+pub(crate) fn load_manifest(
     store: &Store,
     history: &History,
     summary: &RunSummary,

@@ -69,6 +69,8 @@ struct RawConfig {
     store: RawStore,
     #[serde(default)]
     instance: Vec<RawInstance>,
+    #[serde(default)]
+    notify: Vec<crate::notify::RawTarget>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -141,6 +143,8 @@ pub struct Config {
     pub path: PathBuf,
     pub store: PathBuf,
     pub instances: Vec<Instance>,
+    /// `[[notify]]` targets (see [`crate::notify`]).
+    pub notify: Vec<crate::notify::Target>,
     /// Things worth telling the user that do not stop anything.
     pub warnings: Vec<String>,
 }
@@ -321,10 +325,14 @@ impl Config {
                 },
             });
         }
+        let names: Vec<&str> = instances.iter().map(|i| i.name.as_str()).collect();
+        let notify = crate::notify::target::resolve(raw.notify, &names, base, &mut warnings)
+            .map_err(invalid)?;
         Ok(Config {
             path: path.to_path_buf(),
             store,
             instances,
+            notify,
             warnings,
         })
     }

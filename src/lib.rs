@@ -5,11 +5,12 @@
 //! throttle ([`pipeline`]), **verify** each blob against its info-hash
 //! ([`torrent`]), **store** it content-addressed ([`store`]), **record** the
 //! run as a manifest ([`manifest`]) and in the history database ([`history`]),
-//! then **notify**.
+//! then **notify** the configured targets ([`notify`]).
 //!
 //! Failures are typed ([`error`]) and sorted into classes by a pure function
 //! ([`classify`]); nothing in the library matches on message text.
 
+pub mod check;
 pub mod classify;
 pub mod cli;
 pub mod clock;
@@ -19,10 +20,12 @@ pub mod fsutil;
 pub mod history;
 pub mod lock;
 pub mod manifest;
+pub mod notify;
 pub mod pipeline;
 pub mod plan;
 pub mod qbt;
 pub mod redact;
+pub mod restore;
 pub mod status;
 pub mod store;
 pub mod torrent;

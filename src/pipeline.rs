@@ -72,6 +72,10 @@ pub struct RunReport {
     /// Runs of this instance found dead and marked interrupted by this one.
     pub marked_interrupted: Vec<String>,
     pub error: Option<String>,
+    /// The server's versions, once listed.
+    pub qbittorrent: Option<ServerInfo>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
     #[serde(skip)]
     pub warning_list: Vec<Warning>,
 }
@@ -140,6 +144,9 @@ pub async fn run(
         dry_run: opts.dry_run,
         marked_interrupted: marked,
         error: None,
+        qbittorrent: None,
+        started_at: rfc3339(started),
+        finished_at: None,
         warning_list: Vec::new(),
     };
 
@@ -215,6 +222,7 @@ pub async fn run(
         .map(|(name, save_path)| Category { name, save_path })
         .collect();
     manifest.tags = tags;
+    manifest.tags.sort();
 
     // Plan.
     let index = history.blob_index()?;
@@ -416,6 +424,8 @@ fn finish(
     report.metadata_unavailable = manifest.counts.metadata_unavailable;
     report.warnings = manifest.counts.warnings;
     report.error = manifest.error.clone();
+    report.qbittorrent = manifest.qbittorrent.clone();
+    report.finished_at = manifest.finished_at.clone();
     report.warning_list = manifest.warnings;
     report.duration_ms = t0.elapsed().as_millis();
     Ok(report)

@@ -171,6 +171,158 @@ pub fn supports_export(webapi: &str) -> bool {
     parse_version(webapi).is_some_and(|v| v >= MIN_WEBAPI)
 }
 
+/// What `createCategory`/`createTags` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created,
+    /// 409: it was already there (left unchanged).
+    Exists,
+    /// Any other refusal (400: an invalid name), with the HTTP status.
+    Refused(u16),
+}
+
+impl CreateOutcome {
+    fn from_status(status: u16) -> CreateOutcome {
+        match status {
+            200..=299 => CreateOutcome::Created,
+            409 => CreateOutcome::Exists,
+            s => CreateOutcome::Refused(s),
+        }
+    }
+}
+
+/// One .torrent file of an add request.
+#[derive(Debug, Clone)]
+pub struct AddFile {
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// The fields of one `torrents/add` request; they apply to every torrent in it.
+#[derive(Debug, Clone, Default)]
+pub struct AddRequest {
+    pub files: Vec<AddFile>,
+    /// Magnet links (they hold tracker URLs: never log them).
+    pub urls: Vec<String>,
+    pub category: Option<String>,
+    pub tags: Vec<String>,
+    /// Sent with `autoTMM=false`; None with `autoTMM=true`.
+    pub save_path: Option<String>,
+    pub auto_tmm: bool,
+    pub paused: bool,
+    pub skip_checking: bool,
+    pub rename: Option<String>,
+}
+
+impl AddRequest {
+    fn form(&self) -> reqwest::multipart::Form {
+        use reqwest::multipart::{Form, Part};
+        let flag = |b: bool| if b { "true" } else { "false" };
+        let mut form = Form::new()
+            // 4.x reads `paused`, 5.x `stopped`.
+            .text("paused", flag(self.paused))
+            .text("stopped", flag(self.paused))
+            .text("autoTMM", flag(self.auto_tmm))
+            // The files exactly as the torrent lays them out, whatever the
+            // target's default layout is, so existing data is found.
+            .text("contentLayout", "Original");
+        if self.skip_checking {
+            // `skip_checking` up to 5.2, `seedMode` later.
+            form = form.text("skip_checking", "true").text("seedMode", "true");
+        }
+        if let Some(c) = &self.category {
+            form = form.text("category", c.clone());
+        }
+        if !self.tags.is_empty() {
+            form = form.text("tags", self.tags.join(","));
+        }
+        if let Some(p) = &self.save_path {
+            form = form.text("savepath", p.clone());
+        }
+        if let Some(r) = &self.rename {
+            form = form.text("rename", r.clone());
+        }
+        if !self.urls.is_empty() {
+            form = form.text("urls", self.urls.join("\n"));
+        }
+        for f in &self.files {
+            let part = Part::bytes(f.bytes.clone()).file_name(f.name.clone());
+            let part = part
+                .mime_str("application/x-bittorrent")
+                .unwrap_or_else(|_| Part::bytes(f.bytes.clone()).file_name(f.name.clone()));
+            form = form.part("torrents", part);
+        }
+        form
+    }
+}
+
+/// qBittorrent's answer to `torrents/add`. None of these proves a torrent
+/// was added: only reading it back does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddReply {
+    /// Up to 5.1: 200 `Ok.`.
+    Ok,
+    /// Up to 5.1: 200 `Fails.` (nothing, or not everything, was added).
+    Fails,
+    /// 415: a file in the request is not a valid torrent (valid ones in the
+    /// same request may still be added).
+    InvalidFile,
+    /// 5.2+: the JSON counts.
+    Json {
+        success_count: u64,
+        failure_count: u64,
+        pending_count: u64,
+    },
+    Unexpected {
+        status: u16,
+    },
+}
+
+impl AddReply {
+    pub fn parse(status: u16, body: &str, json_reply: bool) -> AddReply {
+        if status == 415 {
+            return AddReply::InvalidFile;
+        }
+        if json_reply {
+            #[derive(Deserialize)]
+            struct Counts {
+                #[serde(default)]
+                success_count: u64,
+                #[serde(default)]
+                failure_count: u64,
+                #[serde(default)]
+                pending_count: u64,
+            }
+            return match serde_json::from_str::<Counts>(body) {
+                Ok(c) if (200..300).contains(&status) || status == 409 => AddReply::Json {
+                    success_count: c.success_count,
+                    failure_count: c.failure_count,
+                    pending_count: c.pending_count,
+                },
+                _ => AddReply::Unexpected { status },
+            };
+        }
+        match (status, body.trim()) {
+            (200, "Ok.") => AddReply::Ok,
+            (200, "Fails.") => AddReply::Fails,
+            _ => AddReply::Unexpected { status },
+        }
+    }
+
+    /// The server said it took the request (worth waiting for the torrents).
+    pub fn accepted(&self) -> bool {
+        match self {
+            AddReply::Ok => true,
+            AddReply::Json {
+                success_count,
+                pending_count,
+                ..
+            } => success_count + pending_count > 0,
+            AddReply::Fails | AddReply::InvalidFile | AddReply::Unexpected { .. } => false,
+        }
+    }
+}
+
 enum Auth {
     Password { username: String, password: Secret },
     ApiKey(Secret),
@@ -382,9 +534,7 @@ impl Client {
 
     /// Reads the versions and refuses servers without the export endpoint.
     pub async fn version(&self) -> Result<ServerVersion, QbtError> {
-        let app = self.get_text("app/version").await?;
-        let webapi = self.get_text("app/webapiVersion").await?;
-        let v = ServerVersion { app, webapi };
+        let v = self.server_version().await?;
         if !supports_export(&v.webapi) {
             return Err(QbtError::TooOld {
                 version: v.app,
@@ -392,6 +542,13 @@ impl Client {
             });
         }
         Ok(v)
+    }
+
+    /// Reads the versions, whatever they are (a restore target needs no export).
+    pub async fn server_version(&self) -> Result<ServerVersion, QbtError> {
+        let app = self.get_text("app/version").await?;
+        let webapi = self.get_text("app/webapiVersion").await?;
+        Ok(ServerVersion { app, webapi })
     }
 
     /// Is the server answering at all? Used to tell "this torrent failed"
@@ -472,6 +629,45 @@ impl Client {
         Ok((status, String::from_utf8_lossy(&body).into_owned()))
     }
 
+    /// `torrents/createCategory`; 409 (it exists) is not an error.
+    pub async fn create_category(
+        &self,
+        name: &str,
+        save_path: &str,
+    ) -> Result<CreateOutcome, QbtError> {
+        let (status, _) = self
+            .post_form(
+                "torrents/createCategory",
+                &[("category", name), ("savePath", save_path)],
+            )
+            .await?;
+        Ok(CreateOutcome::from_status(status))
+    }
+
+    /// `torrents/createTags` (comma-separated; existing tags are ignored).
+    pub async fn create_tags(&self, tags: &[String]) -> Result<CreateOutcome, QbtError> {
+        let joined = tags.join(",");
+        let (status, _) = self
+            .post_form("torrents/createTags", &[("tags", joined.as_str())])
+            .await?;
+        Ok(CreateOutcome::from_status(status))
+    }
+
+    /// One multipart `torrents/add`. `json_reply`: the server is WebAPI 2.15
+    /// (qBittorrent 5.2) or later and answers with JSON counts, else with
+    /// `Ok.`/`Fails.`. The add is asynchronous either way: read it back.
+    pub async fn add_torrents(
+        &self,
+        add: &AddRequest,
+        json_reply: bool,
+    ) -> Result<AddReply, QbtError> {
+        const EP: &str = "torrents/add";
+        let (status, body) = self
+            .request(EP, Method::POST, |b| b.multipart(add.form()))
+            .await?;
+        Ok(AddReply::parse(status, &body, json_reply))
+    }
+
     fn map_err(&self, endpoint: &'static str, e: reqwest::Error) -> QbtError {
         map_reqwest(endpoint, e, self.timeout)
     }
@@ -547,10 +743,16 @@ async fn read_limited(
 
 /// The session cookie: `SID` up to 5.1, `QBT_SID_<port>` from 5.2.
 fn session_cookie(resp: &Response) -> Option<Secret> {
-    resp.headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+    pick_session_cookie(
+        resp.headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    )
+}
+
+fn pick_session_cookie<'a>(set_cookies: impl Iterator<Item = &'a str>) -> Option<Secret> {
+    set_cookies
         .filter_map(|v| v.split(';').next())
         .map(str::trim)
         .find(|pair| {
@@ -597,6 +799,102 @@ mod tests {
         ];
         for (v, ok) in cases {
             assert_eq!(supports_export(v), ok, "{v}");
+        }
+    }
+
+    #[test]
+    fn add_reply_shapes() {
+        use AddReply::*;
+        let cases = [
+            (200, "Ok.", false, Ok),
+            (200, "Ok.\n", false, Ok),
+            (200, "Fails.", false, Fails),
+            (415, "Torrent file is not valid", false, InvalidFile),
+            (415, "", true, InvalidFile),
+            (500, "", false, Unexpected { status: 500 }),
+            (200, "{}", false, Unexpected { status: 200 }),
+            (
+                200,
+                r#"{"added_torrent_ids":["ab"],"failure_count":0,"pending_count":0,"success_count":1}"#,
+                true,
+                Json {
+                    success_count: 1,
+                    failure_count: 0,
+                    pending_count: 0,
+                },
+            ),
+            (
+                409,
+                r#"{"added_torrent_ids":[],"failure_count":2,"pending_count":0,"success_count":0}"#,
+                true,
+                Json {
+                    success_count: 0,
+                    failure_count: 2,
+                    pending_count: 0,
+                },
+            ),
+            (200, "Ok.", true, Unexpected { status: 200 }),
+        ];
+        for (status, body, json, want) in cases {
+            assert_eq!(AddReply::parse(status, body, json), want, "{status} {body}");
+        }
+        assert!(Ok.accepted());
+        assert!(!Fails.accepted(), "Fails. is never success");
+        assert!(!InvalidFile.accepted());
+        assert!(
+            !Json {
+                success_count: 0,
+                failure_count: 1,
+                pending_count: 0
+            }
+            .accepted()
+        );
+        assert!(
+            Json {
+                success_count: 0,
+                failure_count: 0,
+                pending_count: 3
+            }
+            .accepted()
+        );
+    }
+
+    #[test]
+    fn endpoints_keep_a_reverse_proxy_prefix() {
+        for (base, want) in [
+            ("http://h:8080/", "http://h:8080/api/v2/torrents/export"),
+            ("https://h/qbt/", "https://h/qbt/api/v2/torrents/export"),
+            ("https://h/a/b/", "https://h/a/b/api/v2/torrents/export"),
+        ] {
+            let inst = crate::config::Config::parse(
+                std::path::Path::new("/c.toml"),
+                &format!("[[instance]]\nname = \"x\"\nurl = \"{base}\"\napi_key_env = \"K\"\n"),
+                |_| Some("/h".into()),
+            )
+            .unwrap()
+            .instances
+            .remove(0);
+            let c = Client::new(&inst, Credentials::ApiKey(Secret::new("k"))).unwrap();
+            assert_eq!(c.url("torrents/export").as_str(), want);
+        }
+    }
+
+    #[test]
+    fn session_cookie_names() {
+        let cases = [
+            (vec!["SID=abc; HttpOnly; path=/"], Some("SID=abc")),
+            (vec!["QBT_SID_8080=xyz; HttpOnly"], Some("QBT_SID_8080=xyz")),
+            (vec!["other=1", "SID=s2; path=/"], Some("SID=s2")),
+            (vec!["SIDX=1"], None),
+            (vec![], None),
+        ];
+        for (headers, want) in cases {
+            assert_eq!(
+                pick_session_cookie(headers.iter().copied())
+                    .as_ref()
+                    .map(|s| s.expose()),
+                want
+            );
         }
     }
 

@@ -618,7 +618,13 @@ impl SmallDisk {
     fn mount(kib: u32) -> SmallDisk {
         let dir = tempfile::tempdir().unwrap();
         let st = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={kib}k,mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={kib}k,mode=0700"),
+                "tmpfs",
+            ])
             .arg(dir.path())
             .status()
             .expect("run mount");
@@ -642,7 +648,10 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -656,7 +665,10 @@ fn full_disk_fails_cleanly_and_the_store_stays_usable() {
     let store = disk.dir.path().join("store");
     std::fs::write(
         &a.config,
-        cfg.replace(&format!("{:?}", a.store.display().to_string()), &format!("{:?}", store.display().to_string())),
+        cfg.replace(
+            &format!("{:?}", a.store.display().to_string()),
+            &format!("{:?}", store.display().to_string()),
+        ),
     )
     .unwrap();
     let first = a.run(&["run", "--json"]);
@@ -669,7 +681,10 @@ fn full_disk_fails_cleanly_and_the_store_stays_usable() {
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     let all = format!("{}{}", out.stdout, out.stderr);
     assert!(all.contains("the disk is full"), "{all}");
-    assert!(!all.contains("damaged"), "a full disk is not corruption: {all}");
+    assert!(
+        !all.contains("damaged"),
+        "a full disk is not corruption: {all}"
+    );
     assert!(!all.contains("panicked"), "{all}");
 
     // Space again: the next run completes, reusing what was stored.
@@ -678,7 +693,10 @@ fn full_disk_fails_cleanly_and_the_store_stays_usable() {
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let r = out.json();
     assert_eq!(r["listed"], 55);
-    assert_eq!(r["reused"].as_u64().unwrap() + r["exported"].as_u64().unwrap(), 55);
+    assert_eq!(
+        r["reused"].as_u64().unwrap() + r["exported"].as_u64().unwrap(),
+        55
+    );
     assert!(r["reused"].as_u64().unwrap() >= 5);
     let show = a.run(&["show", "latest", "--json"]);
     assert_eq!(show.json()["source"], "manifest");
@@ -699,10 +717,55 @@ fn https_with_a_private_ca_needs_its_ca_file() {
             .expect("openssl");
         assert!(st.success(), "openssl {args:?}");
     };
-    ssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=qbackup test CA"]);
-    ssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1"]);
-    std::fs::write(p("ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
-    ssl(&["x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext"]);
+    ssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=qbackup test CA",
+    ]);
+    ssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        p("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    ssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+    ]);
 
     let q = Qbt::start_with(QbtOptions {
         tls: Some((p("srv.pem"), p("srv.key"))),
@@ -716,12 +779,59 @@ fn https_with_a_private_ca_needs_its_ca_file() {
     let without = Agent::for_qbt(&q);
     let out = without.run(&["run"]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stdout.to_lowercase().contains("certificate"), "{}", out.stdout);
+    assert!(
+        out.stdout.to_lowercase().contains("certificate"),
+        "{}",
+        out.stdout
+    );
 
     let mut cfg = InstanceCfg::for_qbt("test", &q);
-    cfg.extra.push_str(&format!("ca_file = {:?}\n", p("ca.pem").display().to_string()));
+    cfg.extra.push_str(&format!(
+        "ca_file = {:?}\n",
+        p("ca.pem").display().to_string()
+    ));
     let with = Agent::new(&[cfg]);
     let out = with.run(&["run", "--json"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(out.json()["exported"], 1);
+}
+
+#[test]
+fn check_finds_damage_and_repair_fixes_what_it_can() {
+    let q = qbt_with_fixtures();
+    let a = Agent::for_qbt(&q);
+    let r = a.run(&["run", "--json"]).json();
+    let clean = a.run(&["check", "--json"]);
+    assert_eq!(clean.code, 0, "{}", clean.stdout);
+    assert_eq!(clean.json()["blobs_checked"], 5);
+    assert_eq!(clean.json()["manifests_checked"], 1);
+
+    // Damage one blob and lose the manifest.
+    let m = a.manifest(&r);
+    let blob = a.blob_path(m["torrents"][0]["blob"]["path"].as_str().unwrap());
+    std::fs::write(&blob, b"d4:infod1:ai1eee").unwrap();
+    let manifest_path = r["manifest"].as_str().unwrap().to_string();
+    std::fs::remove_file(&manifest_path).unwrap();
+    let broken = a.run(&["check", "--json"]);
+    assert_eq!(broken.code, 1, "{}", broken.stdout);
+    assert_eq!(
+        broken.json()["problems"].as_array().unwrap().len(),
+        2,
+        "{}",
+        broken.stdout
+    );
+
+    let repaired = a.run(&["check", "--repair"]);
+    assert_eq!(repaired.code, 0, "{}", repaired.stdout);
+    let rewritten: Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    assert_eq!(rewritten["run_id"], r["run_id"]);
+    assert_eq!(rewritten["torrents"], m["torrents"]);
+    assert_eq!(
+        a.run(&["show", "latest", "--json"]).json()["source"],
+        "manifest"
+    );
+    // The damaged blob left the index, so the next run exports it again.
+    let next = a.run(&["run", "--json"]).json();
+    assert_eq!(next["exported"], 1);
+    assert_eq!(a.run(&["check"]).code, 0);
 }

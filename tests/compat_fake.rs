@@ -17,7 +17,6 @@ use agent::{Agent, InstanceCfg};
 
 #[derive(Debug, Clone)]
 struct Req {
-    method: String,
     path: String,
     query: String,
     headers: HashMap<String, String>,
@@ -81,9 +80,13 @@ fn serve(stream: TcpStream, handler: Handler, log: Arc<Mutex<Vec<Req>>>) {
         return;
     }
     let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
+    let _method = parts.next();
     let target = parts.next().unwrap_or("").to_string();
-    let (path, query) = target.split_once('?').map_or((target.clone(), String::new()), |(p, q)| (p.into(), q.into()));
+    let (path, query) = target
+        .split_once('?')
+        .map_or((target.clone(), String::new()), |(p, q)| {
+            (p.into(), q.into())
+        });
     let mut headers = HashMap::new();
     loop {
         let mut h = String::new();
@@ -94,11 +97,13 @@ fn serve(stream: TcpStream, handler: Handler, log: Arc<Mutex<Vec<Req>>>) {
             headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
         }
     }
-    let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let mut body = vec![0; len];
     let _ = reader.read_exact(&mut body);
     let req = Req {
-        method,
         path,
         query,
         headers,
@@ -107,7 +112,11 @@ fn serve(stream: TcpStream, handler: Handler, log: Arc<Mutex<Vec<Req>>>) {
     log.lock().unwrap().push(req.clone());
     let r = handler(&req);
     let mut out = stream;
-    let mut head = format!("HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n", r.status, r.body.len());
+    let mut head = format!(
+        "HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+        r.status,
+        r.body.len()
+    );
     for (k, v) in &r.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -188,23 +197,42 @@ fn fake_qbt(script: Script, n: usize) -> (Fake, Vec<String>) {
         if ep == "auth/login" {
             let ok = req.body.contains("password=right-password");
             if !ok {
-                return if script.sid52 { resp(401, "Unauthorized") } else { resp(200, "Fails.") };
+                return if script.sid52 {
+                    resp(401, "Unauthorized")
+                } else {
+                    resp(200, "Fails.")
+                };
             }
             let sid = format!("s{}", w.sessions.len() + 1);
             w.sessions.push(sid.clone());
-            let mut r = if script.sid52 { resp(204, "") } else { resp(200, "Ok.") };
-            r.headers.push(("Set-Cookie".into(), format!("{cookie_name}={sid}; HttpOnly; path=/")));
+            let mut r = if script.sid52 {
+                resp(204, "")
+            } else {
+                resp(200, "Ok.")
+            };
+            r.headers.push((
+                "Set-Cookie".into(),
+                format!("{cookie_name}={sid}; HttpOnly; path=/"),
+            ));
             return r;
         }
-        if ep == "app/webapiVersion" && !req.headers.contains_key("cookie") && !req.headers.contains_key("authorization") {
+        if ep == "app/webapiVersion"
+            && !req.headers.contains_key("cookie")
+            && !req.headers.contains_key("authorization")
+        {
             // The probe: unauthenticated, answered 403 like the real server.
             return resp(403, "Forbidden");
         }
         let authed = match script.api_key {
-            Some(k) => req.headers.get("authorization").is_some_and(|v| v == &format!("Bearer {k}")),
+            Some(k) => req
+                .headers
+                .get("authorization")
+                .is_some_and(|v| v == &format!("Bearer {k}")),
             None => {
                 let current = w.sessions.last().cloned().unwrap_or_default();
-                req.headers.get("cookie").is_some_and(|c| c == &format!("{cookie_name}={current}"))
+                req.headers
+                    .get("cookie")
+                    .is_some_and(|c| c == &format!("{cookie_name}={current}"))
             }
         };
         if !authed || script.always_forbidden {
@@ -230,7 +258,12 @@ fn fake_qbt(script: Script, n: usize) -> (Fake, Vec<String>) {
             }
             "torrents/export" => {
                 let hash = req.query.trim_start_matches("hash=").to_string();
-                let Some(bytes) = w.torrents.iter().find(|(h, _)| *h == hash).map(|(_, b)| b.clone()) else {
+                let Some(bytes) = w
+                    .torrents
+                    .iter()
+                    .find(|(h, _)| *h == hash)
+                    .map(|(_, b)| b.clone())
+                else {
                     return resp(404, "Not Found");
                 };
                 if let Some((h, status)) = &script.always
@@ -263,7 +296,13 @@ fn fake_qbt(script: Script, n: usize) -> (Fake, Vec<String>) {
         }
     });
     let fake = Fake::start(handler);
-    let port = fake.url.rsplit(':').next().unwrap().trim_end_matches('/').to_string();
+    let port = fake
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
     *port_holder.lock().unwrap() = port;
     (fake, ids)
 }
@@ -293,20 +332,37 @@ fn qbittorrent_5_2_login_cookie_name_works() {
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(out.json()["exported"], 5);
     let exports = fake.requests("torrents/export");
-    assert!(exports.iter().all(|r| r.headers["cookie"].starts_with("QBT_SID_")));
+    assert!(
+        exports
+            .iter()
+            .all(|r| r.headers["cookie"].starts_with("QBT_SID_"))
+    );
     let m = a.manifest(&out.json());
     assert_eq!(m["qbittorrent"]["version"], "v5.2.0");
-    assert_eq!(m["torrents"][0]["paused"], true, "stoppedUP counts as paused");
+    assert_eq!(
+        m["torrents"][0]["paused"], true,
+        "stoppedUP counts as paused"
+    );
 }
 
 #[test]
 fn a_refused_login_is_tried_exactly_once_4x_and_5x() {
     for sid52 in [true, false] {
-        let (fake, _) = fake_qbt(Script { sid52, ..Default::default() }, 3);
+        let (fake, _) = fake_qbt(
+            Script {
+                sid52,
+                ..Default::default()
+            },
+            3,
+        );
         let a = agent_for(&fake, "wrong-password", "");
         let out = a.run(&["run"]);
         assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-        assert!(out.stdout.contains("wrong username or password"), "{}", out.stdout);
+        assert!(
+            out.stdout.contains("wrong username or password"),
+            "{}",
+            out.stdout
+        );
         assert_eq!(fake.requests("auth/login").len(), 1, "sid52={sid52}");
         assert!(fake.requests("torrents/export").is_empty());
         assert!(!out.stdout.contains("wrong-password") && !out.stderr.contains("wrong-password"));
@@ -356,7 +412,12 @@ fn a_webapi_without_export_is_refused_naming_the_version_needed() {
     let a = agent_for(&fake, "right-password", "");
     let out = a.run(&["run"]);
     assert_eq!(out.code, 1);
-    assert!(out.stdout.contains("qBittorrent v4.4.5 (WebAPI 2.8.5) cannot export"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("qBittorrent v4.4.5 (WebAPI 2.8.5) cannot export"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("4.5.0"), "{}", out.stdout);
     assert!(fake.requests("torrents/export").is_empty());
 }
@@ -374,7 +435,11 @@ fn server_errors_are_retried_then_succeed() {
     let out = a.run(&["run", "--json"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(out.json()["exported"], 4);
-    assert_eq!(fake.requests("torrents/export").len(), 12, "2 failures + 1 success each");
+    assert_eq!(
+        fake.requests("torrents/export").len(),
+        12,
+        "2 failures + 1 success each"
+    );
 }
 
 #[test]
@@ -397,7 +462,11 @@ fn a_torrent_that_keeps_failing_becomes_a_warning_and_the_run_goes_on() {
     assert_eq!(w["class"], "recoverable");
     assert!(w["reason"].as_str().unwrap().contains("HTTP 500"), "{w}");
     assert!(w["reason"].as_str().unwrap().contains("3 attempts"), "{w}");
-    assert_eq!(out.json()["exported"], 3, "the others were exported after the failing one");
+    assert_eq!(
+        out.json()["exported"],
+        3,
+        "the others were exported after the failing one"
+    );
 }
 
 #[test]
@@ -425,7 +494,11 @@ fn an_expired_session_gets_one_relogin_and_a_refused_one_is_fatal() {
     let a = agent_for(&fake, "right-password", "");
     let out = a.run(&["run"]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(fake.requests("auth/login").len(), 1, "a 403 on a fresh session is not retried");
+    assert_eq!(
+        fake.requests("auth/login").len(),
+        1,
+        "a 403 on a fresh session is not retried"
+    );
     assert!(out.stdout.contains("refused"), "{}", out.stdout);
 }
 
@@ -444,7 +517,14 @@ fn corrupt_or_mismatched_exports_are_never_stored() {
     let out = a.run(&["run", "--json"]);
     assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
     let m = a.manifest(&out.json());
-    assert!(m["warnings"][0]["reason"].as_str().unwrap().contains("not valid bencode"), "{}", m["warnings"]);
+    assert!(
+        m["warnings"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not valid bencode"),
+        "{}",
+        m["warnings"]
+    );
 
     let (fake, _) = fake_qbt(
         Script {
@@ -457,7 +537,14 @@ fn corrupt_or_mismatched_exports_are_never_stored() {
     let out = a.run(&["run", "--json"]);
     assert_eq!(out.code, 3);
     let m = a.manifest(&out.json());
-    assert!(m["warnings"][0]["reason"].as_str().unwrap().contains("does not match"), "{}", m["warnings"]);
+    assert!(
+        m["warnings"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not match"),
+        "{}",
+        m["warnings"]
+    );
     // Only the two good blobs are in the store.
     let blobs: usize = std::fs::read_dir(a.store.join("blobs"))
         .unwrap()

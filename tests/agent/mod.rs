@@ -183,25 +183,36 @@ impl Out {
     }
 }
 
-pub fn wait_child(mut child: Child, timeout: Duration) -> (Out, Duration) {
+/// Waits for a spawned qbackup, reading its output as it comes (a large
+/// `--json` report must not block on a full pipe), and kills it on timeout.
+pub fn wait_child(child: Child, timeout: Duration) -> (Out, Duration) {
     let start = Instant::now();
-    loop {
-        if let Some(_status) = child.try_wait().expect("wait") {
-            let out = child.wait_with_output().expect("output");
-            let o = Out::from(out);
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(out) => {
+            let o = Out::from(out.expect("wait for qbackup"));
             o.assert_no_secrets();
-            return (o, start.elapsed());
+            (o, start.elapsed())
         }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "qbackup still running after {timeout:?}; stdout {} stderr {}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+        Err(_) => {
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+            let out = rx.recv().ok().and_then(Result::ok);
+            let (so, se) = out
+                .map(|o| {
+                    (
+                        String::from_utf8_lossy(&o.stdout).into_owned(),
+                        String::from_utf8_lossy(&o.stderr).into_owned(),
+                    )
+                })
+                .unwrap_or_default();
+            panic!("qbackup still running after {timeout:?}; stdout {so} stderr {se}");
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

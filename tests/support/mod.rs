@@ -281,7 +281,11 @@ impl Qbt {
 
     /// Base URL with a trailing slash, e.g. `http://127.0.0.1:38123/`.
     pub fn url(&self) -> String {
-        let scheme = if self.opts.tls.is_some() { "https" } else { "http" };
+        let scheme = if self.opts.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         format!("{scheme}://127.0.0.1:{}/", self.port)
     }
 

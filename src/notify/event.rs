@@ -1,0 +1,411 @@
+//! What a notification is about: one finished backup or restore (or a test),
+//! reduced to names, ids, counts and reasons. Never a URL with a query, a
+//! magnet link, a cookie or a password: every free-text field goes through
+//! [`crate::redact::urls`] on the way in.
+
+use serde::Serialize;
+
+use crate::pipeline::RunReport;
+use crate::status::RunStatus;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Backup,
+    Restore,
+    /// `qbackup notify test`.
+    Test,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Backup => "backup",
+            EventKind::Restore => "restore",
+            EventKind::Test => "test",
+        }
+    }
+}
+
+/// The coarse result a target's `on` filter and repeat suppression look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Success,
+    Partial,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Partial => "partial",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Outcome> {
+        Some(match s {
+            "success" => Outcome::Success,
+            "partial" => Outcome::Partial,
+            "failed" => Outcome::Failed,
+            _ => return None,
+        })
+    }
+
+    /// Interrupted (and never-finished) runs count as failed.
+    pub fn of_run(s: RunStatus) -> Outcome {
+        match s {
+            RunStatus::Success => Outcome::Success,
+            RunStatus::Partial => Outcome::Partial,
+            RunStatus::Failed | RunStatus::Interrupted | RunStatus::Running => Outcome::Failed,
+        }
+    }
+}
+
+/// Counts, by kind of event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Counts {
+    Backup(crate::manifest::Counts),
+    Restore(RestoreCounts),
+    None {},
+}
+
+/// A restore's counts, as a restore report gives them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RestoreCounts {
+    pub planned: usize,
+    pub added: usize,
+    pub already_present: usize,
+    pub failed: usize,
+    pub warnings: usize,
+}
+
+impl Counts {
+    /// `6 listed, 5 exported, 0 reused, 1 without metadata, 1 warning`
+    pub fn summary(&self) -> String {
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        match self {
+            Counts::Backup(c) => {
+                let mut s = format!(
+                    "{} listed, {} exported, {} reused",
+                    c.listed, c.exported, c.reused
+                );
+                if c.metadata_unavailable > 0 {
+                    s.push_str(&format!(", {} without metadata", c.metadata_unavailable));
+                }
+                s.push_str(&format!(", {}", plural(c.warnings, "warning", "warnings")));
+                s
+            }
+            Counts::Restore(c) => format!(
+                "{} planned, {} added, {} already present, {} failed, {}",
+                c.planned,
+                c.added,
+                c.already_present,
+                c.failed,
+                plural(c.warnings, "warning", "warnings")
+            ),
+            Counts::None {} => String::new(),
+        }
+    }
+}
+
+/// One warning: which torrent, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventWarning {
+    /// The torrent's id (info-hash).
+    pub id: String,
+    pub name: String,
+    /// `recoverable`, `metadata-unavailable`, …
+    pub class: String,
+    pub reason: String,
+}
+
+impl EventWarning {
+    pub fn new(id: &str, name: &str, class: &str, reason: &str) -> EventWarning {
+        EventWarning {
+            id: clip(id, 80),
+            name: clip(&crate::redact::urls(name), 200),
+            class: clip(class, 40),
+            reason: clip(&crate::redact::urls(reason), 400),
+        }
+    }
+}
+
+/// Everything any format needs. Build it with the constructors below so the
+/// free text is cleaned.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    pub kind: EventKind,
+    pub outcome: Outcome,
+    /// The precise status (`interrupted` is an outcome `failed`).
+    pub status: String,
+    pub instance: String,
+    /// The backup run id or restore id; None when the command stopped before
+    /// a run could be recorded (lock held, unreadable credentials, …).
+    pub run_id: Option<String>,
+    /// Restores: the instance and run restored from.
+    pub source: Option<EventSource>,
+    pub counts: Counts,
+    /// Every warning; formats cut the list to fit.
+    pub warnings: Vec<EventWarning>,
+    pub error: Option<String>,
+    /// Absolute path of the run's manifest.
+    pub manifest: Option<String>,
+    pub qbittorrent_version: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventSource {
+    pub instance: String,
+    pub run_id: String,
+}
+
+impl Event {
+    /// A finished backup run.
+    pub fn from_run(r: &RunReport) -> Event {
+        Event {
+            kind: EventKind::Backup,
+            outcome: Outcome::of_run(r.status),
+            status: r.status.as_str().to_string(),
+            instance: r.instance.clone(),
+            run_id: Some(r.run_id.clone()),
+            source: None,
+            counts: Counts::Backup(crate::manifest::Counts {
+                listed: r.listed,
+                exported: r.exported,
+                reused: r.reused,
+                stored: r.exported + r.reused,
+                metadata_unavailable: r.metadata_unavailable,
+                warnings: r.warnings,
+            }),
+            warnings: r
+                .warning_list
+                .iter()
+                .map(|w| EventWarning::new(&w.id, &w.name, w.class.as_str(), &w.reason))
+                .collect(),
+            error: r.error.as_deref().map(clean),
+            manifest: r.manifest.as_ref().map(|p| p.display().to_string()),
+            qbittorrent_version: r.qbittorrent.as_ref().map(|q| q.version.clone()),
+            started_at: Some(r.started_at.clone()),
+            finished_at: r.finished_at.clone(),
+        }
+    }
+
+    /// A command that stopped before its run could be recorded.
+    pub fn from_error(kind: EventKind, instance: &str, error: &str, at: &str) -> Event {
+        Event {
+            kind,
+            outcome: Outcome::Failed,
+            status: "failed".into(),
+            instance: instance.to_string(),
+            run_id: None,
+            source: None,
+            counts: Counts::None {},
+            warnings: Vec::new(),
+            error: Some(clean(error)),
+            manifest: None,
+            qbittorrent_version: None,
+            started_at: None,
+            finished_at: Some(at.to_string()),
+        }
+    }
+
+    /// A finished restore. The restore module's report maps onto these
+    /// arguments; see `docs/notifications.md`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_restore(
+        restore_id: &str,
+        target_instance: &str,
+        source: EventSource,
+        status: RunStatus,
+        counts: RestoreCounts,
+        warnings: Vec<EventWarning>,
+        error: Option<&str>,
+        qbittorrent_version: Option<String>,
+        started_at: Option<String>,
+        finished_at: Option<String>,
+    ) -> Event {
+        Event {
+            kind: EventKind::Restore,
+            outcome: Outcome::of_run(status),
+            status: status.as_str().to_string(),
+            instance: target_instance.to_string(),
+            run_id: Some(restore_id.to_string()),
+            source: Some(source),
+            counts: Counts::Restore(counts),
+            warnings,
+            error: error.map(clean),
+            manifest: None,
+            qbittorrent_version,
+            started_at,
+            finished_at,
+        }
+    }
+
+    /// A finished restore, from its report.
+    pub fn from_restore_report(r: &crate::restore::RestoreReport) -> Event {
+        let mut warnings: Vec<EventWarning> = r
+            .failures
+            .iter()
+            .map(|f| EventWarning::new(&f.id, &f.name, "restore-failed", &f.reason))
+            .collect();
+        warnings.extend(
+            r.warnings
+                .iter()
+                .map(|w| EventWarning::new("", "", "restore-warning", w)),
+        );
+        let finished = crate::clock::parse_rfc3339(&r.started_at).map(|t| {
+            let ms = i64::try_from(r.duration_ms).unwrap_or(i64::MAX);
+            crate::clock::rfc3339(t + time::Duration::milliseconds(ms))
+        });
+        Event::from_restore(
+            &r.restore_id,
+            &r.target_instance,
+            EventSource {
+                instance: r.source_instance.clone(),
+                run_id: r.source_run.clone(),
+            },
+            r.status,
+            RestoreCounts {
+                planned: r.planned,
+                added: r.added,
+                already_present: r.already_present,
+                failed: r.failed,
+                warnings: warnings.len(),
+            },
+            warnings,
+            r.error.as_deref(),
+            r.target.as_ref().map(|t| t.version.clone()),
+            Some(r.started_at.clone()),
+            finished,
+        )
+    }
+
+    /// What `qbackup notify test` sends.
+    pub fn sample(instance: &str, outcome: Outcome, at: &str) -> Event {
+        let (listed, stored, warnings) = match outcome {
+            Outcome::Success => (3, 3, vec![]),
+            Outcome::Partial => (
+                3,
+                2,
+                vec![EventWarning::new(
+                    "0000000000000000000000000000000000000000",
+                    "Example torrent (qbackup notify test)",
+                    "metadata-unavailable",
+                    "no metadata (a magnet that never finished fetching it); kept as a magnet link for restore",
+                )],
+            ),
+            Outcome::Failed => (0, 0, vec![]),
+        };
+        Event {
+            kind: EventKind::Test,
+            outcome,
+            status: outcome.as_str().into(),
+            instance: instance.to_string(),
+            run_id: Some("test".into()),
+            source: None,
+            counts: Counts::Backup(crate::manifest::Counts {
+                listed,
+                exported: stored,
+                reused: 0,
+                stored,
+                metadata_unavailable: warnings.len(),
+                warnings: warnings.len(),
+            }),
+            warnings,
+            error: (outcome == Outcome::Failed)
+                .then(|| "this is a test notification from qbackup notify test".to_string()),
+            manifest: None,
+            qbittorrent_version: None,
+            started_at: Some(at.to_string()),
+            finished_at: Some(at.to_string()),
+        }
+    }
+
+    /// `box: backup partial`
+    pub fn headline(&self) -> String {
+        let what = match self.kind {
+            EventKind::Test => "test notification",
+            k => k.as_str(),
+        };
+        format!("{}: {what} {}", self.instance, self.status)
+    }
+}
+
+fn clean(s: &str) -> String {
+    clip(
+        &crate::redact::urls(&s.split_whitespace().collect::<Vec<_>>().join(" ")),
+        1000,
+    )
+}
+
+/// At most `max` bytes, cut at a character boundary, with `…` when cut.
+pub fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let ell = if max >= '…'.len_utf8() { "…" } else { "" };
+    let mut end = max - ell.len();
+    while end > 0 && !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ell}", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_table() {
+        let cases = [
+            ("short", 10, "short"),
+            ("exactly10!", 10, "exactly10!"),
+            ("0123456789abc", 10, "0123456…"),
+            ("ééééé", 7, "éé…"),
+            ("ééééé", 6, "é…"),
+            ("abc", 2, "ab"),
+            ("abcd", 3, "…"),
+        ];
+        for (s, max, want) in cases {
+            let got = clip(s, max);
+            assert_eq!(got, want, "{s:?} {max}");
+        }
+    }
+
+    #[test]
+    fn outcome_of_run_table() {
+        use RunStatus::*;
+        for (s, o) in [
+            (Success, Outcome::Success),
+            (Partial, Outcome::Partial),
+            (Failed, Outcome::Failed),
+            (Interrupted, Outcome::Failed),
+            (Running, Outcome::Failed),
+        ] {
+            assert_eq!(Outcome::of_run(s), o);
+            assert_eq!(Outcome::parse(o.as_str()), Some(o));
+        }
+    }
+
+    #[test]
+    fn free_text_loses_url_queries() {
+        let w = EventWarning::new(
+            "ab",
+            "name http://t/announce?passkey=SECRET",
+            "recoverable",
+            "tracker http://t/a?passkey=SECRET failed magnet:?xt=urn:btih:ab&tr=x",
+        );
+        assert!(!format!("{w:?}").contains("SECRET"));
+        assert!(!w.reason.contains("tr="));
+        let e = Event::from_error(EventKind::Backup, "box", "x http://h/?k=SECRET\n y", "t");
+        assert_eq!(e.error.as_deref(), Some("x http://h/?… y"));
+    }
+}

@@ -1,0 +1,694 @@
+//! `[[notify]]` targets: the raw TOML shape and its validation.
+//!
+//! Validation errors are one line naming the target (`notify "ops": …`); the
+//! config loader wraps them with the config path.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::Secret;
+
+use super::event::Outcome;
+
+pub const DEFAULT_TIMEOUT_SECS: f64 = 10.0;
+pub const DEFAULT_RETRIES: u32 = 3;
+pub const DEFAULT_RETRY_DELAY_SECS: f64 = 1.0;
+pub const DEFAULT_DEADLINE_SECS: f64 = 60.0;
+pub const DEFAULT_REPEAT_AFTER_HOURS: f64 = 24.0;
+pub const DEFAULT_MAX_WARNINGS: usize = 10;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    name: String,
+    format: String,
+    url: Option<String>,
+    urls: Option<Vec<String>>,
+    on: Option<Vec<String>>,
+    instances: Option<Vec<String>>,
+    secret: Option<String>,
+    secret_file: Option<PathBuf>,
+    secret_env: Option<String>,
+    repeat_after_hours: Option<f64>,
+    max_warnings: Option<usize>,
+    priority: Option<u8>,
+    timeout_secs: Option<f64>,
+    retries: Option<u32>,
+    retry_delay_secs: Option<f64>,
+    deadline_secs: Option<f64>,
+    // healthchecks
+    start_url: Option<String>,
+    success_url: Option<String>,
+    fail_url: Option<String>,
+    partial_ping: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The documented JSON payload, optionally signed.
+    Webhook,
+    Discord,
+    Slack,
+    Ntfy,
+    Gotify,
+    /// healthchecks.io-style pings: start, success, fail.
+    Healthchecks,
+    /// The Apprise API's `/notify` JSON.
+    Apprise,
+}
+
+impl Format {
+    pub const ALL: [Format; 7] = [
+        Format::Webhook,
+        Format::Discord,
+        Format::Slack,
+        Format::Ntfy,
+        Format::Gotify,
+        Format::Healthchecks,
+        Format::Apprise,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Webhook => "webhook",
+            Format::Discord => "discord",
+            Format::Slack => "slack",
+            Format::Ntfy => "ntfy",
+            Format::Gotify => "gotify",
+            Format::Healthchecks => "healthchecks",
+            Format::Apprise => "apprise",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
+    /// What the target's secret is used for, if it takes one.
+    fn secret_use(self) -> Option<&'static str> {
+        match self {
+            Format::Webhook => Some("signing key"),
+            Format::Ntfy => Some("access token"),
+            Format::Gotify => Some("application token"),
+            _ => None,
+        }
+    }
+
+    /// Dead-man's-switch pings go out on every run: never suppressed.
+    pub fn suppresses_repeats(self) -> bool {
+        self != Format::Healthchecks
+    }
+}
+
+/// Which outcomes a target wants to hear about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OnSet {
+    pub success: bool,
+    pub partial: bool,
+    pub failed: bool,
+}
+
+impl OnSet {
+    pub const DEFAULT: OnSet = OnSet {
+        success: false,
+        partial: true,
+        failed: true,
+    };
+    pub const ALL: OnSet = OnSet {
+        success: true,
+        partial: true,
+        failed: true,
+    };
+
+    pub fn contains(self, o: Outcome) -> bool {
+        match o {
+            Outcome::Success => self.success,
+            Outcome::Partial => self.partial,
+            Outcome::Failed => self.failed,
+        }
+    }
+}
+
+/// Where a target's secret comes from; read only when sending.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SecretSource {
+    File(PathBuf),
+    Env(String),
+    Inline(Secret),
+}
+
+impl SecretSource {
+    pub fn read(&self) -> Result<Secret, String> {
+        match self {
+            SecretSource::File(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| format!("cannot read secret_file {}: {e}", p.display()))?;
+                let v = text.trim_end_matches(['\n', '\r']);
+                if v.is_empty() {
+                    return Err(format!("secret_file {} is empty", p.display()));
+                }
+                Ok(Secret::new(v))
+            }
+            SecretSource::Env(v) => match std::env::var(v) {
+                Ok(s) if !s.is_empty() => Ok(Secret::new(s)),
+                _ => Err(format!("environment variable {v} (secret_env) is not set")),
+            },
+            SecretSource::Inline(s) => Ok(s.clone()),
+        }
+    }
+}
+
+/// healthchecks.io-style ping URLs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pings {
+    pub start: Option<String>,
+    pub success: String,
+    pub fail: String,
+    /// A partial run pings `success` instead of `fail`.
+    pub partial_is_success: bool,
+}
+
+/// Delivery limits: per attempt, retries, and the whole delivery.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Delivery {
+    pub timeout: Duration,
+    /// Extra attempts after a timeout, connection error or 5xx.
+    pub retries: u32,
+    /// The first backoff delay; it doubles, up to 8× this.
+    pub retry_delay: Duration,
+    /// Give up after this long, retries or not.
+    pub deadline: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub format: Format,
+    /// Where to POST (for healthchecks: empty; see `pings`).
+    pub urls: Vec<String>,
+    pub pings: Option<Pings>,
+    pub on: OnSet,
+    /// None: every instance.
+    pub instances: Option<Vec<String>>,
+    pub secret: Option<SecretSource>,
+    /// None: every event is sent, repeats included.
+    pub repeat_after: Option<Duration>,
+    pub max_warnings: usize,
+    pub priority: Option<u8>,
+    pub delivery: Delivery,
+}
+
+impl Target {
+    pub fn wants_instance(&self, instance: &str) -> bool {
+        self.instances
+            .as_ref()
+            .is_none_or(|l| l.iter().any(|i| i == instance))
+    }
+}
+
+/// Validates the `[[notify]]` blocks. `instances` are the configured instance
+/// names; relative secret files are resolved against `base`. Inline secrets
+/// add a warning.
+pub fn resolve(
+    raw: Vec<RawTarget>,
+    instances: &[&str],
+    base: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Target>, String> {
+    let mut out: Vec<Target> = Vec::new();
+    for r in raw {
+        let t = resolve_one(r, instances, base, warnings)?;
+        if out.iter().any(|o| o.name == t.name) {
+            return Err(format!("notify {:?} is defined twice", t.name));
+        }
+        out.push(t);
+    }
+    Ok(out)
+}
+
+fn resolve_one(
+    r: RawTarget,
+    instances: &[&str],
+    base: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Target, String> {
+    let name = r.name;
+    if !crate::config::valid_name(&name) {
+        return Err(format!(
+            "notify name {name:?} must be 1-64 letters, digits, '-', '_' or '.', not starting with '.'"
+        ));
+    }
+    let bad = |m: String| format!("notify {name:?}: {m}");
+    let format = Format::parse(&r.format).ok_or_else(|| {
+        bad(format!(
+            "unknown format {:?} (use {})",
+            r.format,
+            Format::ALL.map(Format::as_str).join(", ")
+        ))
+    })?;
+    let healthchecks = format == Format::Healthchecks;
+
+    // URLs.
+    let check = |what: &str, u: &str| validate_url(u).map_err(|m| bad(format!("{what} {m}")));
+    let mut urls = Vec::new();
+    let mut pings = None;
+    if healthchecks {
+        if r.urls.is_some() {
+            return Err(bad(
+                "healthchecks takes one url (the check's ping URL), not urls; add a [[notify]] per check".into(),
+            ));
+        }
+        let base_url = r.url.as_deref().map(|u| check("url", u)).transpose()?;
+        let pick = |explicit: &Option<String>, what: &str, suffix: &str| match (explicit, &base_url)
+        {
+            (Some(u), _) => check(what, u).map(Some),
+            (None, Some(b)) => Ok(Some(join_path(b, suffix))),
+            (None, None) => Ok(None),
+        };
+        let success = pick(&r.success_url, "success_url", "")?;
+        let fail = pick(&r.fail_url, "fail_url", "fail")?;
+        let start = pick(&r.start_url, "start_url", "start")?;
+        let (Some(success), Some(fail)) = (success, fail) else {
+            return Err(bad(
+                "healthchecks needs url (the ping URL), or both success_url and fail_url".into(),
+            ));
+        };
+        let partial_is_success = match r.partial_ping.as_deref() {
+            None | Some("fail") => false,
+            Some("success") => true,
+            Some(o) => {
+                return Err(bad(format!(
+                    "partial_ping must be \"fail\" or \"success\", not {o:?}"
+                )));
+            }
+        };
+        pings = Some(Pings {
+            start,
+            success,
+            fail,
+            partial_is_success,
+        });
+    } else {
+        for (what, u) in [
+            ("start_url", &r.start_url),
+            ("success_url", &r.success_url),
+            ("fail_url", &r.fail_url),
+            ("partial_ping", &r.partial_ping),
+        ] {
+            if u.is_some() {
+                return Err(bad(format!("{what} is only for format healthchecks")));
+            }
+        }
+        match (r.url, r.urls) {
+            (Some(u), None) => urls.push(check("url", &u)?),
+            (None, Some(list)) if !list.is_empty() => {
+                for u in &list {
+                    urls.push(check("urls entry", u)?);
+                }
+            }
+            (Some(_), Some(_)) => return Err(bad("set url or urls, not both".into())),
+            _ => return Err(bad("needs a url".into())),
+        }
+        if format == Format::Gotify {
+            urls = urls.iter().map(|u| gotify_message_url(u)).collect();
+        }
+    }
+
+    // Which events.
+    let on = match r.on {
+        None if healthchecks => OnSet::ALL,
+        None => OnSet::DEFAULT,
+        Some(list) => {
+            if list.is_empty() {
+                return Err(bad(
+                    "on is empty; list some of success, partial, failed (or remove the target)"
+                        .into(),
+                ));
+            }
+            let mut set = OnSet {
+                success: false,
+                partial: false,
+                failed: false,
+            };
+            for o in &list {
+                match o.as_str() {
+                    "success" => set.success = true,
+                    "partial" => set.partial = true,
+                    "failed" => set.failed = true,
+                    other => {
+                        return Err(bad(format!(
+                            "on has unknown outcome {other:?} (use success, partial, failed)"
+                        )));
+                    }
+                }
+            }
+            set
+        }
+    };
+    let instances_filter = match r.instances {
+        None => None,
+        Some(list) => {
+            if list.is_empty() {
+                return Err(bad(
+                    "instances is empty; remove it to hear about every instance".into(),
+                ));
+            }
+            for i in &list {
+                if !instances.contains(&i.as_str()) {
+                    return Err(bad(format!(
+                        "instances names {i:?}, which is not a configured [[instance]]"
+                    )));
+                }
+            }
+            Some(list)
+        }
+    };
+
+    // The secret.
+    let mut sources = Vec::new();
+    if let Some(p) = r.secret_file {
+        sources.push(SecretSource::File(base.join(p)));
+    }
+    if let Some(v) = r.secret_env {
+        sources.push(SecretSource::Env(v));
+    }
+    if let Some(s) = r.secret {
+        sources.push(SecretSource::Inline(Secret::new(s)));
+    }
+    if sources.len() > 1 {
+        return Err(bad(
+            "sets more than one of secret, secret_file, secret_env; keep one".into(),
+        ));
+    }
+    let secret = sources.pop();
+    match (format.secret_use(), &secret) {
+        (None, Some(_)) => {
+            return Err(bad(format!(
+                "format {} takes no secret (for discord and slack the webhook URL is the secret)",
+                format.as_str()
+            )));
+        }
+        (Some(_), None) if format == Format::Gotify => {
+            return Err(bad(
+                "gotify needs its application token in secret_file, secret_env or secret".into(),
+            ));
+        }
+        (Some(what), Some(SecretSource::Inline(_))) => warnings.push(format!(
+            "notify {name:?} has its {what} in the config file; prefer secret_file or secret_env"
+        )),
+        _ => {}
+    }
+
+    // Limits.
+    let repeat_hours = r.repeat_after_hours.unwrap_or(DEFAULT_REPEAT_AFTER_HOURS);
+    if !(repeat_hours.is_finite() && (0.0..=8760.0).contains(&repeat_hours)) {
+        return Err(bad(
+            "repeat_after_hours must be between 0 (never hold back a repeat) and 8760".into(),
+        ));
+    }
+    let repeat_after = (repeat_hours > 0.0).then(|| Duration::from_secs_f64(repeat_hours * 3600.0));
+    let max_warnings = r.max_warnings.unwrap_or(DEFAULT_MAX_WARNINGS);
+    if max_warnings > 1000 {
+        return Err(bad("max_warnings must be at most 1000".into()));
+    }
+    let priority = match (format, r.priority) {
+        (_, None) => None,
+        (Format::Ntfy, Some(p @ 1..=5)) | (Format::Gotify, Some(p @ 0..=10)) => Some(p),
+        (Format::Ntfy, Some(_)) => return Err(bad("priority for ntfy is 1 to 5".into())),
+        (Format::Gotify, Some(_)) => return Err(bad("priority for gotify is 0 to 10".into())),
+        (f, Some(_)) => {
+            return Err(bad(format!(
+                "priority is only for ntfy and gotify, not {}",
+                f.as_str()
+            )));
+        }
+    };
+    let secs = |v: Option<f64>, default: f64, what: &str, min: f64, max: f64| {
+        let v = v.unwrap_or(default);
+        if v.is_finite() && v >= min && v <= max && (min > 0.0 || v >= 0.0) {
+            Ok(Duration::from_secs_f64(v))
+        } else {
+            Err(bad(format!("{what} must be between {min} and {max}")))
+        }
+    };
+    let timeout = secs(
+        r.timeout_secs,
+        DEFAULT_TIMEOUT_SECS,
+        "timeout_secs",
+        0.001,
+        300.0,
+    )?;
+    let retry_delay = secs(
+        r.retry_delay_secs,
+        DEFAULT_RETRY_DELAY_SECS,
+        "retry_delay_secs",
+        0.0,
+        60.0,
+    )?;
+    let deadline = secs(
+        r.deadline_secs,
+        DEFAULT_DEADLINE_SECS,
+        "deadline_secs",
+        0.001,
+        3600.0,
+    )?;
+    let retries = r.retries.unwrap_or(DEFAULT_RETRIES);
+    if retries > 10 {
+        return Err(bad("retries must be at most 10".into()));
+    }
+
+    Ok(Target {
+        name,
+        format,
+        urls,
+        pings,
+        on,
+        instances: instances_filter,
+        secret,
+        repeat_after,
+        max_warnings,
+        priority,
+        delivery: Delivery {
+            timeout,
+            retries,
+            retry_delay,
+            deadline,
+        },
+    })
+}
+
+/// http(s) with a host and no user info (that would end up in logs; use the
+/// secret settings instead). Queries are kept: some services put tokens there.
+fn validate_url(u: &str) -> Result<String, String> {
+    let parsed = reqwest::Url::parse(u).map_err(|e| format!("is not a URL ({e})"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err("must start with http:// or https://".into());
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(
+            "must not contain a user name or password; use secret_file or secret_env".into(),
+        );
+    }
+    if parsed.host_str().is_none() {
+        return Err("has no host".into());
+    }
+    if parsed.fragment().is_some() {
+        return Err("must not have a #fragment".into());
+    }
+    Ok(parsed.to_string())
+}
+
+/// `base` + `/suffix`, keeping any query string at the end.
+fn join_path(base: &str, suffix: &str) -> String {
+    if suffix.is_empty() {
+        return base.to_string();
+    }
+    let (path, query) = match base.find('?') {
+        Some(i) => (&base[..i], &base[i..]),
+        None => (base, ""),
+    };
+    format!("{}/{suffix}{query}", path.trim_end_matches('/'))
+}
+
+/// Gotify posts to `<server>/message`; accept the server URL or the full one.
+fn gotify_message_url(u: &str) -> String {
+    let path_end = u.find('?').unwrap_or(u.len());
+    if u[..path_end].trim_end_matches('/').ends_with("/message") {
+        u.to_string()
+    } else {
+        join_path(u, "message")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml_text: &str) -> Result<Vec<Target>, String> {
+        #[derive(Deserialize)]
+        struct W {
+            notify: Vec<RawTarget>,
+        }
+        let w: W = toml::from_str(toml_text).map_err(|e| e.to_string())?;
+        let mut warnings = Vec::new();
+        resolve(
+            w.notify,
+            &["box", "nas"],
+            Path::new("/etc/qbackup"),
+            &mut warnings,
+        )
+    }
+
+    #[test]
+    fn defaults() {
+        let t =
+            &parse("[[notify]]\nname = \"ops\"\nformat = \"webhook\"\nurl = \"https://h/hook\"\n")
+                .unwrap()[0];
+        assert_eq!(t.on, OnSet::DEFAULT);
+        assert_eq!(t.urls, ["https://h/hook"]);
+        assert_eq!(t.repeat_after, Some(Duration::from_secs(24 * 3600)));
+        assert_eq!(t.max_warnings, DEFAULT_MAX_WARNINGS);
+        assert_eq!(t.delivery.retries, DEFAULT_RETRIES);
+        assert!(t.wants_instance("anything"));
+    }
+
+    #[test]
+    fn healthchecks_urls_derive_from_the_ping_url() {
+        let t = &parse(
+            "[[notify]]\nname = \"hc\"\nformat = \"healthchecks\"\nurl = \"https://hc-ping.com/abc\"\n",
+        )
+        .unwrap()[0];
+        let p = t.pings.as_ref().unwrap();
+        assert_eq!(p.success, "https://hc-ping.com/abc");
+        assert_eq!(p.fail, "https://hc-ping.com/abc/fail");
+        assert_eq!(p.start.as_deref(), Some("https://hc-ping.com/abc/start"));
+        assert_eq!(t.on, OnSet::ALL);
+        assert!(!t.format.suppresses_repeats());
+        let t = &parse(
+            "[[notify]]\nname = \"k\"\nformat = \"healthchecks\"\nsuccess_url = \"http://k/push?status=up\"\nfail_url = \"http://k/push?status=down\"\npartial_ping = \"success\"\n",
+        )
+        .unwrap()[0];
+        let p = t.pings.as_ref().unwrap();
+        assert_eq!(p.start, None);
+        assert!(p.partial_is_success);
+    }
+
+    #[test]
+    fn gotify_url_gets_message_path() {
+        assert_eq!(
+            gotify_message_url("https://g.lan/"),
+            "https://g.lan/message"
+        );
+        assert_eq!(
+            gotify_message_url("https://g.lan/message"),
+            "https://g.lan/message"
+        );
+        assert_eq!(join_path("http://h/a?x=1", "start"), "http://h/a/start?x=1");
+    }
+
+    #[test]
+    fn invalid_targets_name_the_target_in_one_line() {
+        let t = |rest: &str| format!("[[notify]]\nname = \"ops\"\n{rest}\n");
+        let cases = [
+            (
+                t("format = \"email\"\nurl = \"http://h\""),
+                "unknown format",
+            ),
+            (t("format = \"webhook\""), "needs a url"),
+            (t("format = \"webhook\"\nurl = \"ftp://h\""), "http://"),
+            (
+                t("format = \"webhook\"\nurl = \"http://u:p@h\""),
+                "user name",
+            ),
+            (
+                t("format = \"webhook\"\nurl = \"http://h\"\nurls = [\"http://h\"]"),
+                "not both",
+            ),
+            (
+                t("format = \"webhook\"\nurl = \"http://h\"\non = [\"sometimes\"]"),
+                "unknown outcome",
+            ),
+            (
+                t("format = \"webhook\"\nurl = \"http://h\"\non = []"),
+                "on is empty",
+            ),
+            (
+                t("format = \"webhook\"\nurl = \"http://h\"\ninstances = [\"zzz\"]"),
+                "\"zzz\"",
+            ),
+            (
+                t("format = \"discord\"\nurl = \"http://h\"\nsecret_env = \"S\""),
+                "takes no secret",
+            ),
+            (
+                t("format = \"gotify\"\nurl = \"http://h\""),
+                "application token",
+            ),
+            (
+                t("format = \"webhook\"\nurl = \"http://h\"\nsecret_env = \"S\"\nsecret = \"x\""),
+                "more than one",
+            ),
+            (
+                t("format = \"ntfy\"\nurl = \"http://h/t\"\npriority = 9"),
+                "1 to 5",
+            ),
+            (
+                t("format = \"slack\"\nurl = \"http://h\"\npriority = 1"),
+                "only for ntfy",
+            ),
+            (
+                t("format = \"webhook\"\nurl = \"http://h\"\nrepeat_after_hours = -1"),
+                "repeat_after_hours",
+            ),
+            (
+                t("format = \"webhook\"\nurl = \"http://h\"\nretries = 99"),
+                "retries",
+            ),
+            (
+                t("format = \"webhook\"\nurl = \"http://h\"\ntimeout_secs = 0"),
+                "timeout_secs",
+            ),
+            (t("format = \"healthchecks\""), "needs url"),
+            (
+                t("format = \"webhook\"\nurl = \"http://h\"\nfail_url = \"http://h\""),
+                "only for format healthchecks",
+            ),
+            (
+                t("format = \"healthchecks\"\nurl = \"http://h\"\npartial_ping = \"maybe\""),
+                "partial_ping",
+            ),
+            (
+                format!(
+                    "{}{}",
+                    t("format = \"webhook\"\nurl = \"http://h\""),
+                    t("format = \"slack\"\nurl = \"http://h\"")
+                ),
+                "twice",
+            ),
+        ];
+        for (text, needle) in cases {
+            let e = parse(&text).unwrap_err();
+            assert!(e.contains(needle), "{text:?}: {e}");
+            assert!(e.starts_with("notify \"ops\""), "{e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn inline_secret_is_warned_and_hidden() {
+        #[derive(Deserialize)]
+        struct W {
+            notify: Vec<RawTarget>,
+        }
+        let w: W = toml::from_str(
+            "[[notify]]\nname = \"a\"\nformat = \"webhook\"\nurl = \"http://h\"\nsecret = \"s3cr3t-value\"\n",
+        )
+        .unwrap();
+        let mut warnings = Vec::new();
+        let t = resolve(w.notify, &[], Path::new("/"), &mut warnings).unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(!format!("{t:?}").contains("s3cr3t-value"));
+    }
+}
