@@ -160,7 +160,7 @@ fn load_config(cli: &Cli) -> Result<Config, Error> {
     Ok(config)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -219,7 +219,10 @@ fn cmd_run(cli: &Cli, config: &Config, a: &RunArgs) -> Result<i32, Error> {
     let store = Store::new(&config.store);
     let rt = runtime()?;
     let cancel = Arc::new(AtomicBool::new(false));
-    rt.spawn(watch_signals(cancel.clone()));
+    rt.spawn(watch_signals(
+        cancel.clone(),
+        "finishing the torrents in flight and writing the manifest (again to quit now)",
+    ));
 
     // Notifications never change a run's status or exit code.
     let notifier = if a.dry_run {
@@ -280,9 +283,10 @@ fn cmd_run(cli: &Cli, config: &Config, a: &RunArgs) -> Result<i32, Error> {
     Ok(combine_exit_codes(&codes))
 }
 
-/// First SIGINT/SIGTERM: stop starting exports, keep what is stored, write the
-/// manifest. Second: leave at once (the next run marks this one interrupted).
-async fn watch_signals(cancel: Arc<AtomicBool>) {
+/// First SIGINT/SIGTERM: set `cancel` and say `message` (the command stops
+/// starting new work and records what it did). Second: leave at once (the
+/// next command marks the run interrupted).
+pub(crate) async fn watch_signals(cancel: Arc<AtomicBool>, message: &'static str) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -300,9 +304,7 @@ async fn watch_signals(cancel: Arc<AtomicBool>) {
         if seen > 1 {
             std::process::exit(crate::status::EXIT_INTERRUPTED);
         }
-        eprintln!(
-            "qbackup: interrupted: finishing the torrents in flight and writing the manifest (again to quit now)"
-        );
+        eprintln!("qbackup: interrupted: {message}");
         cancel.store(true, Ordering::SeqCst);
     }
 }

@@ -521,14 +521,7 @@ impl History {
             .map_err(|e| self.err(e))?
             .collect::<Result<_, _>>()
             .map_err(|e| self.err(e))?;
-        if let Some(exact) = rows.iter().find(|r| r.run_id == spec) {
-            return Ok(exact.clone());
-        }
-        match rows.len() {
-            0 => Err(HistoryError::NoSuchRun(spec.into())),
-            1 => Ok(rows.into_iter().next().expect("one row")),
-            _ => Err(HistoryError::Ambiguous(spec.into())),
-        }
+        one_by_prefix(rows, spec, |r| &r.run_id)
     }
 
     /// The run as its manifest would have said, from the database alone.
@@ -810,14 +803,7 @@ impl History {
             .map_err(|e| self.err(e))?
             .collect::<Result<_, _>>()
             .map_err(|e| self.err(e))?;
-        if let Some(exact) = rows.iter().find(|r| r.run_id == spec) {
-            return Ok(exact.clone());
-        }
-        match rows.len() {
-            0 => Err(HistoryError::NoSuchRun(spec.into())),
-            1 => Ok(rows.into_iter().next().expect("one row")),
-            _ => Err(HistoryError::Ambiguous(spec.into())),
-        }
+        one_by_prefix(rows, spec, |r| &r.run_id)
     }
 }
 
@@ -866,6 +852,24 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
         manifest_sha256: r.get(12)?,
         error: r.get(13)?,
     })
+}
+
+/// The row whose id is `spec`, or the only one it is a prefix of (`rows`
+/// holds at most two prefix matches).
+fn one_by_prefix<T>(rows: Vec<T>, spec: &str, id: impl Fn(&T) -> &str) -> Result<T, HistoryError> {
+    let exact = rows.iter().position(|r| id(r) == spec);
+    let n = rows.len();
+    let mut rows = rows.into_iter();
+    match (exact, n) {
+        (Some(i), _) => rows
+            .nth(i)
+            .ok_or_else(|| HistoryError::NoSuchRun(spec.into())),
+        (None, 1) => rows
+            .next()
+            .ok_or_else(|| HistoryError::NoSuchRun(spec.into())),
+        (None, 0) => Err(HistoryError::NoSuchRun(spec.into())),
+        (None, _) => Err(HistoryError::Ambiguous(spec.into())),
+    }
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {
@@ -1028,5 +1032,75 @@ impl History {
             .query_map(params![run_id, limit as i64], notification_row)
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_run(h: &History, id: &str, instance: &str) {
+        h.begin_run(&NewRun {
+            run_id: id,
+            instance,
+            kind: RunKind::Manual,
+            started_at: "2026-11-22T00:00:00Z",
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn runs_are_found_by_id_prefix_or_latest() {
+        let d = tempfile::tempdir().unwrap();
+        let h = History::open(&d.path().join("h.sqlite3")).unwrap();
+        new_run(&h, "20261122T000000Z-aaaa", "a");
+        new_run(&h, "20261122T000000Z-aaab", "a");
+        new_run(&h, "20261123T000000Z-cccc", "b");
+        let cases: [(&str, Option<&str>, Result<&str, &str>); 6] = [
+            ("20261122T000000Z-aaaa", None, Ok("20261122T000000Z-aaaa")),
+            ("20261123", None, Ok("20261123T000000Z-cccc")),
+            ("20261122T000000Z-aa", None, Err("ambiguous")),
+            ("1999", None, Err("no run")),
+            ("latest", Some("a"), Ok("20261122T000000Z-aaab")),
+            ("latest", None, Ok("20261123T000000Z-cccc")),
+        ];
+        for (spec, inst, want) in cases {
+            match (h.find_run(spec, inst), want) {
+                (Ok(r), Ok(id)) => assert_eq!(r.run_id, id, "{spec}"),
+                (Err(e), Err(msg)) => assert!(e.to_string().contains(msg), "{spec}: {e}"),
+                (got, want) => panic!("{spec}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn running_runs_become_interrupted_and_a_foreign_file_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("h.sqlite3");
+        let h = History::open(&path).unwrap();
+        new_run(&h, "r1", "a");
+        new_run(&h, "r2", "b");
+        assert_eq!(
+            h.mark_interrupted("a", "now").unwrap(),
+            vec!["r1".to_string()]
+        );
+        assert_eq!(h.find_run("r1", None).unwrap().status, "interrupted");
+        assert_eq!(h.find_run("r2", None).unwrap().status, "running");
+        drop(h);
+        // Reopening migrates nothing twice.
+        History::open(&path).unwrap();
+
+        let junk = d.path().join("junk.sqlite3");
+        std::fs::write(&junk, b"this is not a database at all, not even close....................................................").unwrap();
+        let e = History::open(&junk).err().expect("junk refused");
+        assert!(matches!(e, HistoryError::Corrupt { .. }), "{e}");
+        let other = d.path().join("other.sqlite3");
+        let c = Connection::open(&other).unwrap();
+        c.execute_batch("CREATE TABLE t (x)").unwrap();
+        drop(c);
+        assert!(matches!(
+            History::open(&other),
+            Err(HistoryError::Corrupt { .. })
+        ));
     }
 }

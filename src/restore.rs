@@ -1391,43 +1391,23 @@ pub fn cmd_restore(
         batch_size: a.batch_size,
     };
     let store = Store::new(&config.store);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
+    let rt = crate::cli::runtime()?;
     let cancel = Arc::new(AtomicBool::new(false));
-    rt.spawn(watch_signals(cancel.clone()));
+    rt.spawn(crate::cli::watch_signals(
+        cancel.clone(),
+        "finishing the add in flight (again to quit now); run the restore again to add the rest",
+    ));
     let report = rt.block_on(restore(&store, &req, &crate::clock::SystemClock, cancel))?;
     print_report(&report, json);
-    Ok(report.exit_code())
-}
-
-/// First SIGINT/SIGTERM: finish the batch in flight, then stop and record.
-/// Second: leave at once (the next restore marks this one interrupted).
-async fn watch_signals(cancel: Arc<AtomicBool>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return;
-    };
-    let mut seen = 0;
-    loop {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        seen += 1;
-        if seen > 1 {
-            std::process::exit(crate::status::EXIT_INTERRUPTED);
-        }
-        eprintln!(
-            "qbackup: interrupted: finishing the add in flight (again to quit now); run the restore again to add the rest"
+    if !report.dry_run {
+        // Delivery problems are logged and recorded; they never change the exit code.
+        crate::notify::notify_blocking(
+            &rt,
+            config,
+            &crate::notify::Event::from_restore_report(&report),
         );
-        cancel.store(true, Ordering::SeqCst);
     }
+    Ok(report.exit_code())
 }
 
 pub fn print_report(r: &RestoreReport, json: bool) {

@@ -763,3 +763,45 @@ fn quiet_period_follows_the_injected_clock() {
     assert_eq!(rows.len(), steps.len());
     assert_eq!(rows[0].at, "2026-03-01T09:00:00Z");
 }
+
+#[test]
+fn a_restore_is_an_event_too() {
+    let qa = Qbt::start();
+    let f = &fixtures()[0];
+    qa.add_torrent_files(&[(f.file.clone(), f.bytes.clone())], &AddOpts::default());
+    qa.wait_for_count(1, Duration::from_secs(20));
+    let qb = Qbt::start();
+    let rx = Receiver::start(&[]);
+    let a = Agent::new(&[
+        agent::InstanceCfg::for_qbt("a", &qa),
+        agent::InstanceCfg::for_qbt("b", &qb),
+    ]);
+    append_config(
+        &a,
+        &target(
+            "hook",
+            "webhook",
+            &rx.url("/hook"),
+            "on = [\"success\", \"partial\", \"failed\"]\n",
+        ),
+    );
+    assert_eq!(a.run(&["run", "--instance", "a"]).code, 0);
+    let out = a.run(&["restore", "--from", "a", "--to", "b", "--json"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let restore_id = out.json()["restore_id"].as_str().unwrap().to_string();
+    let hooks = rx.at("/hook");
+    assert_eq!(hooks.len(), 2, "one backup and one restore event");
+    let v: serde_json::Value = serde_json::from_str(&hooks[1].text()).unwrap();
+    assert_eq!(v["event"], "restore", "{v}");
+    assert_eq!(v["instance"], "b", "{v}");
+    assert_eq!(v["status"], "success", "{v}");
+    assert_eq!(v["run_id"], restore_id, "{v}");
+    assert_clean(&hooks[1]);
+    // A dry run tells nobody.
+    assert_eq!(
+        a.run(&["restore", "--from", "a", "--to", "b", "--dry-run"])
+            .code,
+        0
+    );
+    assert_eq!(rx.at("/hook").len(), 2);
+}
