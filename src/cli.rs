@@ -3,6 +3,7 @@
 //! Output follows restic's conventions: a short human summary by default,
 //! one JSON object per result with `--json`, errors as one line on stderr.
 
+use crate::error::one_line;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,6 +55,8 @@ pub enum Command {
     Notify(crate::notify::command::NotifyArgs),
     /// Read the whole store back: blobs, manifests and the history must agree
     Check(crate::check::CheckArgs),
+    /// Remove old runs by a keep policy (restic-style); --prune also deletes unneeded blobs
+    Forget(crate::retention::ForgetArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -177,6 +180,7 @@ fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Restore(a) => crate::restore::cmd_restore(&config, a, cli.json),
         Command::Notify(a) => crate::notify::command::cmd_notify(&config, a, cli.json),
         Command::Check(a) => crate::check::cmd_check(&config, a, cli.json),
+        Command::Forget(a) => crate::retention::cmd_forget(&config, a, cli.json),
     }
 }
 
@@ -587,8 +591,4 @@ pub(crate) fn load_manifest(
             ))
         }
     }
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -4,6 +4,7 @@
 //! keys are read from files or the environment into [`Secret`] only when a
 //! command needs them.
 
+use crate::error::one_line;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -434,10 +435,6 @@ fn validate_url(url: &str) -> Result<String, String> {
         s.push('/');
     }
     Ok(s)
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

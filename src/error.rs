@@ -38,3 +38,8 @@ impl Error {
         }
     }
 }
+
+/// Error messages are one line: cron mails and log lines stay readable.
+pub fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -6,7 +6,8 @@
 //! rebuilt ([`History::rebuild_manifest`]). A run is marked finished only in
 //! the transaction that writes its rows, after its manifest is on disk.
 
-use std::collections::HashMap;
+use crate::error::one_line;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -682,6 +683,83 @@ impl History {
     }
 }
 
+/// For `qbackup forget` and `--prune`.
+impl History {
+    /// Finished backup runs of `instance` (all if None): (id, instance, started_at, status, manifest_path).
+    pub fn finished_runs(
+        &self,
+        instance: Option<&str>,
+    ) -> Result<Vec<crate::retention::RunMeta>, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, instance, started_at, status, manifest_path FROM runs
+                 WHERE status != 'running' AND (?1 IS NULL OR instance = ?1) ORDER BY started_at DESC, rowid DESC",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([instance], |r| {
+                Ok(crate::retention::RunMeta {
+                    run_id: r.get(0)?,
+                    instance: r.get(1)?,
+                    started_at: r.get(2)?,
+                    status: r.get(3)?,
+                    manifest: r.get(4)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Deletes runs with their items and warnings, in one transaction.
+    pub fn delete_runs(&mut self, ids: &[String]) -> Result<(), HistoryError> {
+        let path = self.path.clone();
+        let e = |err| sqlite(&path, err);
+        let tx = self.conn.transaction().map_err(e)?;
+        for id in ids {
+            tx.execute("DELETE FROM items WHERE run_id = ?1", [id])
+                .map_err(e)?;
+            tx.execute("DELETE FROM warnings WHERE run_id = ?1", [id])
+                .map_err(e)?;
+            tx.execute("DELETE FROM notifications WHERE run_id = ?1", [id])
+                .map_err(e)?;
+            tx.execute("DELETE FROM runs WHERE id = ?1", [id])
+                .map_err(e)?;
+        }
+        tx.commit().map_err(e)
+    }
+
+    /// Drops blob index entries of torrents no remaining run mentions (they
+    /// left qBittorrent before every kept run), and returns the SHA-256 of
+    /// every blob still referenced by a run or the index.
+    pub fn prune_index(&mut self) -> Result<(usize, HashSet<String>), HistoryError> {
+        let path = self.path.clone();
+        let e = |err| sqlite(&path, err);
+        let tx = self.conn.transaction().map_err(e)?;
+        let dropped = tx
+            .execute(
+                "DELETE FROM blob_index WHERE torrent_id NOT IN (SELECT id FROM items)",
+                [],
+            )
+            .map_err(e)?;
+        let mut keep = HashSet::new();
+        {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT blob_sha256 FROM items WHERE blob_sha256 IS NOT NULL
+                     UNION SELECT sha256 FROM blob_index",
+                )
+                .map_err(e)?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(e)?;
+            for sha in rows {
+                keep.insert(sha.map_err(e)?);
+            }
+        }
+        tx.commit().map_err(e)?;
+        Ok((dropped, keep))
+    }
+}
+
 /// Restores: one row each in `restores` (schema migration 2).
 impl History {
     pub fn begin_restore(&self, r: &NewRestore<'_>) -> Result<(), HistoryError> {
@@ -918,10 +996,6 @@ fn disk_full(path: &Path) -> bool {
     // SAFETY: c is a valid NUL-terminated path and st a properly sized buffer.
     let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
     rc == 0 && st.f_bavail == 0
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// One row of the `notifications` table: what became of one event for one

@@ -26,6 +26,7 @@ pub mod plan;
 pub mod qbt;
 pub mod redact;
 pub mod restore;
+pub mod retention;
 pub mod status;
 pub mod store;
 pub mod torrent;

@@ -13,6 +13,7 @@
 //! source instance need not be up. Magnet links and tracker URLs are sent to
 //! qBittorrent but never printed.
 
+use crate::error::one_line;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
@@ -1291,10 +1292,6 @@ pub fn info_name(torrent: &[u8]) -> Option<String> {
             .map(String::from)
     };
     get("name.utf-8").or_else(|| get("name"))
-}
-
-pub fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 // ---------------------------------------------------------------------------

@@ -835,3 +835,52 @@ fn check_finds_damage_and_repair_fixes_what_it_can() {
     assert_eq!(next["exported"], 1);
     assert_eq!(a.run(&["check"]).code, 0);
 }
+
+#[test]
+fn forget_keeps_by_policy_and_prune_removes_only_unneeded_blobs() {
+    let q = qbt_with_fixtures();
+    let a = Agent::for_qbt(&q);
+    let first = a.run(&["run", "--json"]).json();
+    let m = a.manifest(&first);
+    // One torrent leaves qBittorrent; two more runs happen.
+    let gone = &m["torrents"][0];
+    q.delete(&[gone["id"].as_str().unwrap().to_string()]);
+    q.wait_for_count(4, Duration::from_secs(20));
+    a.run(&["run"]);
+    let last = a.run(&["run", "--json"]).json();
+    assert_eq!(a.runs().len(), 3);
+
+    let usage = a.run(&["forget"]);
+    assert_eq!(usage.code, 2, "a policy is required");
+
+    let dry = a.run(&[
+        "forget",
+        "--keep-last",
+        "1",
+        "--prune",
+        "--dry-run",
+        "--json",
+    ]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert_eq!(dry.json()["removed"].as_array().unwrap().len(), 2);
+    assert_eq!(a.runs().len(), 3, "dry run removes nothing");
+
+    let out = a.run(&["forget", "--keep-last", "1", "--prune", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = out.json();
+    assert_eq!(r["removed"].as_array().unwrap().len(), 2);
+    assert_eq!(r["blobs_removed"], 1);
+    let runs = a.runs();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["run_id"], last["run_id"]);
+    assert!(!std::path::Path::new(first["manifest"].as_str().unwrap()).exists());
+    assert!(
+        !a.blob_path(gone["blob"]["path"].as_str().unwrap()).exists(),
+        "the removed torrent's blob is pruned"
+    );
+    // What is left is whole, and the next run still reuses everything.
+    assert_eq!(a.run(&["check"]).code, 0);
+    let next = a.run(&["run", "--json"]).json();
+    assert_eq!(next["reused"], 4);
+    assert_eq!(next["exported"], 0);
+}

@@ -1,0 +1,346 @@
+//! `qbackup forget`: which runs to keep, restic-style, and `--prune` to
+//! delete the blobs no kept run needs any more.
+//!
+//! Policies count only runs that saved something (`success`, `partial`);
+//! `failed` and `interrupted` runs carry nothing to restore and are removed
+//! once they are older than the newest kept run. The newest run that saved
+//! something is always kept, whatever the policy says.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::Path;
+
+use clap::Args;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::clock::parse_rfc3339;
+use crate::config::Config;
+use crate::error::Error;
+use crate::history::History;
+use crate::lock::{InstanceLock, try_lock};
+use crate::status::EXIT_SUCCESS;
+use crate::store::Store;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunMeta {
+    pub run_id: String,
+    pub instance: String,
+    pub started_at: String,
+    pub status: String,
+    #[serde(skip)]
+    pub manifest: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    pub last: usize,
+    pub daily: usize,
+    pub weekly: usize,
+    pub monthly: usize,
+}
+
+impl Policy {
+    pub fn is_empty(&self) -> bool {
+        *self == Policy::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub run_id: String,
+    pub keep: bool,
+    /// Why it is kept: "last", "daily", "weekly", "monthly", "newest".
+    pub reasons: Vec<&'static str>,
+}
+
+/// Decides, for the runs of one instance given newest first.
+pub fn select(runs: &[RunMeta], policy: &Policy) -> Vec<Decision> {
+    let useful = |r: &RunMeta| matches!(r.status.as_str(), "success" | "partial");
+    let mut reasons: Vec<Vec<&'static str>> = vec![Vec::new(); runs.len()];
+    let mut n = 0;
+    for (i, r) in runs.iter().enumerate() {
+        if n >= policy.last {
+            break;
+        }
+        if useful(r) {
+            reasons[i].push("last");
+            n += 1;
+        }
+    }
+    let mut bucket = |n: usize, key: &dyn Fn(OffsetDateTime) -> (i32, u32), name: &'static str| {
+        let mut seen = BTreeSet::new();
+        for (i, r) in runs.iter().enumerate() {
+            if seen.len() >= n {
+                break;
+            }
+            if !useful(r) {
+                continue;
+            }
+            let Some(t) = parse_rfc3339(&r.started_at) else {
+                continue;
+            };
+            if seen.insert(key(t)) {
+                reasons[i].push(name);
+            }
+        }
+    };
+    bucket(policy.daily, &|t| (t.year(), t.ordinal() as u32), "daily");
+    bucket(
+        policy.weekly,
+        &|t| {
+            let (y, w, _) = t.to_iso_week_date();
+            (y, w as u32)
+        },
+        "weekly",
+    );
+    bucket(policy.monthly, &|t| (t.year(), t.month() as u32), "monthly");
+    if let Some(i) = runs.iter().position(useful) {
+        reasons[i].push("newest");
+    }
+    runs.iter()
+        .zip(reasons)
+        .map(|(r, reasons)| Decision {
+            run_id: r.run_id.clone(),
+            keep: !reasons.is_empty(),
+            reasons,
+        })
+        .collect()
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// Only this instance's runs (default: every instance in the store)
+    #[arg(long, short = 'i', value_name = "NAME")]
+    pub instance: Option<String>,
+    /// Keep the newest N runs
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub keep_last: usize,
+    /// Keep the newest run of each of the last N days that have runs
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub keep_daily: usize,
+    /// Keep the newest run of each of the last N ISO weeks that have runs
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub keep_weekly: usize,
+    /// Keep the newest run of each of the last N months that have runs
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub keep_monthly: usize,
+    /// Also delete blobs that no remaining run (or torrent still in the index) needs
+    #[arg(long)]
+    pub prune: bool,
+    /// Say what would be removed, remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct ForgetReport {
+    kept: Vec<Decision>,
+    removed: Vec<String>,
+    blobs_removed: usize,
+    index_entries_dropped: usize,
+    dry_run: bool,
+}
+
+pub fn cmd_forget(config: &Config, a: &ForgetArgs, json: bool) -> Result<i32, Error> {
+    let policy = Policy {
+        last: a.keep_last,
+        daily: a.keep_daily,
+        weekly: a.keep_weekly,
+        monthly: a.keep_monthly,
+    };
+    if policy.is_empty() {
+        return Err(Error::Usage(
+            "say what to keep: --keep-last, --keep-daily, --keep-weekly and/or --keep-monthly"
+                .into(),
+        ));
+    }
+    if let Some(i) = &a.instance {
+        config.instance(i)?;
+    }
+    let store = Store::new(&config.store);
+    if !store.db_path().exists() {
+        return Err(Error::Usage(format!(
+            "no history in {}: nothing to forget",
+            store.root().display()
+        )));
+    }
+    let mut history = History::open_store(&store)?;
+    let runs = history.finished_runs(a.instance.as_deref())?;
+    let instances: BTreeSet<String> = runs.iter().map(|r| r.instance.clone()).collect();
+    // Runs and prune must not race a backup: hold the instances' locks
+    // (prune touches blobs shared by all instances, so it needs them all).
+    let mut locked: Vec<InstanceLock> = Vec::new();
+    if !a.dry_run {
+        let mut names: BTreeSet<String> = instances.clone();
+        if a.prune {
+            names.extend(config.instances.iter().map(|i| i.name.clone()));
+        }
+        for name in &names {
+            locked.push(try_lock(&store.lock_path(name), name)?);
+        }
+    }
+    let mut report = ForgetReport {
+        dry_run: a.dry_run,
+        ..Default::default()
+    };
+    for inst in &instances {
+        let mine: Vec<RunMeta> = runs
+            .iter()
+            .filter(|r| &r.instance == inst)
+            .cloned()
+            .collect();
+        for d in select(&mine, &policy) {
+            if d.keep {
+                report.kept.push(d);
+            } else {
+                report.removed.push(d.run_id);
+            }
+        }
+    }
+    if !a.dry_run {
+        history.delete_runs(&report.removed)?;
+        for r in runs.iter().filter(|r| report.removed.contains(&r.run_id)) {
+            if let Some(m) = &r.manifest {
+                let _ = std::fs::remove_file(store.abs(m));
+            }
+        }
+        if a.prune {
+            let (dropped, keep) = history.prune_index()?;
+            report.index_entries_dropped = dropped;
+            report.blobs_removed = remove_unreferenced_blobs(&store, &keep)?;
+        }
+    }
+    drop(locked);
+    if json {
+        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    } else {
+        let verb = if a.dry_run { "would remove" } else { "removed" };
+        for d in &report.kept {
+            println!("keep   {} ({})", d.run_id, d.reasons.join(", "));
+        }
+        for id in &report.removed {
+            println!("remove {id}");
+        }
+        println!(
+            "{} runs kept, {verb} {} runs{}",
+            report.kept.len(),
+            report.removed.len(),
+            if a.prune && !a.dry_run {
+                format!(", {} unreferenced blobs", report.blobs_removed)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(EXIT_SUCCESS)
+}
+
+/// Deletes blob files whose SHA-256 is not in `keep`, and temp files left
+/// by crashed writes.
+fn remove_unreferenced_blobs(store: &Store, keep: &HashSet<String>) -> Result<usize, Error> {
+    let io = |p: &Path, e: std::io::Error| crate::store::StoreError::Io {
+        op: "prune",
+        path: p.to_path_buf(),
+        source: e,
+    };
+    let blobs = store.root().join("blobs");
+    let mut removed = 0;
+    let shards = match std::fs::read_dir(&blobs) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io(&blobs, e).into()),
+    };
+    for shard in shards {
+        let shard = shard.map_err(|e| io(&blobs, e))?.path();
+        if !shard.is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(&shard).map_err(|e| io(&shard, e))? {
+            let p = f.map_err(|e| io(&shard, e))?.path();
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let stale_tmp = name.starts_with(".tmp-");
+            let unreferenced = name
+                .strip_suffix(".torrent")
+                .is_some_and(|sha| !keep.contains(sha));
+            if stale_tmp || unreferenced {
+                std::fs::remove_file(&p).map_err(|e| io(&p, e))?;
+                removed += usize::from(unreferenced);
+            }
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: &str, at: &str, status: &str) -> RunMeta {
+        RunMeta {
+            run_id: id.into(),
+            instance: "a".into(),
+            started_at: at.into(),
+            status: status.into(),
+            manifest: None,
+        }
+    }
+
+    fn kept(runs: &[RunMeta], p: Policy) -> Vec<String> {
+        select(runs, &p)
+            .into_iter()
+            .filter(|d| d.keep)
+            .map(|d| d.run_id)
+            .collect()
+    }
+
+    #[test]
+    fn retention_table() {
+        // Newest first: two runs on 11-22, one each on 11-21, 11-15, 10-30; one failed.
+        let runs = vec![
+            run("f", "2026-11-22T05:00:00Z", "failed"),
+            run("e", "2026-11-22T03:00:00Z", "success"),
+            run("d", "2026-11-22T01:00:00Z", "partial"),
+            run("c", "2026-11-21T03:00:00Z", "success"),
+            run("b", "2026-11-15T03:00:00Z", "success"),
+            run("a", "2026-10-30T03:00:00Z", "interrupted"),
+        ];
+        let p = |last, daily, weekly, monthly| Policy {
+            last,
+            daily,
+            weekly,
+            monthly,
+        };
+        let cases: Vec<(Policy, Vec<&str>)> = vec![
+            (p(1, 0, 0, 0), vec!["e"]),
+            (p(2, 0, 0, 0), vec!["e", "d"]),
+            (p(0, 2, 0, 0), vec!["e", "c"]),
+            (p(0, 0, 2, 0), vec!["e", "b"]),
+            (p(0, 0, 0, 5), vec!["e"]),
+            (p(1, 3, 0, 0), vec!["e", "c", "b"]),
+            (p(10, 0, 0, 0), vec!["e", "d", "c", "b"]),
+            // The newest useful run survives any policy.
+            (p(0, 0, 0, 1), vec!["e"]),
+        ];
+        for (policy, want) in cases {
+            assert_eq!(kept(&runs, policy.clone()), want, "{policy:?}");
+        }
+        // Failed and interrupted runs are never kept.
+        let d = select(&runs, &p(100, 100, 100, 100));
+        assert!(!d[0].keep && !d[5].keep);
+    }
+
+    #[test]
+    fn nothing_useful_means_nothing_kept_by_newest() {
+        let runs = vec![run("x", "2026-11-22T05:00:00Z", "failed")];
+        assert!(
+            kept(
+                &runs,
+                Policy {
+                    last: 3,
+                    ..Default::default()
+                }
+            )
+            .is_empty()
+        );
+    }
+}
