@@ -29,8 +29,8 @@ password_file = "empty/password"
 TOML
 ms() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read().splitlines()[-1])["duration_ms"])'; }
 plain=$($BIN/examples/plain_export "$URL" "$W/qbt/password" "$W/plain" | ms)
-first=$($BIN/qbackup --config "$W/config.toml" run --json | ms)
-second=$($BIN/qbackup --config "$W/config.toml" run --json | ms)
+first=$($BIN/qbackup --config "$W/config.toml" run --instance bench --json | ms)
+second=$($BIN/qbackup --config "$W/config.toml" run --instance bench --json | ms)
 plain2=$($BIN/examples/plain_export "$URL" "$W/qbt/password" "$W/plain2" | ms)
 restore1=$($BIN/qbackup --config "$W/config.toml" restore --from bench --to empty --json | ms)
 restore2=$($BIN/qbackup --config "$W/config.toml" restore --from bench --to empty --json | ms)

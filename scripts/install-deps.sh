@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Installs what qbackup's demo and tests need on a fresh Debian machine:
-# qbittorrent-nox (the real server the integration tests run against).
+# qbittorrent-nox (the real server the integration tests run against) and
+# openssl (the HTTPS test makes a throwaway CA).
 set -euo pipefail
-if command -v qbittorrent-nox >/dev/null 2>&1; then
+missing=()
+command -v qbittorrent-nox >/dev/null 2>&1 || missing+=(qbittorrent-nox)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
     SUDO="sudo"
 fi
-echo "installing qbittorrent-nox (Debian package)..." >&2
+echo "installing ${missing[*]} (Debian packages)..." >&2
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq qbittorrent-nox >/dev/null
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 qbittorrent-nox --version >&2

@@ -390,7 +390,7 @@ fn cmd_runs(cli: &Cli, config: &Config, a: &RunsArgs) -> Result<i32, Error> {
         }
         return Ok(EXIT_SUCCESS);
     };
-    mark_dead_runs(&store, &history, config);
+    mark_dead_runs(&history);
     let runs = history.list_runs(a.instance.as_deref(), a.limit)?;
     let restores = history.list_restores(a.instance.as_deref(), a.limit)?;
     let entries = crate::restore::merge_history(runs, restores, a.limit);
@@ -431,14 +431,10 @@ fn cmd_runs(cli: &Cli, config: &Config, a: &RunsArgs) -> Result<i32, Error> {
 
 /// Runs still flagged `running` whose instance lock is free belong to a
 /// process that died: say so in the history.
-fn mark_dead_runs(store: &Store, history: &History, config: &Config) {
-    for inst in &config.instances {
-        let lock = store.lock_path(&inst.name);
-        if let Ok(_held) = crate::lock::try_lock(&lock, &inst.name) {
-            let now = crate::clock::rfc3339(time::OffsetDateTime::now_utc());
-            let _ = history.mark_interrupted(&inst.name, &now);
-            let _ = history.mark_restores_interrupted(&inst.name, &now);
-        }
+fn mark_dead_runs(history: &History) {
+    let now = crate::clock::rfc3339(time::OffsetDateTime::now_utc());
+    if let Err(e) = history.mark_dead_processes(&now) {
+        tracing::warn!("cannot update interrupted runs: {e}");
     }
 }
 
@@ -468,7 +464,7 @@ fn cmd_show(cli: &Cli, config: &Config, a: &ShowArgs) -> Result<i32, Error> {
     let Some(history) = open_history_if_any(&store)? else {
         return Err(crate::history::HistoryError::NoSuchRun(a.run.clone()).into());
     };
-    mark_dead_runs(&store, &history, config);
+    mark_dead_runs(&history);
     if a.run.starts_with("restore-") {
         let r = history.find_restore(&a.run)?;
         crate::restore::show_restore(&r, cli.json);

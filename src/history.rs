@@ -671,6 +671,43 @@ impl History {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
+    /// Runs and restores still marked running whose process is gone: marked
+    /// interrupted. For read-only commands, which must not take an instance's
+    /// lock even briefly (a cron run starting at that moment would be refused).
+    pub fn mark_dead_processes(&self, now: &str) -> Result<usize, HistoryError> {
+        let mut marked = 0;
+        for table in ["runs", "restores"] {
+            let mut stmt = self
+                .conn
+                .prepare(&format!(
+                    "SELECT id, pid FROM {table} WHERE status = 'running'"
+                ))
+                .map_err(|e| self.err(e))?;
+            let rows: Vec<(String, Option<i64>)> = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(|e| self.err(e))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.err(e))?;
+            for (id, pid) in rows {
+                if pid.is_some_and(pid_alive) {
+                    continue;
+                }
+                marked += self
+                    .conn
+                    .execute(
+                        &format!(
+                            "UPDATE {table} SET status = 'interrupted', finished_at = ?2,
+                             error = 'the qbackup process ended before it finished (killed, crashed or rebooted)'
+                             WHERE id = ?1 AND status = 'running'"
+                        ),
+                        params![id, now],
+                    )
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        Ok(marked)
+    }
+
     /// Points a run at a (re)written manifest.
     pub fn set_manifest(&self, run_id: &str, path: &str, sha256: &str) -> Result<(), HistoryError> {
         self.conn
@@ -985,6 +1022,18 @@ fn sqlite(path: &Path, e: rusqlite::Error) -> HistoryError {
     }
 }
 
+/// Whether a process with this id exists (it may be another program that
+/// reused the id: then the run just stays "running" until its instance's
+/// next run, which holds the lock and knows for sure).
+fn pid_alive(pid: i64) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks for existence; no signal is sent.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// SQLite reports some out-of-space conditions (growing the WAL index) as a
 /// plain I/O error: ask the file system.
 fn disk_full(path: &Path) -> bool {
@@ -1160,6 +1209,17 @@ mod tests {
         );
         assert_eq!(h.find_run("r1", None).unwrap().status, "interrupted");
         assert_eq!(h.find_run("r2", None).unwrap().status, "running");
+        // Read-only commands mark a run dead only when its process is gone.
+        assert_eq!(
+            h.mark_dead_processes("now").unwrap(),
+            0,
+            "r2's process (this one) is alive"
+        );
+        h.conn
+            .execute("UPDATE runs SET pid = 2147483600 WHERE id = 'r2'", [])
+            .unwrap();
+        assert_eq!(h.mark_dead_processes("now").unwrap(), 1);
+        assert_eq!(h.find_run("r2", None).unwrap().status, "interrupted");
         drop(h);
         // Reopening migrates nothing twice.
         History::open(&path).unwrap();
