@@ -841,27 +841,11 @@ impl History {
 
     /// A restore recorded in one step (a dry run, which holds no lock).
     pub fn record_restore(
-        &mut self,
+        &self,
         r: &NewRestore<'_>,
         end: &RestoreEnd<'_>,
     ) -> Result<(), HistoryError> {
-        let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(|e| sqlite(&path, e))?;
-        tx.execute(
-            "INSERT INTO restores (id, source_instance, source_run, target_instance, status, dry_run, started_at, pid)
-             VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7)",
-            params![
-                r.id,
-                r.source_instance,
-                r.source_run,
-                r.target_instance,
-                r.dry_run,
-                r.started_at,
-                std::process::id()
-            ],
-        )
-        .map_err(|e| sqlite(&path, e))?;
-        tx.commit().map_err(|e| sqlite(&path, e))?;
+        self.begin_restore(r)?;
         self.finish_restore(r.id, end)
     }
 

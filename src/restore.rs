@@ -843,7 +843,7 @@ pub async fn restore(
             &target.name,
         )?)
     };
-    let mut history = History::open_store(store)?;
+    let history = History::open_store(store)?;
     let started = clock.now();
     if !req.dry_run {
         // We hold the target's lock: no restore into it can be alive.
@@ -1119,22 +1119,13 @@ async fn carry_out(
         let reply = match client.add_torrents(&add, json_reply).await {
             Ok(r) => r,
             Err(e) => {
-                let p = AddProblem::NotListed(format!(
-                    "the add was not confirmed: {}",
-                    one_line(&e.to_string())
+                stopped = stopped.or(batch_failed(
+                    report,
+                    &the_plan,
+                    &sent,
+                    "the add was not confirmed",
+                    &e,
                 ));
-                for &si in &sent {
-                    fail(report, &the_plan.torrents[si], &p);
-                }
-                if stops_restore(&e) {
-                    report.error = Some(format!(
-                        "qBittorrent stopped answering; run the restore again to add the rest ({})",
-                        one_line(&e.to_string())
-                    ));
-                    stopped = Some(AddProblem::NotAttempted(
-                        "not attempted: qBittorrent stopped answering".into(),
-                    ));
-                }
                 continue;
             }
         };
@@ -1160,22 +1151,13 @@ async fn carry_out(
                 }
             }
             Err(e) => {
-                let p = AddProblem::NotListed(format!(
-                    "sent, but could not be read back: {}",
-                    one_line(&e.to_string())
+                stopped = stopped.or(batch_failed(
+                    report,
+                    &the_plan,
+                    &sent,
+                    "sent, but could not be read back",
+                    &e,
                 ));
-                for &si in &sent {
-                    fail(report, &the_plan.torrents[si], &p);
-                }
-                if stops_restore(&e) {
-                    report.error = Some(format!(
-                        "qBittorrent stopped answering; run the restore again to add the rest ({})",
-                        one_line(&e.to_string())
-                    ));
-                    stopped = Some(AddProblem::NotAttempted(
-                        "not attempted: qBittorrent stopped answering".into(),
-                    ));
-                }
             }
         }
     }
@@ -1183,6 +1165,31 @@ async fn carry_out(
 }
 
 /// Errors after which no further request can succeed.
+/// Every torrent of a batch failed with `e`. If `e` means the target is
+/// gone, returns what the torrents not yet sent are to be told.
+fn batch_failed(
+    report: &mut RestoreReport,
+    the_plan: &Plan,
+    sent: &[usize],
+    what: &str,
+    e: &QbtError,
+) -> Option<AddProblem> {
+    let p = AddProblem::NotListed(format!("{what}: {}", one_line(&e.to_string())));
+    for &si in sent {
+        fail(report, &the_plan.torrents[si], &p);
+    }
+    if !stops_restore(e) {
+        return None;
+    }
+    report.error = Some(format!(
+        "qBittorrent stopped answering; run the restore again to add the rest ({})",
+        one_line(&e.to_string())
+    ));
+    Some(AddProblem::NotAttempted(
+        "not attempted: qBittorrent stopped answering".into(),
+    ))
+}
+
 fn stops_restore(e: &QbtError) -> bool {
     matches!(
         e,
@@ -2159,7 +2166,7 @@ mod tests {
     #[test]
     fn restores_in_history() {
         let d = tempfile::tempdir().unwrap();
-        let mut h = History::open(&d.path().join("h.sqlite3")).unwrap();
+        let h = History::open(&d.path().join("h.sqlite3")).unwrap();
         let r = NewRestore {
             id: "restore-1",
             source_instance: "a",
