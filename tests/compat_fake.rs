@@ -337,6 +337,15 @@ fn qbittorrent_5_2_login_cookie_name_works() {
             .iter()
             .all(|r| r.headers["cookie"].starts_with("QBT_SID_"))
     );
+    // The list is read once, whole (never paged), and compressed.
+    let lists = fake.requests("torrents/info");
+    assert_eq!(lists.len(), 1);
+    assert!(
+        lists[0].query.is_empty(),
+        "no limit/offset paging: {}",
+        lists[0].query
+    );
+    assert!(lists[0].headers["accept-encoding"].contains("gzip"));
     let m = a.manifest(&out.json());
     assert_eq!(m["qbittorrent"]["version"], "v5.2.0");
     assert_eq!(
