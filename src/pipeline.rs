@@ -251,16 +251,66 @@ pub async fn run(
     let mut last_flush = Instant::now();
     let mut fatal_error: Option<String> = None;
     let mut set = JoinSet::new();
-    let mut next = 0usize;
     let in_flight = instance.pace.max_in_flight.max(1);
 
+    // Reuse: re-verify every cached blob first. This touches only the local
+    // disk, so it runs on all cores, not under the export pace.
+    let store_for_check = store.clone();
+    let to_check: Vec<(usize, TorrentInfo, BlobRef)> = steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (t, a))| match a {
+            Action::Reuse(b) => Some((i, t.clone(), b.clone())),
+            Action::Export => None,
+        })
+        .collect();
+    let checked = tokio::task::spawn_blocking(move || verify_cached(&store_for_check, to_check))
+        .await
+        .unwrap_or_default();
+    let mut queue: Vec<(usize, bool)> = Vec::new();
+    for (i, outcome) in checked {
+        match outcome {
+            Ok(blob) => {
+                bar.inc(1);
+                results.insert(
+                    i,
+                    Done {
+                        index: i,
+                        result: Ok((blob, ItemSource::Reused)),
+                        cache_was_bad: false,
+                    },
+                );
+            }
+            Err(why) => {
+                let t = &steps[i].0;
+                warn!(torrent = %t.hash, name = %t.name, "stored copy unusable ({why}); exporting it again");
+                queue.push((i, true));
+            }
+        }
+    }
+    // Everything not reused is exported (a check that never reported back,
+    // which only a bug could cause, means exporting too).
+    let queued: std::collections::HashSet<usize> = queue.iter().map(|(i, _)| *i).collect();
+    queue.extend(
+        (0..steps.len())
+            .filter(|i| !results.contains_key(i) && !queued.contains(i))
+            .map(|i| (i, false)),
+    );
+    queue.sort_unstable();
+    let mut queue = queue.into_iter();
+
     loop {
-        while set.len() < in_flight && next < steps.len() && !shared.fatal.load(Ordering::SeqCst) {
-            let (t, action) = steps[next].clone();
+        while set.len() < in_flight && !shared.fatal.load(Ordering::SeqCst) {
+            let Some((index, cache_was_bad)) = queue.next() else { break };
+            let t = steps[index].0.clone();
             let sh = shared.clone();
-            let index = next;
-            set.spawn(async move { one(sh, index, t, action).await });
-            next += 1;
+            set.spawn(async move {
+                Done {
+                    index,
+                    result: export(&sh, &t).await,
+                    cache_was_bad,
+                }
+            });
         }
         let Some(joined) = set.join_next().await else {
             break;
@@ -431,45 +481,34 @@ fn finish(
     Ok(report)
 }
 
-/// One torrent's turn: reuse a verified cached blob, or export it.
-async fn one(sh: Arc<Shared>, index: usize, t: TorrentInfo, action: Action) -> Done {
-    let mut cache_was_bad = false;
-    if let Action::Reuse(blob) = action {
-        match reuse(&sh.store, &t, &blob).await {
-            Ok(()) => {
-                return Done {
-                    index,
-                    result: Ok((blob, ItemSource::Reused)),
-                    cache_was_bad,
-                };
-            }
-            Err(why) => {
-                warn!(torrent = %t.hash, name = %t.name, "stored copy unusable ({why}); exporting it again");
-                cache_was_bad = true;
-            }
-        }
-    }
-    let result = export(&sh, &t).await;
-    Done {
-        index,
-        result,
-        cache_was_bad,
-    }
-}
-
-async fn reuse(store: &Store, t: &TorrentInfo, blob: &BlobRef) -> Result<(), String> {
-    let store = store.clone();
-    let blob = blob.clone();
-    let t = t.clone();
-    tokio::task::spawn_blocking(move || {
-        let bytes = store
-            .read_blob(&blob)
-            .map_err(|e: BlobReadError| e.to_string())?;
-        verify(&bytes, expected(&t)).map_err(|e| e.to_string())?;
-        Ok(())
+/// Re-verifies cached blobs on all cores: each must still hash to its name
+/// and be the torrent it is filed under.
+fn verify_cached(
+    store: &Store,
+    items: Vec<(usize, TorrentInfo, BlobRef)>,
+) -> Vec<(usize, Result<BlobRef, String>)> {
+    let check = |t: &TorrentInfo, b: &BlobRef| -> Result<(), String> {
+        let bytes = store.read_blob(b).map_err(|e: BlobReadError| e.to_string())?;
+        verify(&bytes, expected(t)).map(|_| ()).map_err(|e| e.to_string())
+    };
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
+    let chunk = items.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(i, t, b)| (*i, check(t, b).map(|()| b.clone())))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
     })
-    .await
-    .map_err(|e| e.to_string())?
 }
 
 fn expected(t: &TorrentInfo) -> Expected<'_> {
