@@ -77,6 +77,7 @@ pub fn classify_qbt(e: &QbtError) -> FailureClass {
         QbtError::LoginRejected
         | QbtError::Banned
         | QbtError::Forbidden { .. }
+        | QbtError::ApiKeyRefused { .. }
         | QbtError::TooOld { .. }
         | QbtError::Setup(_) => Fatal,
     }

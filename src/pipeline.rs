@@ -301,7 +301,9 @@ pub async fn run(
 
     loop {
         while set.len() < in_flight && !shared.fatal.load(Ordering::SeqCst) {
-            let Some((index, cache_was_bad)) = queue.next() else { break };
+            let Some((index, cache_was_bad)) = queue.next() else {
+                break;
+            };
             let t = steps[index].0.clone();
             let sh = shared.clone();
             set.spawn(async move {
@@ -488,10 +490,16 @@ fn verify_cached(
     items: Vec<(usize, TorrentInfo, BlobRef)>,
 ) -> Vec<(usize, Result<BlobRef, String>)> {
     let check = |t: &TorrentInfo, b: &BlobRef| -> Result<(), String> {
-        let bytes = store.read_blob(b).map_err(|e: BlobReadError| e.to_string())?;
-        verify(&bytes, expected(t)).map(|_| ()).map_err(|e| e.to_string())
+        let bytes = store
+            .read_blob(b)
+            .map_err(|e: BlobReadError| e.to_string())?;
+        verify(&bytes, expected(t))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     };
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8);
     let chunk = items.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
         let handles: Vec<_> = items

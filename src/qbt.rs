@@ -46,6 +46,10 @@ pub enum QbtError {
         "qBittorrent refused {endpoint} (HTTP {status}) with a fresh session; check the user's permissions, API key or reverse proxy"
     )]
     Forbidden { endpoint: &'static str, status: u16 },
+    #[error(
+        "qBittorrent refused the API key ({endpoint}: HTTP {status}): check the key; API keys need qBittorrent 5.2 or newer (older versions ignore them: use a password there)"
+    )]
+    ApiKeyRefused { endpoint: &'static str, status: u16 },
     #[error("{endpoint} answered HTTP {status}")]
     Status { endpoint: &'static str, status: u16 },
     #[error(
@@ -267,6 +271,10 @@ pub enum AddReply {
     /// 415: a file in the request is not a valid torrent (valid ones in the
     /// same request may still be added).
     InvalidFile,
+    /// 5.2+: 409 with the plain text `Conflict`, no counts: not one torrent
+    /// of the request was added (all duplicates or refused). Seen on 5.3.0;
+    /// a request with some new torrents answers 200 with JSON counts.
+    Conflict,
     /// 5.2+: the JSON counts.
     Json {
         success_count: u64,
@@ -299,6 +307,7 @@ impl AddReply {
                     failure_count: c.failure_count,
                     pending_count: c.pending_count,
                 },
+                _ if status == 409 => AddReply::Conflict,
                 _ => AddReply::Unexpected { status },
             };
         }
@@ -318,7 +327,10 @@ impl AddReply {
                 pending_count,
                 ..
             } => success_count + pending_count > 0,
-            AddReply::Fails | AddReply::InvalidFile | AddReply::Unexpected { .. } => false,
+            AddReply::Fails
+            | AddReply::Conflict
+            | AddReply::InvalidFile
+            | AddReply::Unexpected { .. } => false,
         }
     }
 }
@@ -489,11 +501,19 @@ impl Client {
                 }
                 return Ok(resp);
             }
+            if matches!(self.auth, Auth::ApiKey(_)) {
+                // 5.2+ answers a wrong key 403; older servers ignore the
+                // Bearer header and answer 403 as to no session at all.
+                return Err(QbtError::ApiKeyRefused {
+                    endpoint,
+                    status: status.as_u16(),
+                });
+            }
             let forbidden = QbtError::Forbidden {
                 endpoint,
                 status: status.as_u16(),
             };
-            if matches!(self.auth, Auth::ApiKey(_)) || relogged {
+            if relogged {
                 return Err(forbidden);
             }
             let mut s = self.session.lock().await;
@@ -834,12 +854,16 @@ mod tests {
                 },
             ),
             (200, "Ok.", true, Unexpected { status: 200 }),
+            // 5.3.0, every torrent of the request already present.
+            (409, "Conflict", true, Conflict),
+            (409, "Conflict", false, Unexpected { status: 409 }),
         ];
         for (status, body, json, want) in cases {
             assert_eq!(AddReply::parse(status, body, json), want, "{status} {body}");
         }
         assert!(Ok.accepted());
         assert!(!Fails.accepted(), "Fails. is never success");
+        assert!(!Conflict.accepted());
         assert!(!InvalidFile.accepted());
         assert!(
             !Json {

@@ -1197,6 +1197,7 @@ fn stops_restore(e: &QbtError) -> bool {
             | QbtError::Timeout { .. }
             | QbtError::Transport { .. }
             | QbtError::Forbidden { .. }
+            | QbtError::ApiKeyRefused { .. }
             | QbtError::LoginRejected
             | QbtError::Banned
             | QbtError::Setup(_)
@@ -1212,6 +1213,7 @@ fn not_listed_reason(reply: &AddReply, waited: Duration) -> String {
         AddReply::Fails => {
             "qBittorrent refused the add (it answered Fails.) and does not list the torrent".into()
         }
+        AddReply::Conflict => "qBittorrent refused every torrent of the request (HTTP 409 Conflict: already present or invalid) and does not list this one".into(),
         AddReply::InvalidFile => "qBittorrent rejected a .torrent of this request as invalid (HTTP 415) and does not list this one".into(),
         AddReply::Json {
             failure_count,

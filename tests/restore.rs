@@ -9,14 +9,19 @@ use std::time::{Duration, Instant};
 
 use agent::{Agent, InstanceCfg, add_generated, fixtures, magnet_fixture};
 use serde_json::Value;
-use support::{AddOpts, Qbt};
+use support::{AddOpts, Qbt, QbtVersion};
 
 /// Instance A: every fixture kind, categories with and without a save path,
 /// automatic and manual management, several tags (one non-ASCII), one
 /// renamed torrent, the magnet without metadata, and one torrent running.
 /// Returns A and the id of the running torrent.
 fn source_instance() -> (Qbt, String) {
-    let q = Qbt::start();
+    source_instance_on(QbtVersion::V4_5)
+}
+
+/// [`source_instance`] on qBittorrent `v`.
+fn source_instance_on(v: QbtVersion) -> (Qbt, String) {
+    let q = Qbt::start_version(v);
     let data = q.profile_dir().join("data");
     q.create_category("movies", &data.join("movies").display().to_string());
     q.create_category("linux", "");
@@ -87,23 +92,12 @@ fn source_instance() -> (Qbt, String) {
     assert_eq!(s, 200);
     // One running torrent: its tracker is 127.0.0.1:9, so nothing announces.
     let running = by_file("v1-single.torrent").id.clone();
-    resume(&q, &running);
+    q.resume(&[&running]);
     q.wait_until("one running", Duration::from_secs(20), |l| {
         l.iter()
             .any(|t| t["hash"] == running.as_str() && !is_paused(t))
     });
     (q, running)
-}
-
-fn resume(q: &Qbt, id: &str) {
-    let (s, _) = q.post_form("api/v2/torrents/resume", &[("hashes", id)]);
-    if s == 404 {
-        // qBittorrent 5.x
-        let (s, _) = q.post_form("api/v2/torrents/start", &[("hashes", id)]);
-        assert_eq!(s, 200);
-    } else {
-        assert_eq!(s, 200);
-    }
 }
 
 fn is_paused(t: &Value) -> bool {
@@ -186,11 +180,26 @@ fn state_of(
     (list, categories(q), tags)
 }
 
-#[test]
-fn restore_into_fresh_instances_is_faithful_idempotent_and_needs_no_source() {
-    let (mut qa, running) = source_instance();
-    let qb = Qbt::start();
-    let qc = Qbt::start();
+// The round trip runs on every qBittorrent line QBT_VERSIONS selects, and
+// across lines: a backup of 4.5.2 restored into 5.1.0 and 5.3.0.
+support::version_matrix!(restore_into_fresh_instances_is_faithful_idempotent_and_needs_no_source);
+support::version_matrix!(only [V5_1, V5_3]: backup_of_4_5_restores_into_5_x_field_by_field_and_stopped);
+
+fn restore_into_fresh_instances_is_faithful_idempotent_and_needs_no_source(v: QbtVersion) {
+    round_trip(v, v);
+}
+
+/// The move users make: back up 4.5.2, restore into a 5.x (where `paused`
+/// became `stopped`); nothing may start by surprise.
+fn backup_of_4_5_restores_into_5_x_field_by_field_and_stopped(v: QbtVersion) {
+    round_trip(QbtVersion::V4_5, v);
+}
+
+/// Back up A (on `src`), restore into fresh B and C (on `dst`), compare.
+fn round_trip(src_version: QbtVersion, dst_version: QbtVersion) {
+    let (mut qa, running) = source_instance_on(src_version);
+    let qb = Qbt::start_version(dst_version);
+    let qc = Qbt::start_version(dst_version);
     let a = Agent::new(&[
         InstanceCfg::for_qbt("a", &qa),
         InstanceCfg::for_qbt("b", &qb),
@@ -279,6 +288,15 @@ fn restore_into_fresh_instances_is_faithful_idempotent_and_needs_no_source() {
     let got = settled(&qb);
     compare(&src, &got, &pa, &pb, None);
     assert!(got.values().all(is_paused), "no --start: everything paused");
+    // And it stays so (a 5.x that ignored the add's stop flag would start
+    // them once the check is done).
+    std::thread::sleep(Duration::from_secs(1));
+    let again = settled(&qb);
+    assert!(
+        again.values().all(is_paused),
+        "a restored torrent started by itself: {:?}",
+        again.values().map(|t| &t["state"]).collect::<Vec<_>>()
+    );
     let mut want_cats = src_cats.clone();
     want_cats.insert("movies".into(), movies_b.clone());
     assert_eq!(categories(&qb), want_cats);

@@ -16,8 +16,9 @@
 //! directory. Save paths, path maps and log files need no translation.
 //!
 //! Which versions run: `QBT_VERSIONS` (comma-separated: `4.5,5.1,5.3`, or
-//! `all`); unset means `4.5` only (quick local runs). `scripts/test.sh` (CI)
-//! selects all three. A selected version whose chroot cannot be built makes
+//! `all`); unset means all three. `QBT_VERSIONS=4.5` makes a quick local
+//! run (the other versions' tests then do nothing, and say so; under CI that
+//! is refused). A selected version whose chroot cannot be built makes
 //! its tests fail loudly; it never skips silently.
 
 use std::collections::BTreeMap;
@@ -83,15 +84,12 @@ impl QbtVersion {
     }
 }
 
-/// The versions `QBT_VERSIONS` selects (default `4.5`). Panics on a name it
+/// The versions `QBT_VERSIONS` selects (default: all). Panics on a name it
 /// does not know, so a typo never selects nothing.
 pub fn selected_versions() -> Vec<QbtVersion> {
     let raw = std::env::var("QBT_VERSIONS").unwrap_or_default();
     let raw = raw.trim();
-    if raw.is_empty() {
-        return vec![QbtVersion::V4_5];
-    }
-    if raw.eq_ignore_ascii_case("all") {
+    if raw.is_empty() || raw.eq_ignore_ascii_case("all") {
         return QbtVersion::ALL.to_vec();
     }
     let mut out: Vec<QbtVersion> = raw
@@ -108,12 +106,20 @@ pub fn selected_versions() -> Vec<QbtVersion> {
     out
 }
 
-/// Runs `test` for `v` if `QBT_VERSIONS` selects it; otherwise says so on
-/// stderr and returns (the test is reported as passed: run with
-/// `QBT_VERSIONS=all`, as CI does, to run every version).
+/// Runs `test` for `v` if `QBT_VERSIONS` selects it (every version does by
+/// default). A developer may deselect versions for a quick local run; the
+/// deselected tests then say so on stderr and do nothing. Under CI
+/// (`CI` set) deselecting is refused: the test fails, so CI never reports a
+/// version as green that it did not run.
 pub fn run_if_selected(v: QbtVersion, test: impl FnOnce(QbtVersion)) {
     if v.is_selected() {
         test(v);
+    } else if std::env::var_os("CI").is_some_and(|c| !c.is_empty() && c != "false") {
+        panic!(
+            "qBittorrent {} deselected by QBT_VERSIONS={:?} under CI: CI must run every version",
+            v.label(),
+            std::env::var("QBT_VERSIONS").unwrap_or_default()
+        );
     } else {
         eprintln!(
             "qBittorrent {} not selected (QBT_VERSIONS={:?}; CI runs all): not run",
@@ -123,34 +129,46 @@ pub fn run_if_selected(v: QbtVersion, test: impl FnOnce(QbtVersion)) {
     }
 }
 
-/// One `#[test]` per qBittorrent version for the body, in a module named
-/// after the test: `NAME::v4_5`, `NAME::v5_1`, `NAME::v5_3`.
+/// One `#[test]` per qBittorrent version for a `fn NAME(v: QbtVersion)`,
+/// in a module of the same name: `NAME::v4_5`, `NAME::v5_1`, `NAME::v5_3`.
+/// Each runs only if `QBT_VERSIONS` selects its version.
 ///
 /// ```ignore
-/// support::version_matrix! {
-///     fn full_run(v) { let q = Qbt::start_version(v); ... }
-/// }
+/// fn full_run(v: QbtVersion) { let q = Qbt::start_version(v); ... }
+/// support::version_matrix!(full_run);
 /// ```
+///
+/// `version_matrix!(only [V5_1, V5_3]: NAME)` makes only those (`NAME::V5_1`…).
+#[allow(unused_macros)]
 macro_rules! version_matrix {
-    ($(#[$meta:meta])* fn $name:ident($v:ident) $body:block) => {
-        $(#[$meta])*
+    (only [$($ver:ident),+ $(,)?]: $name:ident) => {
         mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            fn body($v: crate::support::QbtVersion) $body
-            #[test]
-            fn v4_5() {
-                crate::support::run_if_selected(crate::support::QbtVersion::V4_5, body)
-            }
-            #[test]
-            fn v5_1() {
-                crate::support::run_if_selected(crate::support::QbtVersion::V5_1, body)
-            }
-            #[test]
-            fn v5_3() {
-                crate::support::run_if_selected(crate::support::QbtVersion::V5_3, body)
-            }
+            $(
+                #[test]
+                #[allow(non_snake_case)]
+                fn $ver() {
+                    crate::support::run_if_selected(crate::support::QbtVersion::$ver, super::$name)
+                }
+            )+
         }
+    };
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn v4_5() {
+                    crate::support::run_if_selected(crate::support::QbtVersion::V4_5, super::$name)
+                }
+                #[test]
+                fn v5_1() {
+                    crate::support::run_if_selected(crate::support::QbtVersion::V5_1, super::$name)
+                }
+                #[test]
+                fn v5_3() {
+                    crate::support::run_if_selected(crate::support::QbtVersion::V5_3, super::$name)
+                }
+            }
+        )+
     };
 }
 pub(crate) use version_matrix;
@@ -168,18 +186,21 @@ pub fn cache_dir() -> PathBuf {
 }
 
 /// Per process: the root of each suite, or why it could not be made (a
-/// failed build is not retried by every test of the process).
-static ROOTS: Mutex<BTreeMap<&'static str, Result<PathBuf, String>>> = Mutex::new(BTreeMap::new());
+/// failed build is not retried by every test of the process). One cell per
+/// suite, so two suites are built at the same time.
+type RootCell = std::sync::Arc<std::sync::OnceLock<Result<PathBuf, String>>>;
+static ROOTS: Mutex<BTreeMap<&'static str, RootCell>> = Mutex::new(BTreeMap::new());
 
 /// The extracted, ready root of `suite` (building and caching it first if
 /// needed). Panics loudly, with what was tried, if it cannot be made.
 pub fn ensure_root(suite: &'static str) -> PathBuf {
-    let mut roots = ROOTS.lock().unwrap_or_else(|e| e.into_inner());
-    let r = roots
+    let cell = ROOTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
         .entry(suite)
-        .or_insert_with(|| prepare_root(suite))
+        .or_default()
         .clone();
-    drop(roots);
+    let r = cell.get_or_init(|| prepare_root(suite)).clone();
     match r {
         Ok(p) => p,
         Err(e) => panic!(
@@ -264,15 +285,18 @@ fn prepare_root(suite: &'static str) -> Result<PathBuf, String> {
             tarball.display()
         ));
     }
-    fs::write(tmp.join(READY_STAMP), b"extracted by qbackup test support\n")
-        .map_err(|e| format!("stamp: {e}"))?;
+    fs::write(
+        tmp.join(READY_STAMP),
+        b"extracted by qbackup test support\n",
+    )
+    .map_err(|e| format!("stamp: {e}"))?;
     fs::rename(&tmp, &root).map_err(|e| format!("rename to {}: {e}", root.display()))?;
     link_root_into_itself(&root)?;
-    eprintln!(
+    say(format!(
         "qbt chroot {suite}: extracted {} in {:.1?}",
         tarball.display(),
         t0.elapsed()
-    );
+    ));
     Ok(root)
 }
 
@@ -353,7 +377,9 @@ fn build_tarball(suite: &str, cache: &Path, tarball: &Path) -> Result<(), String
         return Err("building a chroot needs root (debootstrap, chroot)".into());
     }
     if which("debootstrap").is_none() {
-        eprintln!("qbt chroot {suite}: installing debootstrap with apt-get");
+        say(format!(
+            "qbt chroot {suite}: installing debootstrap with apt-get"
+        ));
         let _ = run(Command::new("apt-get").args(["update", "-qq"]));
         run(Command::new("apt-get").args(["install", "-y", "-qq", "debootstrap"]))?;
     }
@@ -365,10 +391,10 @@ fn build_tarball(suite: &str, cache: &Path, tarball: &Path) -> Result<(), String
         fs::remove_dir_all(&build).map_err(|e| format!("remove {}: {e}", build.display()))?;
     }
     let t0 = Instant::now();
-    eprintln!(
+    say(format!(
         "qbt chroot {suite}: debootstrap --variant=minbase {suite} from {mirror} (once; cached in {})",
         tarball.display()
-    );
+    ));
     run(Command::new("debootstrap")
         .args(["--variant=minbase", suite])
         .arg(&build)
@@ -393,13 +419,13 @@ fn build_tarball(suite: &str, cache: &Path, tarball: &Path) -> Result<(), String
         .args(["--numeric-owner", "."]))?;
     fs::rename(&tmp, tarball).map_err(|e| format!("rename {}: {e}", tmp.display()))?;
     let _ = fs::remove_dir_all(&build);
-    eprintln!(
+    say(format!(
         "qbt chroot {suite}: built in {:.1?} (debootstrap {:.1?}, install {:.1?}, tar {:.1?})",
         t0.elapsed(),
         t1 - t0,
         t2 - t1,
         t2.elapsed()
-    );
+    ));
     Ok(())
 }
 
@@ -425,4 +451,11 @@ fn run(cmd: &mut Command) -> Result<(), String> {
         tail(&out.stdout),
         tail(&out.stderr)
     ))
+}
+
+/// Progress of a build, on the real stderr (not captured by the test
+/// harness: a minute-long build should not be silent).
+fn say(msg: String) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{msg}");
 }

@@ -21,6 +21,12 @@
 //! paused, with 127.0.0.1 trackers, so nothing announces anywhere.
 #![allow(dead_code)]
 
+mod chroot;
+#[allow(unused_imports)]
+pub(crate) use chroot::version_matrix;
+#[allow(unused_imports)]
+pub use chroot::{QbtVersion, cache_dir, ensure_root, run_if_selected, selected_versions};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
@@ -174,6 +180,11 @@ pub struct QbtOptions {
     pub detachable: bool,
     /// Serve the WebUI over HTTPS with this (certificate, key) pair, PEM.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Which qBittorrent: the host's 4.5.2 (default) or 5.1/5.3 in a Debian
+    /// chroot (built and cached on first use; see `chroot.rs`). In a chroot
+    /// the profile lives under `ROOT/profiles/`, and [`Qbt::profile_dir`]
+    /// names it the same from the host and from inside.
+    pub version: QbtVersion,
 }
 
 /// Options for adding torrents. `paused` is always sent as true.
@@ -208,6 +219,10 @@ pub struct Qbt {
     torrent_port: u16,
     opts: QbtOptions,
     detached: bool,
+    /// The chroot it runs in (5.x), `None` for the host's package.
+    root: Option<PathBuf>,
+    /// WebAPI version, read once after the first start.
+    webapi: std::sync::OnceLock<(u32, u32, u32)>,
 }
 
 impl Qbt {
@@ -216,19 +231,45 @@ impl Qbt {
         Qbt::start_with(QbtOptions::default())
     }
 
+    /// Start a throwaway instance of this version.
+    pub fn start_version(version: QbtVersion) -> Qbt {
+        Qbt::start_with(QbtOptions {
+            version,
+            ..Default::default()
+        })
+    }
+
     /// Start an instance; panics (with the log tail) if it is not ready in ~20 s.
     pub fn start_with(opts: QbtOptions) -> Qbt {
-        let nox = ensure_qbittorrent();
+        let root = opts.version.suite().map(ensure_root);
+        let nox = match &root {
+            Some(_) => PathBuf::from(DEFAULT_NOX),
+            None => ensure_qbittorrent(),
+        };
+        assert!(
+            root.is_none() || opts.tls.is_none(),
+            "TLS test instances run on the host's 4.5 only"
+        );
         let (tmp, profile) = match &opts.dir {
             Some(d) => {
                 fs::create_dir_all(d).expect("create profile dir");
                 let d = fs::canonicalize(d).expect("canonicalize profile dir");
+                if let Some(r) = &root {
+                    assert!(
+                        d.starts_with(r),
+                        "a chroot'd qBittorrent's profile must be inside {}",
+                        r.display()
+                    );
+                }
                 (None, d)
             }
             None => {
                 let t = tempfile::Builder::new()
                     .prefix("qbackup-qbt-")
-                    .tempdir()
+                    .tempdir_in(match &root {
+                        Some(r) => r.join("profiles"),
+                        None => std::env::temp_dir(),
+                    })
                     .expect("create temp profile dir");
                 let p = t.path().to_path_buf();
                 (Some(t), p)
@@ -255,6 +296,8 @@ impl Qbt {
             torrent_port: 0,
             opts,
             detached: false,
+            root,
+            webapi: std::sync::OnceLock::new(),
         };
         // A port can be taken between picking and binding (another process):
         // qBittorrent then exits 1 with "Unable to bind"; pick again.
@@ -265,7 +308,10 @@ impl Qbt {
             q.write_config();
             q.spawn();
             match q.wait_ready() {
-                Ok(()) => return q,
+                Ok(()) => {
+                    q.check_version();
+                    return q;
+                }
                 Err(e) if e.contains("Unable to bind") => {
                     q.reap_after_failure();
                     last_err = e;
@@ -297,6 +343,16 @@ impl Qbt {
     /// Listening port for peers (bound to lo).
     pub fn torrent_port(&self) -> u16 {
         self.torrent_port
+    }
+
+    /// Which qBittorrent this is.
+    pub fn version(&self) -> QbtVersion {
+        self.opts.version
+    }
+
+    /// The chroot it runs in (5.x), `None` for the host's package.
+    pub fn chroot_root(&self) -> Option<&Path> {
+        self.root.as_deref()
     }
 
     /// PID of the current process (also its process group id).
@@ -488,6 +544,16 @@ impl Qbt {
             .expect("open qbittorrent-nox.out");
         let err = out.try_clone().expect("dup log fd");
         let mut cmd = Command::new(&self.nox);
+        if self.root.is_some() {
+            // A clean environment for the chroot's own userland; UTF-8 file
+            // names (C.UTF-8 is built into glibc, no locales package needed).
+            cmd.env_clear()
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                .env("HOME", "/root")
+                .env("LANG", "C.UTF-8")
+                .env("LC_ALL", "C.UTF-8")
+                .arg("--confirm-legal-notice");
+        }
         cmd.arg(format!("--profile={}", self.profile.display()))
             .arg(format!("--webui-port={}", self.port))
             .arg(format!("--torrenting-port={}", self.torrent_port))
@@ -501,9 +567,23 @@ impl Qbt {
             .env_remove("all_proxy")
             .env_remove("ALL_PROXY");
         let die_with_parent = !self.opts.detachable;
-        // SAFETY: only async-signal-safe calls (setsid, prctl) between fork and exec.
+        let chroot_to = self
+            .root
+            .as_ref()
+            .map(|r| std::ffi::CString::new(r.as_os_str().as_encoded_bytes()).expect("root path"));
+        // SAFETY: only async-signal-safe calls (setsid, prctl, chroot, chdir)
+        // between fork and exec. After chroot, exec resolves the program's
+        // absolute path inside the root: the child pid is qBittorrent's own.
         unsafe {
             cmd.pre_exec(move || {
+                if let Some(root) = &chroot_to {
+                    if libc::chroot(root.as_ptr()) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    if libc::chdir(c"/".as_ptr()) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 // Own session and process group: no terminal signals, killable as a group.
                 if libc::setsid() == -1 {
                     return Err(std::io::Error::last_os_error());
@@ -599,8 +679,9 @@ impl Qbt {
     /// Log in with the known credentials (once; again after a restart or a 403).
     pub fn login(&self) {
         let (status, body) = self.try_login_with(&self.client(), USERNAME, PASSWORD);
+        // Up to 5.1: 200 `Ok.` (cookie SID); 5.2+: 204, empty (QBT_SID_<port>).
         assert!(
-            status == 200 && body == "Ok.",
+            (status == 200 && body == "Ok.") || status == 204,
             "login as {USERNAME} failed: HTTP {status} {body:?}"
         );
         self.logged_in.store(true, Ordering::SeqCst);
@@ -714,6 +795,58 @@ impl Qbt {
         let (status, body) = self.get("api/v2/app/webapiVersion", &[]);
         assert_eq!(status, 200);
         String::from_utf8_lossy(&body).into_owned()
+    }
+
+    /// The WebAPI version as numbers, read once from the server.
+    pub fn webapi(&self) -> (u32, u32, u32) {
+        *self.webapi.get_or_init(|| {
+            let v = self.webapi_version();
+            qbackup::qbt::parse_version(&v)
+                .unwrap_or_else(|| panic!("unreadable WebAPI version {v:?}"))
+        })
+    }
+
+    /// 5.0+ (WebAPI 2.11): `torrents/stop`/`start` instead of `pause`/`resume`.
+    pub fn has_stop_start(&self) -> bool {
+        self.webapi() >= (2, 11, 0)
+    }
+
+    /// Start (5.x) or resume (4.x) torrents, by the server's WebAPI version.
+    pub fn resume(&self, hashes: &[&str]) {
+        let ep = if self.has_stop_start() {
+            "api/v2/torrents/start"
+        } else {
+            "api/v2/torrents/resume"
+        };
+        let (s, body) = self.post_form(ep, &[("hashes", &hashes.join("|"))]);
+        assert_eq!(s, 200, "{ep}: HTTP {s} {}", String::from_utf8_lossy(&body));
+    }
+
+    /// Stop (5.x) or pause (4.x) torrents, by the server's WebAPI version.
+    pub fn pause(&self, hashes: &[&str]) {
+        let ep = if self.has_stop_start() {
+            "api/v2/torrents/stop"
+        } else {
+            "api/v2/torrents/pause"
+        };
+        let (s, body) = self.post_form(ep, &[("hashes", &hashes.join("|"))]);
+        assert_eq!(s, 200, "{ep}: HTTP {s} {}", String::from_utf8_lossy(&body));
+    }
+
+    /// Panics unless the server is the release line asked for.
+    fn check_version(&self) {
+        let app = self.app_version();
+        assert!(
+            app.starts_with(self.opts.version.app_prefix()),
+            "asked for qBittorrent {}, got {app}",
+            self.opts.version.label()
+        );
+        // Start with no session, as before the check (tests see a 403 first).
+        {
+            let _g = self.rt.enter();
+            *self.client.lock().unwrap_or_else(|e| e.into_inner()) = new_client();
+        }
+        self.logged_in.store(false, Ordering::SeqCst);
     }
 
     /// Add .torrent files (paused), in batches of 100: one `(status, body)` per
