@@ -155,18 +155,18 @@ pub fn cmd_check(config: &Config, args: &CheckArgs, json: bool) -> Result<i32, E
             "problems": report.problems,
             "exit_code": code,
         });
-        println!("{v}");
+        crate::outln!("{v}");
         return Ok(code);
     }
     for p in &report.problems {
-        println!(
+        crate::outln!(
             "{}: {}{}",
             p.id,
             p.what,
             if p.repaired { " (repaired)" } else { "" }
         );
     }
-    println!(
+    crate::outln!(
         "checked {} blobs and {} manifests: {} problems{}",
         report.blobs_checked,
         report.manifests_checked,

@@ -133,7 +133,7 @@ fn report_error(e: &Error, json: bool) {
     let msg = one_line(&e.to_string());
     if json {
         let obj = serde_json::json!({ "error": msg, "exit_code": e.exit_code() });
-        println!("{obj}");
+        crate::outln!("{obj}");
     }
     eprintln!("qbackup: error: {msg}");
 }
@@ -263,7 +263,7 @@ fn cmd_run(cli: &Cli, config: &Config, a: &RunArgs) -> Result<i32, Error> {
                         "instance": inst.name, "status": "error",
                         "error": one_line(&e.to_string()), "exit_code": e.exit_code(),
                     });
-                    println!("{obj}");
+                    crate::outln!("{obj}");
                 }
                 eprintln!(
                     "qbackup: error: {}: {}",
@@ -325,18 +325,21 @@ fn print_report(r: &RunReport, json: bool) {
             report: r,
             exit_code: r.exit_code(),
         };
-        println!("{}", serde_json::to_string(&out).unwrap_or_default());
+        crate::outln!("{}", serde_json::to_string(&out).unwrap_or_default());
         return;
     }
     if r.dry_run {
-        println!(
+        crate::outln!(
             "{}: dry run: {} listed, {} to export, {} already stored; nothing written",
-            r.instance, r.listed, r.exported, r.reused
+            r.instance,
+            r.listed,
+            r.exported,
+            r.reused
         );
         return;
     }
     for id in &r.marked_interrupted {
-        println!(
+        crate::outln!(
             "{}: earlier run {id} was interrupted; its stored torrents were reused",
             r.instance
         );
@@ -354,13 +357,13 @@ fn print_report(r: &RunReport, json: bool) {
     if let Some(m) = &r.manifest {
         line.push_str(&format!("; manifest {}", m.display()));
     }
-    println!("{line}");
+    crate::outln!("{line}");
     if let Some(e) = &r.error {
-        println!("  error: {}", one_line(e));
+        crate::outln!("  error: {}", one_line(e));
     }
     const SHOWN: usize = 10;
     for w in r.warning_list.iter().take(SHOWN) {
-        println!(
+        crate::outln!(
             "  warning: {} ({}): {}: {}",
             w.name,
             w.id,
@@ -369,7 +372,7 @@ fn print_report(r: &RunReport, json: bool) {
         );
     }
     if r.warning_list.len() > SHOWN {
-        println!(
+        crate::outln!(
             "  … and {} more warnings: qbackup show {}",
             r.warning_list.len() - SHOWN,
             r.run_id
@@ -384,9 +387,9 @@ fn cmd_runs(cli: &Cli, config: &Config, a: &RunsArgs) -> Result<i32, Error> {
     let store = Store::new(&config.store);
     let Some(history) = open_history_if_any(&store)? else {
         if cli.json {
-            println!("[]");
+            crate::outln!("[]");
         } else {
-            println!("no runs yet (store {})", store.root().display());
+            crate::outln!("no runs yet (store {})", store.root().display());
         }
         return Ok(EXIT_SUCCESS);
     };
@@ -395,26 +398,33 @@ fn cmd_runs(cli: &Cli, config: &Config, a: &RunsArgs) -> Result<i32, Error> {
     let restores = history.list_restores(a.instance.as_deref(), a.limit)?;
     let entries = crate::restore::merge_history(runs, restores, a.limit);
     if cli.json {
-        println!("{}", serde_json::to_string(&entries).unwrap_or_default());
+        crate::outln!("{}", serde_json::to_string(&entries).unwrap_or_default());
         return Ok(EXIT_SUCCESS);
     }
     if entries.is_empty() {
-        println!("no runs yet");
+        crate::outln!("no runs yet");
         return Ok(EXIT_SUCCESS);
     }
-    println!(
+    crate::outln!(
         "{:<29} {:<12} {:<11} {:<11} {:<20} {:>7} {:>7} {:>8}",
-        "RUN", "INSTANCE", "KIND", "STATUS", "STARTED", "LISTED", "STORED", "WARNINGS"
+        "RUN",
+        "INSTANCE",
+        "KIND",
+        "STATUS",
+        "STARTED",
+        "LISTED",
+        "STORED",
+        "WARNINGS"
     );
     for e in &entries {
         let r = match e {
             crate::restore::HistoryEntry::Backup(r) => r,
             crate::restore::HistoryEntry::Restore(r) => {
-                println!("{}", crate::restore::runs_line(r));
+                crate::outln!("{}", crate::restore::runs_line(r));
                 continue;
             }
         };
-        println!(
+        crate::outln!(
             "{:<29} {:<12} {:<11} {:<11} {:<20} {:>7} {:>7} {:>8}",
             r.run_id,
             r.instance,
@@ -490,24 +500,25 @@ fn cmd_show(cli: &Cli, config: &Config, a: &ShowArgs) -> Result<i32, Error> {
                 .map(|p| store.abs(p).display().to_string()),
             source,
         };
-        println!("{}", serde_json::to_string(&view).unwrap_or_default());
+        crate::outln!("{}", serde_json::to_string(&view).unwrap_or_default());
         return Ok(EXIT_SUCCESS);
     }
     let m = &manifest;
-    println!("run        {}", m.run_id);
-    println!("instance   {}", m.instance);
-    println!("kind       {}", m.kind.as_str());
-    println!("status     {}", m.status.as_str());
-    println!("started    {}", m.started_at);
-    println!("finished   {}", m.finished_at.as_deref().unwrap_or("-"));
+    crate::outln!("run        {}", m.run_id);
+    crate::outln!("instance   {}", m.instance);
+    crate::outln!("kind       {}", m.kind.as_str());
+    crate::outln!("status     {}", m.status.as_str());
+    crate::outln!("started    {}", m.started_at);
+    crate::outln!("finished   {}", m.finished_at.as_deref().unwrap_or("-"));
     if let Some(q) = &m.qbittorrent {
-        println!(
+        crate::outln!(
             "server     qBittorrent {} (WebAPI {})",
-            q.version, q.webapi_version
+            q.version,
+            q.webapi_version
         );
     }
     if let Some(p) = &summary.manifest {
-        println!(
+        crate::outln!(
             "manifest   {}{}",
             store.abs(p).display(),
             if source == "history" {
@@ -518,17 +529,22 @@ fn cmd_show(cli: &Cli, config: &Config, a: &ShowArgs) -> Result<i32, Error> {
         );
     }
     let c = &m.counts;
-    println!(
+    crate::outln!(
         "torrents   {} listed, {} stored ({} exported, {} reused), {} metadata-unavailable, {} warnings",
-        c.listed, c.stored, c.exported, c.reused, c.metadata_unavailable, c.warnings
+        c.listed,
+        c.stored,
+        c.exported,
+        c.reused,
+        c.metadata_unavailable,
+        c.warnings
     );
-    println!("categories {}", m.categories.len());
-    println!("tags       {}", m.tags.len());
+    crate::outln!("categories {}", m.categories.len());
+    crate::outln!("tags       {}", m.tags.len());
     if let Some(e) = &m.error {
-        println!("error      {}", one_line(e));
+        crate::outln!("error      {}", one_line(e));
     }
     for w in &m.warnings {
-        println!(
+        crate::outln!(
             "warning    {} ({}): {}: {}",
             w.name,
             w.id,
@@ -538,7 +554,7 @@ fn cmd_show(cli: &Cli, config: &Config, a: &ShowArgs) -> Result<i32, Error> {
     }
     if a.torrents {
         for t in &m.torrents {
-            println!(
+            crate::outln!(
                 "torrent    {} {:<20} {} [{}] {}",
                 t.id,
                 t.source.as_str(),

@@ -33,3 +33,23 @@ pub mod torrent;
 
 /// The version recorded in manifests and the history database.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// `println!` that tolerates a closed stdout (`qbackup show | head`): the
+/// work is done by the time anything is printed, and a reader who stopped
+/// reading asked for the rest to be dropped, not for a panic.
+#[macro_export]
+macro_rules! outln {
+    () => {
+        $crate::out_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::out_line(format_args!($($arg)*))
+    };
+}
+
+#[doc(hidden)]
+pub fn out_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_fmt(args).and_then(|()| out.write_all(b"\n"));
+}

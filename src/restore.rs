@@ -1428,7 +1428,7 @@ pub fn print_report(r: &RestoreReport, json: bool) {
             report: r,
             exit_code: r.exit_code(),
         };
-        println!("{}", serde_json::to_string(&out).unwrap_or_default());
+        crate::outln!("{}", serde_json::to_string(&out).unwrap_or_default());
         return;
     }
     let server = r
@@ -1437,9 +1437,11 @@ pub fn print_report(r: &RestoreReport, json: bool) {
         .map(|t| format!(" (qBittorrent {}, WebAPI {})", t.version, t.webapi_version))
         .unwrap_or_default();
     if let Some(p) = &r.plan {
-        println!(
+        crate::outln!(
             "{}: dry run: restore of run {} of {}{server}; nothing changed",
-            r.target_instance, r.source_run, r.source_instance
+            r.target_instance,
+            r.source_run,
+            r.source_instance
         );
         for c in &p.categories {
             let path = if c.save_path.is_empty() {
@@ -1451,9 +1453,9 @@ pub fn print_report(r: &RestoreReport, json: bool) {
                 CategoryAction::Create => "create",
                 CategoryAction::Exists => "exists",
             };
-            println!("  category {what:<7} {} ({path})", c.name);
+            crate::outln!("  category {what:<7} {} ({path})", c.name);
             if let Some(n) = &c.note {
-                println!("           note: {n}");
+                crate::outln!("           note: {n}");
             }
         }
         for t in &p.tags {
@@ -1461,10 +1463,10 @@ pub fn print_report(r: &RestoreReport, json: bool) {
                 CategoryAction::Create => "create",
                 CategoryAction::Exists => "exists",
             };
-            println!("  tag      {what:<7} {}", t.name);
+            crate::outln!("  tag      {what:<7} {}", t.name);
         }
         for t in &p.to_add {
-            println!(
+            crate::outln!(
                 "  add      {} {} [{}] tags {} -> {}{} ({}{})",
                 t.id,
                 t.name,
@@ -1485,12 +1487,12 @@ pub fn print_report(r: &RestoreReport, json: bool) {
             );
         }
         for t in &p.already_present {
-            println!("  present  {} {}", t.id, t.name);
+            crate::outln!("  present  {} {}", t.id, t.name);
         }
         for t in &p.not_restorable {
-            println!("  cannot   {} {}: {}", t.id, t.name, t.reason);
+            crate::outln!("  cannot   {} {}: {}", t.id, t.name, t.reason);
         }
-        println!(
+        crate::outln!(
             "{}: {} selected: {} to add, {} already present, {} not restorable; {} categories and {} tags to create",
             r.target_instance,
             r.planned,
@@ -1507,12 +1509,12 @@ pub fn print_report(r: &RestoreReport, json: bool) {
                 .count(),
         );
         if let Some(e) = &r.error {
-            println!("  error: {}", one_line(e));
+            crate::outln!("  error: {}", one_line(e));
         }
         return;
     }
     let secs = r.duration_ms as f64 / 1000.0;
-    println!(
+    crate::outln!(
         "{}: {} - restored run {} of {}: {} planned, {} added, {} already present, {} failed in {secs:.1} s; {}",
         r.target_instance,
         r.status.as_str(),
@@ -1525,17 +1527,17 @@ pub fn print_report(r: &RestoreReport, json: bool) {
         r.restore_id
     );
     if let Some(e) = &r.error {
-        println!("  error: {}", one_line(e));
+        crate::outln!("  error: {}", one_line(e));
     }
     for w in &r.warnings {
-        println!("  warning: {}", one_line(w));
+        crate::outln!("  warning: {}", one_line(w));
     }
     const SHOWN: usize = 20;
     for f in r.failures.iter().take(SHOWN) {
-        println!("  failed: {} ({}): {}", f.name, f.id, f.reason);
+        crate::outln!("  failed: {} ({}): {}", f.name, f.id, f.reason);
     }
     if r.failures.len() > SHOWN {
-        println!(
+        crate::outln!(
             "  … and {} more: qbackup show {}",
             r.failures.len() - SHOWN,
             r.restore_id
@@ -1624,25 +1626,28 @@ pub fn show_restore(r: &crate::history::RestoreSummary, json: bool) {
                 }
             }
         }
-        println!("{v}");
+        crate::outln!("{v}");
         return;
     }
-    println!("restore    {}", r.run_id);
-    println!("from       {} run {}", r.source_instance, r.source_run);
-    println!("to         {}", r.target_instance);
-    println!(
+    crate::outln!("restore    {}", r.run_id);
+    crate::outln!("from       {} run {}", r.source_instance, r.source_run);
+    crate::outln!("to         {}", r.target_instance);
+    crate::outln!(
         "status     {}{}",
         r.status,
         if r.dry_run { " (dry run)" } else { "" }
     );
-    println!("started    {}", r.started_at);
-    println!("finished   {}", r.finished_at.as_deref().unwrap_or("-"));
-    println!(
+    crate::outln!("started    {}", r.started_at);
+    crate::outln!("finished   {}", r.finished_at.as_deref().unwrap_or("-"));
+    crate::outln!(
         "torrents   {} planned, {} added, {} already present, {} failed",
-        r.planned, r.added, r.already_present, r.failed
+        r.planned,
+        r.added,
+        r.already_present,
+        r.failed
     );
     if let Some(e) = &r.error {
-        println!("error      {}", one_line(e));
+        crate::outln!("error      {}", one_line(e));
     }
     let list = |key: &str| {
         report
@@ -1653,10 +1658,10 @@ pub fn show_restore(r: &crate::history::RestoreSummary, json: bool) {
             .unwrap_or_default()
     };
     for w in list("warnings") {
-        println!("warning    {}", w.as_str().unwrap_or_default());
+        crate::outln!("warning    {}", w.as_str().unwrap_or_default());
     }
     for f in list("failures") {
-        println!(
+        crate::outln!(
             "failed     {} ({}): {}",
             f["name"].as_str().unwrap_or_default(),
             f["id"].as_str().unwrap_or_default(),

@@ -212,16 +212,16 @@ pub fn cmd_forget(config: &Config, a: &ForgetArgs, json: bool) -> Result<i32, Er
     }
     drop(locked);
     if json {
-        println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        crate::outln!("{}", serde_json::to_string(&report).unwrap_or_default());
     } else {
         let verb = if a.dry_run { "would remove" } else { "removed" };
         for d in &report.kept {
-            println!("keep   {} ({})", d.run_id, d.reasons.join(", "));
+            crate::outln!("keep   {} ({})", d.run_id, d.reasons.join(", "));
         }
         for id in &report.removed {
-            println!("remove {id}");
+            crate::outln!("remove {id}");
         }
-        println!(
+        crate::outln!(
             "{} runs kept, {verb} {} runs{}",
             report.kept.len(),
             report.removed.len(),

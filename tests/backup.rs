@@ -897,3 +897,22 @@ fn forget_keeps_by_policy_and_prune_removes_only_unneeded_blobs() {
     assert_eq!(next["reused"], 4);
     assert_eq!(next["exported"], 0);
 }
+
+#[test]
+fn a_closed_stdout_is_not_a_crash() {
+    let q = qbt_with_fixtures();
+    let a = Agent::for_qbt(&q);
+    assert_eq!(a.run(&["run"]).code, 0);
+    for args in [
+        &["show", "--torrents"][..],
+        &["runs"],
+        &["run", "--dry-run"],
+    ] {
+        // As in `qbackup show | head -1`: the reader is gone before we write.
+        let mut child = a.spawn(args);
+        drop(child.stdout.take());
+        let (out, _) = agent::wait_child(child, Duration::from_secs(30));
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("panicked"), "{args:?}: {}", out.stderr);
+    }
+}

@@ -86,9 +86,9 @@ fn cmd_test(config: &Config, a: &TestArgs, json: bool) -> Result<i32, Error> {
         .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
     let d = rt.block_on(notifier.send_now(target, &event));
     if json {
-        println!("{}", serde_json::to_string(&d).unwrap_or_default());
+        crate::outln!("{}", serde_json::to_string(&d).unwrap_or_default());
     } else if d.delivered() {
-        println!(
+        crate::outln!(
             "{}: test notification ({}) delivered ({} attempt{})",
             d.target,
             target.format.as_str(),
@@ -96,7 +96,7 @@ fn cmd_test(config: &Config, a: &TestArgs, json: bool) -> Result<i32, Error> {
             if d.attempts == 1 { "" } else { "s" }
         );
     } else {
-        println!(
+        crate::outln!(
             "{}: test notification ({}) failed: {}",
             d.target,
             target.format.as_str(),
