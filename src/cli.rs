@@ -464,6 +464,8 @@ struct ShowView<'a> {
     manifest_path: Option<String>,
     /// "manifest", or "history" when the manifest was lost or damaged.
     source: &'static str,
+    /// Notifications sent (or held back, or failed) about this run.
+    notifications: &'a [crate::history::NotificationRow],
 }
 
 fn cmd_show(cli: &Cli, config: &Config, a: &ShowArgs) -> Result<i32, Error> {
@@ -488,6 +490,8 @@ fn cmd_show(cli: &Cli, config: &Config, a: &ShowArgs) -> Result<i32, Error> {
     if let Some(n) = &note {
         eprintln!("qbackup: {n}");
     }
+    let mut notifications = history.list_notifications(Some(&summary.run_id), 100)?;
+    notifications.reverse();
     if cli.json {
         if !a.torrents {
             manifest.torrents.clear();
@@ -499,6 +503,7 @@ fn cmd_show(cli: &Cli, config: &Config, a: &ShowArgs) -> Result<i32, Error> {
                 .as_ref()
                 .map(|p| store.abs(p).display().to_string()),
             source,
+            notifications: &notifications,
         };
         crate::outln!("{}", serde_json::to_string(&view).unwrap_or_default());
         return Ok(EXIT_SUCCESS);
@@ -550,6 +555,18 @@ fn cmd_show(cli: &Cli, config: &Config, a: &ShowArgs) -> Result<i32, Error> {
             w.id,
             w.class.as_str(),
             w.reason
+        );
+    }
+    for n in &notifications {
+        crate::outln!(
+            "notified   {} ({}): {}{}",
+            n.target,
+            n.status,
+            n.outcome,
+            n.error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
         );
     }
     if a.torrents {

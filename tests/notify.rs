@@ -496,6 +496,16 @@ fn dead_receiver_does_not_change_a_successful_runs_exit_code() {
     assert_eq!(rows[0].outcome, "failed");
     assert_eq!(rows[0].status, "success");
     assert_eq!(rows[0].attempts, 3);
+    // `show` tells what became of the run's notifications.
+    let show = a.run(&["show", "latest", "--json"]).json();
+    assert_eq!(show["notifications"][0]["target"], "dead");
+    assert_eq!(show["notifications"][0]["outcome"], "failed");
+    let human = a.run(&["show"]);
+    assert!(
+        human.stdout.contains("notified   dead (success): failed"),
+        "{}",
+        human.stdout
+    );
 }
 
 #[test]
