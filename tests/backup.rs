@@ -202,7 +202,9 @@ fn magnet_without_metadata_is_a_warning_and_keeps_its_magnet_link(v: QbtVersion)
     q.wait_for_count(6, Duration::from_secs(20));
     let a = Agent::for_qbt(&q);
 
-    let out = a.run(&["run", "--json"]);
+    // Debug logging, and it shows no secret either (Agent::run checks every output).
+    let out = a.run(&["-vv", "run", "--json"]);
+    assert!(out.stderr.contains("DEBUG"), "{}", out.stderr);
     assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
     let r = out.json();
     assert_eq!(r["status"], "partial");
