@@ -383,10 +383,12 @@ fn compare(
     }
 }
 
-#[test]
-fn filters_select_exactly_and_dry_run_leaves_a_busy_target_alone() {
+support::version_matrix!(filters_select_exactly_and_dry_run_leaves_a_busy_target_alone);
+
+/// The target runs `v`; the backup comes from 4.5.2.
+fn filters_select_exactly_and_dry_run_leaves_a_busy_target_alone(v: QbtVersion) {
     let (qa, _) = source_instance();
-    let qb = Qbt::start();
+    let qb = Qbt::start_version(v);
     let a = Agent::new(&[
         InstanceCfg::for_qbt("a", &qa),
         InstanceCfg::for_qbt("b", &qb),
@@ -531,10 +533,15 @@ fn filters_select_exactly_and_dry_run_leaves_a_busy_target_alone() {
     assert_eq!(out.code, 2, "{}", out.stderr);
 }
 
-#[test]
-fn corrupt_blob_fails_that_torrent_only_and_a_busy_target_is_refused() {
+support::version_matrix!(
+    corrupt_blob_fails_that_torrent_only_and_a_busy_target_is_refused,
+    target_killed_mid_restore_then_rerun_completes
+);
+
+/// The target runs `v`; the backup comes from 4.5.2.
+fn corrupt_blob_fails_that_torrent_only_and_a_busy_target_is_refused(v: QbtVersion) {
     let (qa, _) = source_instance();
-    let qb = Qbt::start();
+    let qb = Qbt::start_version(v);
     let a = Agent::new(&[
         InstanceCfg::for_qbt("a", &qa),
         InstanceCfg::for_qbt("b", &qb),
@@ -585,11 +592,11 @@ fn corrupt_blob_fails_that_torrent_only_and_a_busy_target_is_refused() {
     assert!(human.stdout.contains("damaged"), "{}", human.stdout);
 }
 
-#[test]
-fn target_killed_mid_restore_then_rerun_completes() {
+/// The target runs `v`; the backup comes from 4.5.2.
+fn target_killed_mid_restore_then_rerun_completes(v: QbtVersion) {
     let qa = Qbt::start();
     add_generated(&qa, "restore-kill", 300, 7000);
-    let mut qb = Qbt::start();
+    let mut qb = Qbt::start_version(v);
     let mut slow = InstanceCfg::for_qbt("b", &qb);
     // 15 requests of 20 torrents at 5 per second: a window of about 3 s.
     slow.extra = "exports_per_second = 5\ntimeout_secs = 3\nretries = 1\n".into();
