@@ -17,7 +17,7 @@ pub struct NotifyArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum NotifyCommand {
-    /// Send a sample event to one [[notify]] target, ignoring its `on` filter
+    /// Send a sample event to one `[[notify]]` target, ignoring its `on` filter
     /// and repeat suppression, to check the setup
     Test(TestArgs),
 }
