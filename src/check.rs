@@ -49,6 +49,13 @@ impl CheckReport {
 
 pub fn check(store: &Store, history: &History, repair: bool) -> Result<CheckReport, Error> {
     let mut report = CheckReport::default();
+    if let Some(what) = history.integrity_problem()? {
+        report.problems.push(Problem {
+            id: "history.sqlite3".into(),
+            what: format!("the history database is damaged: {what}"),
+            repaired: false,
+        });
+    }
     let mut index: Vec<_> = history.blob_index()?.into_iter().collect();
     index.sort_by(|a, b| a.0.cmp(&b.0));
     for (id, blob) in &index {

@@ -30,6 +30,8 @@ pub enum HistoryError {
     },
     #[error("history database {}: the disk is full; free space and run again (nothing stored so far is lost)", path.display())]
     DiskFull { path: PathBuf },
+    #[error("history database {} stayed busy (another qbackup is writing to it); try again", path.display())]
+    Busy { path: PathBuf },
     #[error("history database {}: {detail}", path.display())]
     Sqlite { path: PathBuf, detail: String },
     #[error("no run {0:?} in the history; see `qbackup runs`")]
@@ -215,38 +217,59 @@ pub struct History {
 }
 
 impl History {
+    /// Opens (creating if needed) and migrates. Several processes share one
+    /// database (runs of different instances, `runs` while a run writes), so
+    /// a busy database is waited for; SQLite does not always call its busy
+    /// handler (changing the journal mode, WAL recovery), hence the retries.
     pub fn open(path: &Path) -> Result<History, HistoryError> {
+        let mut delay = Duration::from_millis(20);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match Self::open_once(path) {
+                Err(HistoryError::Busy { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_millis(500));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(path: &Path) -> Result<History, HistoryError> {
         let existed = path.exists();
-        let corrupt = |e: rusqlite::Error| sqlite(path, e);
-        let conn = Connection::open(path).map_err(|e| sqlite(path, e))?;
+        let e = |err: rusqlite::Error| sqlite(path, err);
+        let conn = Connection::open(path).map_err(e)?;
         if !existed {
             // Holds passkey-bearing magnet links: owner only.
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         }
-        conn.busy_timeout(Duration::from_secs(30))
-            .map_err(|e| sqlite(path, e))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(corrupt)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(corrupt)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(corrupt)?;
-        let quick: String = conn
-            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
-            .map_err(corrupt)?;
-        if quick != "ok" {
-            return Err(HistoryError::Corrupt {
-                path: path.to_path_buf(),
-                detail: one_line(&quick),
-            });
+        conn.busy_timeout(Duration::from_secs(30)).map_err(e)?;
+        // Switching to WAL needs an exclusive lock: only do it once.
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .map_err(e)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
         }
+        conn.pragma_update(None, "synchronous", "FULL").map_err(e)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(e)?;
         let mut h = History {
             conn,
             path: path.to_path_buf(),
         };
         h.migrate()?;
         Ok(h)
+    }
+
+    /// SQLite's own consistency check (reads the whole database: for
+    /// `qbackup check`, not for every command).
+    pub fn integrity_problem(&self) -> Result<Option<String>, HistoryError> {
+        let quick: String = self
+            .conn
+            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        Ok((quick != "ok").then(|| one_line(&quick)))
     }
 
     pub fn open_store(store: &Store) -> Result<History, HistoryError> {
@@ -264,6 +287,13 @@ impl History {
         let known = MIGRATIONS.len() as i64;
         let path = self.path.clone();
         let e = |err| sqlite(&path, err);
+        let current: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(e)?;
+        if current == known {
+            return Ok(());
+        }
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -977,6 +1007,11 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 
 fn sqlite(path: &Path, e: rusqlite::Error) -> HistoryError {
     match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            return HistoryError::Busy {
+                path: path.to_path_buf(),
+            };
+        }
         Some(rusqlite::ErrorCode::DiskFull) => {
             return HistoryError::DiskFull {
                 path: path.to_path_buf(),
