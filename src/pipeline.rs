@@ -113,64 +113,22 @@ pub async fn run(
     cancel: Arc<AtomicBool>,
 ) -> Result<RunReport, Error> {
     let t0 = Instant::now();
+    if opts.dry_run {
+        return dry_run(store, instance, opts, clock, t0).await;
+    }
     let credentials = instance.credentials()?;
     store.init()?;
     let _lock = crate::lock::try_lock(&store.lock_path(&instance.name), &instance.name)?;
     let mut history = History::open_store(store)?;
     let started = clock.now();
-    let marked = if opts.dry_run {
-        Vec::new()
-    } else {
-        history.mark_interrupted(&instance.name, &rfc3339(started))?
-    };
+    let marked = history.mark_interrupted(&instance.name, &rfc3339(started))?;
     for id in &marked {
         warn!(run = %id, "an earlier run of {} was interrupted; its stored blobs will be reused", instance.name);
     }
     let run_id = run_id(started);
     let client = Client::new(instance, credentials)?;
-
-    let mut report = RunReport {
-        run_id: run_id.clone(),
-        instance: instance.name.clone(),
-        status: RunStatus::Failed,
-        kind: opts.kind,
-        manifest: None,
-        listed: 0,
-        exported: 0,
-        reused: 0,
-        metadata_unavailable: 0,
-        warnings: 0,
-        duration_ms: 0,
-        dry_run: opts.dry_run,
-        marked_interrupted: marked,
-        error: None,
-        qbittorrent: None,
-        started_at: rfc3339(started),
-        finished_at: None,
-        warning_list: Vec::new(),
-    };
-
-    // List: versions, torrents, categories, tags. Any failure here is fatal.
-    let listing = async {
-        let version = client.version().await?;
-        let torrents = client.torrents().await?;
-        let categories = client.categories().await?;
-        let tags = client.tags().await?;
-        Ok::<_, QbtError>((version, torrents, categories, tags))
-    }
-    .await;
-
-    if opts.dry_run {
-        let (_, torrents, _, _) = listing?;
-        let index = history.blob_index()?;
-        let p = plan(torrents, &index);
-        report.listed = p.steps.len();
-        report.reused = p.to_reuse();
-        report.exported = p.to_export();
-        report.status = RunStatus::Success;
-        report.duration_ms = t0.elapsed().as_millis();
-        return Ok(report);
-    }
+    let report = RunReport::new(&run_id, instance, opts, started, marked);
+    let listing = list_all(&client).await;
 
     let mut manifest = Manifest {
         schema_version: SCHEMA_VERSION,
@@ -200,16 +158,7 @@ pub async fn run(
         Ok(l) => l,
         Err(e) => {
             manifest.error = Some(e.to_string());
-            return finish(
-                store,
-                &mut history,
-                manifest,
-                report,
-                clock,
-                t0,
-                true,
-                false,
-            );
+            return finish(store, &mut history, manifest, report, clock, t0, false);
         }
     };
     info!(instance = %instance.name, qbittorrent = %version.app, webapi = %version.webapi, torrents = torrents.len(), "listed");
@@ -365,7 +314,6 @@ pub async fn run(
     bar.finish_and_clear();
 
     // Record.
-    let fatal = fatal_error.is_some();
     let cancelled = shared.cancel.load(Ordering::SeqCst);
     for (i, (t, _)) in steps.iter().enumerate() {
         let mut item = item_from(t);
@@ -406,20 +354,93 @@ pub async fn run(
         manifest.torrents.push(item);
     }
     manifest.error = fatal_error;
-    finish(
-        store,
-        &mut history,
-        manifest,
-        report,
-        clock,
-        t0,
-        fatal,
-        cancelled,
-    )
+    finish(store, &mut history, manifest, report, clock, t0, cancelled)
 }
 
-/// Writes the manifest, then the history rows, and builds the report.
-#[allow(clippy::too_many_arguments)]
+impl RunReport {
+    fn new(
+        run_id: &str,
+        instance: &Instance,
+        opts: &RunOptions,
+        started: time::OffsetDateTime,
+        marked: Vec<String>,
+    ) -> Self {
+        RunReport {
+            run_id: run_id.to_string(),
+            instance: instance.name.clone(),
+            status: RunStatus::Failed,
+            kind: opts.kind,
+            manifest: None,
+            listed: 0,
+            exported: 0,
+            reused: 0,
+            metadata_unavailable: 0,
+            warnings: 0,
+            duration_ms: 0,
+            dry_run: opts.dry_run,
+            marked_interrupted: marked,
+            error: None,
+            qbittorrent: None,
+            started_at: rfc3339(started),
+            finished_at: None,
+            warning_list: Vec::new(),
+        }
+    }
+}
+
+/// Versions, torrents, categories and tags: everything a run lists. Any
+/// failure here is fatal to the run.
+async fn list_all(
+    client: &Client,
+) -> Result<
+    (
+        crate::qbt::ServerVersion,
+        Vec<TorrentInfo>,
+        std::collections::BTreeMap<String, String>,
+        Vec<String>,
+    ),
+    QbtError,
+> {
+    let version = client.version().await?;
+    let torrents = client.torrents().await?;
+    let categories = client.categories().await?;
+    let tags = client.tags().await?;
+    Ok((version, torrents, categories, tags))
+}
+
+/// `run --dry-run`: list and plan, and write nothing — not even a new store
+/// or history database (an existing one is only read, for the blob index).
+async fn dry_run(
+    store: &Store,
+    instance: &Instance,
+    opts: &RunOptions,
+    clock: &dyn Clock,
+    t0: Instant,
+) -> Result<RunReport, Error> {
+    let client = Client::new(instance, instance.credentials()?)?;
+    let started = clock.now();
+    let mut report = RunReport::new(&run_id(started), instance, opts, started, Vec::new());
+    let (version, torrents, _, _) = list_all(&client).await?;
+    let index = if store.db_path().exists() {
+        History::open_store(store)?.blob_index()?
+    } else {
+        HashMap::new()
+    };
+    let p = plan(torrents, &index);
+    report.listed = p.steps.len();
+    report.reused = p.to_reuse();
+    report.exported = p.to_export();
+    report.status = RunStatus::Success;
+    report.qbittorrent = Some(ServerInfo {
+        version: version.app,
+        webapi_version: version.webapi,
+    });
+    report.duration_ms = t0.elapsed().as_millis();
+    Ok(report)
+}
+
+/// Writes the manifest, then the history rows, and builds the report. A run
+/// whose manifest carries an error ended on a fatal one.
 fn finish(
     store: &Store,
     history: &mut History,
@@ -427,9 +448,9 @@ fn finish(
     mut report: RunReport,
     clock: &dyn Clock,
     t0: Instant,
-    fatal: bool,
     cancelled: bool,
 ) -> Result<RunReport, Error> {
+    let fatal = manifest.error.is_some();
     let count = |s: ItemSource| manifest.torrents.iter().filter(|i| i.source == s).count();
     let exported = count(ItemSource::Exported);
     let reused = count(ItemSource::Reused);

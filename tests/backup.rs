@@ -622,6 +622,13 @@ fn dry_run_plans_without_writing() {
     let blobs = a.store.join("blobs");
     let count = std::fs::read_dir(&blobs).map(|d| d.count()).unwrap_or(0);
     assert_eq!(count, 0, "a dry run stores nothing");
+    assert!(!a.store.exists(), "a dry run creates no store at all");
+    // Against a warm store it plans reuse, and still records nothing.
+    assert_eq!(a.run(&["run"]).code, 0);
+    let warm = a.run(&["run", "--dry-run", "--json"]).json();
+    assert_eq!(warm["exported"], 0);
+    assert_eq!(warm["reused"], 5);
+    assert_eq!(a.runs().len(), 1);
 }
 
 /// A tmpfs of `kib` KiB mounted at a new temp dir; unmounted on drop.
