@@ -313,19 +313,21 @@ pub(crate) async fn watch_signals(cancel: Arc<AtomicBool>, message: &'static str
     }
 }
 
+/// A `--json` result: the report's fields plus the `exit_code` it leads to.
+pub(crate) fn print_json_report<T: Serialize>(report: &T, exit_code: i32) {
+    #[derive(Serialize)]
+    struct Out<'a, T> {
+        #[serde(flatten)]
+        report: &'a T,
+        exit_code: i32,
+    }
+    let out = Out { report, exit_code };
+    crate::outln!("{}", serde_json::to_string(&out).unwrap_or_default());
+}
+
 fn print_report(r: &RunReport, json: bool) {
     if json {
-        #[derive(Serialize)]
-        struct Out<'a> {
-            #[serde(flatten)]
-            report: &'a RunReport,
-            exit_code: i32,
-        }
-        let out = Out {
-            report: r,
-            exit_code: r.exit_code(),
-        };
-        crate::outln!("{}", serde_json::to_string(&out).unwrap_or_default());
+        print_json_report(r, r.exit_code());
         return;
     }
     if r.dry_run {

@@ -58,21 +58,6 @@ pub fn try_lock(path: &Path, instance: &str) -> Result<InstanceLock, LockError> 
     Ok(InstanceLock { _file: file })
 }
 
-/// True if some process holds the lock right now (used to tell a live run
-/// from a dead one without taking the lock for long).
-pub fn is_held(path: &Path) -> bool {
-    let Ok(file) = OpenOptions::new().read(true).write(true).open(path) else {
-        return false;
-    };
-    match file.try_lock() {
-        Ok(()) => {
-            let _ = file.unlock();
-            false
-        }
-        Err(_) => true,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,14 +67,12 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("x.lock");
         let held = try_lock(&p, "x").unwrap();
-        assert!(is_held(&p));
         let e = try_lock(&p, "x").unwrap_err();
         assert!(
             e.to_string().contains(&std::process::id().to_string()),
             "{e}"
         );
         drop(held);
-        assert!(!is_held(&p));
         try_lock(&p, "x").unwrap();
     }
 }

@@ -622,8 +622,8 @@ impl Client {
         }
     }
 
-    /// Builds a request for endpoints that only restore uses.
-    pub async fn post_form(
+    /// An authenticated form POST: (status, body).
+    async fn post_form(
         &self,
         endpoint: &'static str,
         form: &[(&str, &str)],
@@ -635,7 +635,7 @@ impl Client {
     }
 
     /// A raw authenticated request, for multipart uploads.
-    pub async fn request(
+    async fn request(
         &self,
         endpoint: &'static str,
         method: Method,

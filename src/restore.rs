@@ -1418,17 +1418,7 @@ pub fn cmd_restore(
 
 pub fn print_report(r: &RestoreReport, json: bool) {
     if json {
-        #[derive(Serialize)]
-        struct Out<'a> {
-            #[serde(flatten)]
-            report: &'a RestoreReport,
-            exit_code: i32,
-        }
-        let out = Out {
-            report: r,
-            exit_code: r.exit_code(),
-        };
-        crate::outln!("{}", serde_json::to_string(&out).unwrap_or_default());
+        crate::cli::print_json_report(r, r.exit_code());
         return;
     }
     let server = r

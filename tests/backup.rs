@@ -122,7 +122,7 @@ fn full_run_verifies_every_blob_and_second_run_exports_nothing(v: QbtVersion) {
         assert_eq!(it["auto_tmm"], l["auto_tmm"]);
         assert_eq!(it["added_on"], l["added_on"]);
         assert_eq!(it["paused"], true, "{} state {}", f.file, l["state"]);
-        let tags: BTreeSet<String> = support_tags(&l["tags"]);
+        let tags: BTreeSet<String> = support::tag_set(&l["tags"]);
         let got: BTreeSet<String> = it["tags"]
             .as_array()
             .unwrap()
@@ -183,16 +183,6 @@ fn full_run_verifies_every_blob_and_second_run_exports_nothing(v: QbtVersion) {
         "{}",
         human.stdout
     );
-}
-
-fn support_tags(v: &Value) -> BTreeSet<String> {
-    v.as_str()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
 }
 
 fn magnet_without_metadata_is_a_warning_and_keeps_its_magnet_link(v: QbtVersion) {

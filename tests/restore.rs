@@ -105,16 +105,6 @@ fn is_paused(t: &Value) -> bool {
     s.starts_with("paused") || s.starts_with("stopped")
 }
 
-fn tag_set(v: &Value) -> BTreeSet<String> {
-    v.as_str()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
-}
-
 fn by_hash(list: Vec<Value>) -> BTreeMap<String, Value> {
     list.into_iter()
         .map(|t| (t["hash"].as_str().unwrap_or_default().to_string(), t))
@@ -375,7 +365,11 @@ fn compare(
         for f in ["infohash_v1", "infohash_v2", "name", "category", "auto_tmm"] {
             assert_eq!(s[f], g[f], "{id} {f}");
         }
-        assert_eq!(tag_set(&s["tags"]), tag_set(&g["tags"]), "{id} tags");
+        assert_eq!(
+            support::tag_set(&s["tags"]),
+            support::tag_set(&g["tags"]),
+            "{id} tags"
+        );
         let want = s["save_path"].as_str().unwrap().replacen(from, to, 1);
         assert_eq!(g["save_path"].as_str().unwrap(), want, "{id} save_path");
         let should_run = running == Some(id.as_str());
@@ -449,7 +443,7 @@ fn filters_select_exactly_and_dry_run_leaves_a_busy_target_alone(v: QbtVersion) 
     // --tag: exactly the torrents with that tag (the hybrid is already there).
     let want_tag: BTreeSet<String> = src
         .iter()
-        .filter(|(_, t)| tag_set(&t["tags"]).contains("seed-forever"))
+        .filter(|(_, t)| support::tag_set(&t["tags"]).contains("seed-forever"))
         .map(|(k, _)| k.clone())
         .collect();
     assert_eq!(want_tag.len(), 3);

@@ -1168,6 +1168,17 @@ fn tail_file(path: &Path, n: usize) -> String {
     tail_str(&String::from_utf8_lossy(&buf), n)
 }
 
+/// A torrent's `tags` as the WebAPI lists them (one string joined by ", ").
+pub fn tag_set(v: &Value) -> BTreeSet<String> {
+    v.as_str()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 /// Write `contents` to `path` with mode 0600 (created or truncated).
 pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
