@@ -334,9 +334,9 @@ fn print_report(r: &RunReport, json: bool) {
         crate::outln!(
             "{}: dry run: {} listed, {} to export, {} already stored; nothing written",
             r.instance,
-            r.listed,
-            r.exported,
-            r.reused
+            r.counts.listed,
+            r.counts.exported,
+            r.counts.reused
         );
         return;
     }
@@ -351,10 +351,10 @@ fn print_report(r: &RunReport, json: bool) {
         "{}: {} - {} listed, {} exported, {} reused, {} warnings in {secs:.1} s",
         r.instance,
         r.status.as_str(),
-        r.listed,
-        r.exported,
-        r.reused,
-        r.warnings
+        r.counts.listed,
+        r.counts.exported,
+        r.counts.reused,
+        r.counts.warnings
     );
     if let Some(m) = &r.manifest {
         line.push_str(&format!("; manifest {}", m.display()));

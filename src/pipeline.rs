@@ -62,11 +62,10 @@ pub struct RunReport {
     pub status: RunStatus,
     pub kind: RunKind,
     pub manifest: Option<PathBuf>,
-    pub listed: usize,
-    pub exported: usize,
-    pub reused: usize,
-    pub metadata_unavailable: usize,
-    pub warnings: usize,
+    /// listed, exported, reused, stored, metadata_unavailable, warnings (in a
+    /// dry run: what would be exported and reused).
+    #[serde(flatten)]
+    pub counts: Counts,
     pub duration_ms: u128,
     pub dry_run: bool,
     /// Runs of this instance found dead and marked interrupted by this one.
@@ -371,11 +370,7 @@ impl RunReport {
             status: RunStatus::Failed,
             kind: opts.kind,
             manifest: None,
-            listed: 0,
-            exported: 0,
-            reused: 0,
-            metadata_unavailable: 0,
-            warnings: 0,
+            counts: Counts::default(),
             duration_ms: 0,
             dry_run: opts.dry_run,
             marked_interrupted: marked,
@@ -427,9 +422,13 @@ async fn dry_run(
         HashMap::new()
     };
     let p = plan(torrents, &index);
-    report.listed = p.steps.len();
-    report.reused = p.to_reuse();
-    report.exported = p.to_export();
+    report.counts = Counts {
+        listed: p.steps.len(),
+        exported: p.to_export(),
+        reused: p.to_reuse(),
+        stored: p.steps.len(),
+        ..Counts::default()
+    };
     report.status = RunStatus::Success;
     report.qbittorrent = Some(ServerInfo {
         version: version.app,
@@ -491,11 +490,7 @@ fn finish(
 
     report.status = manifest.status;
     report.manifest = written.map(|_| path);
-    report.listed = manifest.counts.listed;
-    report.exported = manifest.counts.exported;
-    report.reused = manifest.counts.reused;
-    report.metadata_unavailable = manifest.counts.metadata_unavailable;
-    report.warnings = manifest.counts.warnings;
+    report.counts = manifest.counts.clone();
     report.error = manifest.error.clone();
     report.qbittorrent = manifest.qbittorrent.clone();
     report.finished_at = manifest.finished_at.clone();

@@ -177,14 +177,7 @@ impl Event {
             instance: r.instance.clone(),
             run_id: Some(r.run_id.clone()),
             source: None,
-            counts: Counts::Backup(crate::manifest::Counts {
-                listed: r.listed,
-                exported: r.exported,
-                reused: r.reused,
-                stored: r.exported + r.reused,
-                metadata_unavailable: r.metadata_unavailable,
-                warnings: r.warnings,
-            }),
+            counts: Counts::Backup(r.counts.clone()),
             warnings: r
                 .warning_list
                 .iter()
