@@ -347,20 +347,16 @@ impl History {
     pub fn mark_interrupted(&self, instance: &str, now: &str) -> Result<Vec<String>, HistoryError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id FROM runs WHERE instance = ?1 AND status = 'running'")
-            .map_err(|e| self.err(e))?;
-        let ids: Vec<String> = stmt
-            .query_map([instance], |r| r.get(0))
-            .map_err(|e| self.err(e))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| self.err(e))?;
-        self.conn
-            .execute(
+            .prepare(
                 "UPDATE runs SET status = 'interrupted', finished_at = ?2,
                  error = 'the qbackup process ended before the run finished (killed, crashed or rebooted)'
-                 WHERE instance = ?1 AND status = 'running'",
-                params![instance, now],
+                 WHERE instance = ?1 AND status = 'running' RETURNING id",
             )
+            .map_err(|e| self.err(e))?;
+        let ids = stmt
+            .query_map(params![instance, now], |r| r.get(0))
+            .map_err(|e| self.err(e))?
+            .collect::<Result<_, _>>()
             .map_err(|e| self.err(e))?;
         Ok(ids)
     }
@@ -1212,6 +1208,20 @@ mod tests {
                 (Err(e), Err(msg)) => assert!(e.to_string().contains(msg), "{spec}: {e}"),
                 (got, want) => panic!("{spec}: got {got:?}, want {want:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn database_and_its_wal_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("h.sqlite3");
+        let h = History::open(&path).unwrap();
+        new_run(&h, "r1", "a");
+        for suffix in ["", "-wal", "-shm"] {
+            let p = d.path().join(format!("h.sqlite3{suffix}"));
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", p.display());
         }
     }
 
