@@ -8,121 +8,34 @@ mod agent;
 mod support;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::thread;
 
 use agent::{Agent, InstanceCfg};
 
-#[derive(Debug, Clone)]
-struct Req {
-    path: String,
-    query: String,
-    headers: HashMap<String, String>,
-    body: String,
-}
+use support::http::{Handler, HttpReq as Req, HttpServer, resp};
 
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-fn resp(status: u16, body: impl Into<Vec<u8>>) -> Resp {
-    Resp {
-        status,
-        headers: vec![],
-        body: body.into(),
-    }
-}
-
-type Handler = Arc<dyn Fn(&Req) -> Resp + Send + Sync>;
-
-/// A tiny HTTP/1.1 server: one request per connection (`Connection: close`),
-/// every request logged.
+/// The fake qBittorrent: a test HTTP server, with its base URL.
 struct Fake {
     url: String,
-    log: Arc<Mutex<Vec<Req>>>,
+    server: HttpServer,
 }
 
 impl Fake {
     fn start(handler: Handler) -> Fake {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}/", listener.local_addr().expect("addr"));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let log2 = log.clone();
-        thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let (h, l) = (handler.clone(), log2.clone());
-                thread::spawn(move || serve(stream, h, l));
-            }
-        });
-        Fake { url, log }
+        let server = HttpServer::start(handler);
+        Fake {
+            url: server.url("/"),
+            server,
+        }
     }
 
     fn requests(&self, path_suffix: &str) -> Vec<Req> {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
+        self.server
+            .requests()
+            .into_iter()
             .filter(|r| r.path.ends_with(path_suffix))
-            .cloned()
             .collect()
     }
-}
-
-fn serve(stream: TcpStream, handler: Handler, log: Arc<Mutex<Vec<Req>>>) {
-    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-    let mut line = String::new();
-    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-        return;
-    }
-    let mut parts = line.split_whitespace();
-    let _method = parts.next();
-    let target = parts.next().unwrap_or("").to_string();
-    let (path, query) = target
-        .split_once('?')
-        .map_or((target.clone(), String::new()), |(p, q)| {
-            (p.into(), q.into())
-        });
-    let mut headers = HashMap::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-        }
-    }
-    let len: usize = headers
-        .get("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    let _ = reader.read_exact(&mut body);
-    let req = Req {
-        path,
-        query,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    };
-    log.lock().unwrap().push(req.clone());
-    let r = handler(&req);
-    let mut out = stream;
-    let mut head = format!(
-        "HTTP/1.1 {} X\r\nContent-Length: {}\r\nConnection: close\r\n",
-        r.status,
-        r.body.len()
-    );
-    for (k, v) in &r.headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let _ = out.write_all(head.as_bytes());
-    let _ = out.write_all(&r.body);
 }
 
 /// A scripted qBittorrent.
@@ -195,7 +108,7 @@ fn fake_qbt(script: Script, n: usize) -> (Fake, Vec<String>) {
         };
         let ep = req.path.trim_start_matches("/api/v2/");
         if ep == "auth/login" {
-            let ok = req.body.contains("password=right-password");
+            let ok = req.text().contains("password=right-password");
             if !ok {
                 return if script.sid52 {
                     resp(401, "Unauthorized")
@@ -217,22 +130,20 @@ fn fake_qbt(script: Script, n: usize) -> (Fake, Vec<String>) {
             return r;
         }
         if ep == "app/webapiVersion"
-            && !req.headers.contains_key("cookie")
-            && !req.headers.contains_key("authorization")
+            && req.header("cookie").is_none()
+            && req.header("authorization").is_none()
         {
             // The probe: unauthenticated, answered 403 like the real server.
             return resp(403, "Forbidden");
         }
         let authed = match script.api_key {
             Some(k) => req
-                .headers
-                .get("authorization")
-                .is_some_and(|v| v == &format!("Bearer {k}")),
+                .header("authorization")
+                .is_some_and(|v| v == format!("Bearer {k}")),
             None => {
                 let current = w.sessions.last().cloned().unwrap_or_default();
-                req.headers
-                    .get("cookie")
-                    .is_some_and(|c| c == &format!("{cookie_name}={current}"))
+                req.header("cookie")
+                    .is_some_and(|c| c == format!("{cookie_name}={current}"))
             }
         };
         if !authed || script.always_forbidden {
@@ -332,11 +243,11 @@ fn qbittorrent_5_2_login_cookie_name_works() {
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(out.json()["exported"], 5);
     let exports = fake.requests("torrents/export");
-    assert!(
-        exports
-            .iter()
-            .all(|r| r.headers["cookie"].starts_with("QBT_SID_"))
-    );
+    assert!(exports.iter().all(|r| {
+        r.header("cookie")
+            .unwrap_or_default()
+            .starts_with("QBT_SID_")
+    }));
     // The list is read once, whole (never paged), and compressed.
     let lists = fake.requests("torrents/info");
     assert_eq!(lists.len(), 1);
@@ -345,7 +256,12 @@ fn qbittorrent_5_2_login_cookie_name_works() {
         "no limit/offset paging: {}",
         lists[0].query
     );
-    assert!(lists[0].headers["accept-encoding"].contains("gzip"));
+    assert!(
+        lists[0]
+            .header("accept-encoding")
+            .unwrap_or_default()
+            .contains("gzip")
+    );
     let m = a.manifest(&out.json());
     assert_eq!(m["qbittorrent"]["version"], "v5.2.0");
     assert_eq!(

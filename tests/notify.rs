@@ -6,8 +6,7 @@ mod agent;
 mod support;
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,34 +14,11 @@ use agent::{Agent, InstanceCfg, fixtures, magnet_fixture};
 use hmac::{KeyInit, Mac};
 use qbackup::history::{History, NotificationRow};
 use qbackup::notify::{Event, EventKind, Notifier, Outcome};
-use serde_json::Value;
 use support::{AddOpts, FIXTURE_PASSKEY, PASSWORD, Qbt};
 
 // ---------------------------------------------------------------- receiver
 
-#[derive(Debug, Clone)]
-struct Req {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Req {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("{} body is not JSON ({e}): {}", self.path, self.text()))
-    }
-}
+type Req = support::http::HttpReq;
 
 #[derive(Debug, Clone, Copy)]
 struct Reply {
@@ -60,45 +36,37 @@ fn status(status: u16) -> Reply {
     }
 }
 
-#[derive(Default)]
-struct State {
-    requests: Vec<Req>,
-    /// Replies in order; 200 once it runs out.
-    script: VecDeque<Reply>,
-}
-
-/// A tiny HTTP/1.1 server on 127.0.0.1 that records every request and
-/// answers from a script. One request per connection (`Connection: close`).
+/// A notification receiver: records every request and answers from a
+/// script (200 once it runs out).
 struct Receiver {
-    port: u16,
-    state: Arc<Mutex<State>>,
+    server: support::http::HttpServer,
 }
 
 impl Receiver {
     fn start(script: &[Reply]) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind receiver");
-        let port = listener.local_addr().expect("addr").port();
-        let state = Arc::new(Mutex::new(State {
-            requests: Vec::new(),
-            script: script.iter().copied().collect(),
+        let script = Mutex::new(script.iter().copied().collect::<VecDeque<Reply>>());
+        let server = support::http::HttpServer::start(Arc::new(move |_req: &Req| {
+            let reply = script.lock().unwrap().pop_front().unwrap_or_else(ok);
+            let body = if reply.status < 300 {
+                ""
+            } else {
+                "{\"error\":\"scripted\"}"
+            };
+            let mut r = support::http::resp(reply.status, body);
+            r.headers
+                .push(("Content-Type".into(), "application/json".into()));
+            r.delay = reply.delay;
+            r
         }));
-        let st = state.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let st = st.clone();
-                std::thread::spawn(move || serve(conn, st));
-            }
-        });
-        Receiver { port, state }
+        Receiver { server }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        self.server.url(path)
     }
 
     fn requests(&self) -> Vec<Req> {
-        self.state.lock().unwrap().requests.clone()
+        self.server.requests()
     }
 
     fn at(&self, path: &str) -> Vec<Req> {
@@ -118,68 +86,6 @@ impl Receiver {
         );
         got[0].clone()
     }
-}
-
-fn serve(conn: TcpStream, state: Arc<Mutex<State>>) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut reader = BufReader::new(match conn.try_clone() {
-        Ok(c) => c,
-        Err(_) => return,
-    });
-    let mut line = String::new();
-    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-        return;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_string();
-    let path = parts.next().unwrap_or_default().to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 {
-            return;
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-    }
-    let len = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    if reader.read_exact(&mut body).is_err() {
-        return;
-    }
-    let reply = {
-        let mut s = state.lock().unwrap();
-        s.requests.push(Req {
-            method,
-            path,
-            headers,
-            body,
-        });
-        s.script.pop_front().unwrap_or_else(ok)
-    };
-    std::thread::sleep(reply.delay);
-    let text = if reply.status < 300 {
-        ""
-    } else {
-        "{\"error\":\"scripted\"}"
-    };
-    let mut conn = conn;
-    let _ = write!(
-        conn,
-        "HTTP/1.1 {} Scripted\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-        reply.status,
-        text.len()
-    );
-    let _ = conn.flush();
 }
 
 /// A port nobody listens on.
