@@ -7,24 +7,13 @@
 //! blobs leave the index (the next run exports them again) and lost or
 //! damaged manifests are rewritten from the database.
 
-use clap::Args;
 use serde::Serialize;
 
-use crate::config::Config;
 use crate::error::Error;
 use crate::history::History;
 use crate::manifest::Manifest;
-use crate::status::{EXIT_FAILED, EXIT_SUCCESS};
 use crate::store::{BlobReadError, Store};
 use crate::torrent::{Expected, verify};
-
-#[derive(Debug, Args)]
-pub struct CheckArgs {
-    /// Drop damaged blobs from the index and rewrite lost or damaged manifests
-    /// from the history database
-    #[arg(long)]
-    pub repair: bool,
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
@@ -138,51 +127,4 @@ fn rewrite_manifest(
         })?;
     history.set_manifest(run_id, rel, &crate::torrent::sha256_hex(&bytes))?;
     Ok(())
-}
-
-pub fn cmd_check(config: &Config, args: &CheckArgs, json: bool) -> Result<i32, Error> {
-    let store = Store::new(&config.store);
-    if !store.db_path().exists() {
-        return Err(Error::Usage(format!(
-            "no history database in {}: nothing to check yet",
-            store.root().display()
-        )));
-    }
-    let history = History::open_store(&store)?;
-    let report = check(&store, &history, args.repair)?;
-    let code = if report.unrepaired() == 0 {
-        EXIT_SUCCESS
-    } else {
-        EXIT_FAILED
-    };
-    if json {
-        let v = serde_json::json!({
-            "blobs_checked": report.blobs_checked,
-            "manifests_checked": report.manifests_checked,
-            "problems": report.problems,
-            "exit_code": code,
-        });
-        crate::outln!("{v}");
-        return Ok(code);
-    }
-    for p in &report.problems {
-        crate::outln!(
-            "{}: {}{}",
-            p.id,
-            p.what,
-            if p.repaired { " (repaired)" } else { "" }
-        );
-    }
-    crate::outln!(
-        "checked {} blobs and {} manifests: {} problems{}",
-        report.blobs_checked,
-        report.manifests_checked,
-        report.problems.len(),
-        if report.unrepaired() > 0 && !args.repair {
-            "; run `qbackup check --repair` to fix what can be fixed"
-        } else {
-            ""
-        }
-    );
-    Ok(code)
 }

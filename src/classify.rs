@@ -2,32 +2,11 @@
 //! does next. This is a pure function over typed errors: no message text is
 //! ever inspected.
 
-use serde::{Deserialize, Serialize};
-
 use crate::qbt::QbtError;
 use crate::store::StoreError;
 use crate::torrent::VerifyError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FailureClass {
-    /// Stop the run: nothing further can succeed (auth, store, server too old).
-    Fatal,
-    /// A magnet that never got metadata: keep it, with its magnet link.
-    MetadataUnavailable,
-    /// Worth retrying within bounds; then a warning, and the run goes on.
-    Recoverable,
-}
-
-impl FailureClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureClass::Fatal => "fatal",
-            FailureClass::MetadataUnavailable => "metadata-unavailable",
-            FailureClass::Recoverable => "recoverable",
-        }
-    }
-}
+pub use crate::status::FailureClass;
 
 /// Why one torrent could not be saved.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@
 use crate::config::ConfigError;
 use crate::history::HistoryError;
 use crate::lock::LockError;
-use crate::status::{EXIT_FAILED, EXIT_LOCKED, EXIT_USAGE};
+use crate::status::ExitStatus;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,19 +27,20 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit_status(&self) -> ExitStatus {
         match self {
-            Error::Config(_) | Error::Usage(_) => EXIT_USAGE,
+            Error::Config(_) | Error::Usage(_) => ExitStatus::Usage,
             // A CA file that can't be read or parsed is a configuration error.
-            Error::Qbt(crate::qbt::QbtError::Setup(_)) => EXIT_USAGE,
-            Error::Lock(LockError::Held { .. }) => EXIT_LOCKED,
-            Error::History(HistoryError::NoSuchRun(_) | HistoryError::Ambiguous(_)) => EXIT_USAGE,
-            _ => EXIT_FAILED,
+            Error::Qbt(crate::qbt::QbtError::Setup(_)) => ExitStatus::Usage,
+            Error::Lock(LockError::Held { .. }) => ExitStatus::Locked,
+            Error::History(HistoryError::NoSuchRun(_) | HistoryError::Ambiguous(_)) => {
+                ExitStatus::Usage
+            }
+            _ => ExitStatus::Failed,
         }
     }
-}
 
-/// Error messages are one line: cron mails and log lines stay readable.
-pub fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    pub fn exit_code(&self) -> i32 {
+        self.exit_status().code()
+    }
 }

@@ -6,15 +6,15 @@
 //! rebuilt ([`History::rebuild_manifest`]). A run is marked finished only in
 //! the transaction that writes its rows, after its manifest is on disk.
 
-use crate::error::one_line;
+use crate::text::one_line;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::classify::FailureClass;
 use crate::manifest::{Category, Counts, Item, ItemSource, Manifest, RunKind, ServerInfo, Warning};
+use crate::status::FailureClass;
 use crate::status::RunStatus;
 use crate::store::{BlobRef, Store};
 
@@ -143,8 +143,8 @@ const MIGRATIONS: &[&str] = &[
 pub struct RunSummary {
     pub run_id: String,
     pub instance: String,
-    pub kind: String,
-    pub status: String,
+    pub kind: RunKind,
+    pub status: RunStatus,
     pub started_at: String,
     pub finished_at: Option<String>,
     pub listed: usize,
@@ -170,7 +170,7 @@ pub struct NewRestore<'a> {
 
 /// How a restore ended.
 pub struct RestoreEnd<'a> {
-    pub status: &'a str,
+    pub status: RunStatus,
     pub finished_at: &'a str,
     pub planned: usize,
     pub added: usize,
@@ -190,7 +190,7 @@ pub struct RestoreSummary {
     pub source_instance: String,
     pub source_run: String,
     pub target_instance: String,
-    pub status: String,
+    pub status: RunStatus,
     pub dry_run: bool,
     pub started_at: String,
     pub finished_at: Option<String>,
@@ -635,11 +635,7 @@ impl History {
                 Ok(Warning {
                     id: r.get(0)?,
                     name: r.get(1)?,
-                    class: match class.as_str() {
-                        "fatal" => FailureClass::Fatal,
-                        "metadata-unavailable" => FailureClass::MetadataUnavailable,
-                        _ => FailureClass::Recoverable,
-                    },
+                    class: FailureClass::parse(&class).unwrap_or(FailureClass::Recoverable),
                     reason: r.get(3)?,
                 })
             })
@@ -715,7 +711,7 @@ impl History {
                 .collect::<Result<_, _>>()
                 .map_err(|e| self.err(e))?;
             for (id, pid) in rows {
-                if pid.is_some_and(pid_alive) {
+                if pid.is_some_and(crate::sys::pid_alive) {
                     continue;
                 }
                 marked += self
@@ -746,13 +742,21 @@ impl History {
     }
 }
 
+/// A finished backup run, as retention sees it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunMeta {
+    pub run_id: String,
+    pub instance: String,
+    pub started_at: String,
+    pub status: RunStatus,
+    #[serde(skip)]
+    pub manifest: Option<String>,
+}
+
 /// For `qbackup forget` and `--prune`.
 impl History {
     /// Finished backup runs of `instance` (all if None): (id, instance, started_at, status, manifest_path).
-    pub fn finished_runs(
-        &self,
-        instance: Option<&str>,
-    ) -> Result<Vec<crate::retention::RunMeta>, HistoryError> {
+    pub fn finished_runs(&self, instance: Option<&str>) -> Result<Vec<RunMeta>, HistoryError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -762,11 +766,11 @@ impl History {
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([instance], |r| {
-                Ok(crate::retention::RunMeta {
+                Ok(RunMeta {
                     run_id: r.get(0)?,
                     instance: r.get(1)?,
                     started_at: r.get(2)?,
-                    status: r.get(3)?,
+                    status: enum_col(r, 3, RunStatus::parse)?,
                     manifest: r.get(4)?,
                 })
             })
@@ -851,7 +855,7 @@ impl History {
                  already_present = ?6, failed = ?7, report_json = ?8, error = ?9 WHERE id = ?1",
                 params![
                     id,
-                    end.status,
+                    end.status.as_str(),
                     end.finished_at,
                     end.planned as i64,
                     end.added as i64,
@@ -943,7 +947,7 @@ fn restore_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RestoreSummary> {
         source_instance: r.get(1)?,
         source_run: r.get(2)?,
         target_instance: target,
-        status: r.get(4)?,
+        status: enum_col(r, 4, RunStatus::parse)?,
         dry_run: r.get(5)?,
         started_at: r.get(6)?,
         finished_at: r.get(7)?,
@@ -964,8 +968,8 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
     Ok(RunSummary {
         run_id: r.get(0)?,
         instance: r.get(1)?,
-        kind: r.get(2)?,
-        status: r.get(3)?,
+        kind: enum_col(r, 2, RunKind::parse)?,
+        status: enum_col(r, 3, RunStatus::parse)?,
         started_at: r.get(4)?,
         finished_at: r.get(5)?,
         listed: r.get::<_, i64>(6)?.max(0) as usize,
@@ -997,6 +1001,71 @@ fn one_by_prefix<T>(rows: Vec<T>, spec: &str, id: impl Fn(&T) -> &str) -> Result
     }
 }
 
+/// Where a run shown or restored was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunSource {
+    /// Its manifest file, checked against the recorded checksum.
+    Manifest,
+    /// Rebuilt from the history database (the manifest was lost or damaged).
+    History,
+}
+
+/// The run's manifest, or its rebuild from the database when the file is
+/// gone or damaged.
+pub fn load_manifest(
+    store: &Store,
+    history: &History,
+    summary: &RunSummary,
+) -> Result<(Manifest, RunSource, Option<String>), HistoryError> {
+    let Some(rel) = &summary.manifest else {
+        let m = history.rebuild_manifest(&summary.run_id)?;
+        let note = format!(
+            "run {} has no manifest ({}); shown from the history database",
+            summary.run_id, summary.status
+        );
+        return Ok((m, RunSource::History, Some(note)));
+    };
+    match Manifest::read(&store.abs(rel), summary.manifest_sha256.as_deref()) {
+        Ok(m) if m.run_id == summary.run_id => Ok((m, RunSource::Manifest, None)),
+        Ok(_) => {
+            let m = history.rebuild_manifest(&summary.run_id)?;
+            Ok((
+                m,
+                RunSource::History,
+                Some(format!(
+                    "manifest {rel} belongs to another run; rebuilt from the history database"
+                )),
+            ))
+        }
+        Err(e) => {
+            let m = history.rebuild_manifest(&summary.run_id)?;
+            Ok((
+                m,
+                RunSource::History,
+                Some(format!("{e}; rebuilt from the history database")),
+            ))
+        }
+    }
+}
+
+/// A text column that holds one of an enum's names; anything else is a
+/// damaged row, not a default.
+fn enum_col<T>(
+    r: &rusqlite::Row<'_>,
+    idx: usize,
+    parse: impl Fn(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let text: String = r.get(idx)?;
+    parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Text,
+            format!("unknown value {text:?}").into(),
+        )
+    })
+}
+
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
@@ -1013,7 +1082,7 @@ fn sqlite(path: &Path, e: rusqlite::Error) -> HistoryError {
                 path: path.to_path_buf(),
             };
         }
-        Some(rusqlite::ErrorCode::SystemIoFailure) if disk_full(path) => {
+        Some(rusqlite::ErrorCode::SystemIoFailure) if crate::sys::disk_full(path) => {
             return HistoryError::DiskFull {
                 path: path.to_path_buf(),
             };
@@ -1035,31 +1104,6 @@ fn sqlite(path: &Path, e: rusqlite::Error) -> HistoryError {
             detail: one_line(&e.to_string()),
         }
     }
-}
-
-/// Whether a process with this id exists (it may be another program that
-/// reused the id: then the run just stays "running" until its instance's
-/// next run, which holds the lock and knows for sure).
-fn pid_alive(pid: i64) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: signal 0 only checks for existence; no signal is sent.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-/// SQLite reports some out-of-space conditions (growing the WAL index) as a
-/// plain I/O error: ask the file system.
-fn disk_full(path: &Path) -> bool {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c is a valid NUL-terminated path and st a properly sized buffer.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    rc == 0 && st.f_bavail == 0
 }
 
 /// One row of the `notifications` table: what became of one event for one
@@ -1236,8 +1280,11 @@ mod tests {
             h.mark_interrupted("a", "now").unwrap(),
             vec!["r1".to_string()]
         );
-        assert_eq!(h.find_run("r1", None).unwrap().status, "interrupted");
-        assert_eq!(h.find_run("r2", None).unwrap().status, "running");
+        assert_eq!(
+            h.find_run("r1", None).unwrap().status,
+            RunStatus::Interrupted
+        );
+        assert_eq!(h.find_run("r2", None).unwrap().status, RunStatus::Running);
         // Read-only commands mark a run dead only when its process is gone.
         assert_eq!(
             h.mark_dead_processes("now").unwrap(),
@@ -1248,7 +1295,10 @@ mod tests {
             .execute("UPDATE runs SET pid = 2147483600 WHERE id = 'r2'", [])
             .unwrap();
         assert_eq!(h.mark_dead_processes("now").unwrap(), 1);
-        assert_eq!(h.find_run("r2", None).unwrap().status, "interrupted");
+        assert_eq!(
+            h.find_run("r2", None).unwrap().status,
+            RunStatus::Interrupted
+        );
         drop(h);
         // Reopening migrates nothing twice.
         History::open(&path).unwrap();

@@ -9,10 +9,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::classify::FailureClass;
 use crate::fsutil;
+use crate::status::FailureClass;
 use crate::status::RunStatus;
-use crate::store::BlobRef;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -40,6 +39,21 @@ impl RunKind {
             _ => return None,
         })
     }
+}
+
+impl std::fmt::Display for RunKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Where a run's torrent is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    pub sha256: String,
+    pub size: u64,
+    /// Relative to the store root.
+    pub path: String,
 }
 
 /// How a torrent's .torrent came to be in this run.

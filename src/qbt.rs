@@ -6,7 +6,6 @@
 //! typed [`QbtError`] so callers can classify it without reading messages.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
@@ -782,24 +781,7 @@ fn pick_session_cookie<'a>(set_cookies: impl Iterator<Item = &'a str>) -> Option
         .map(Secret::new)
 }
 
-/// "a: b: c" from an error and its sources, deduplicated, on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = String::new();
-    let mut cur: Option<&dyn std::error::Error> = Some(e);
-    let mut last = String::new();
-    while let Some(err) = cur {
-        let msg = err.to_string();
-        if !msg.is_empty() && !last.contains(&msg) {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            let _ = write!(out, "{msg}");
-            last = msg;
-        }
-        cur = err.source();
-    }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
-}
+pub use crate::text::error_chain;
 
 #[cfg(test)]
 mod tests {

@@ -18,6 +18,57 @@ pub const EXIT_PARTIAL: i32 = 3;
 pub const EXIT_LOCKED: i32 = 11;
 pub const EXIT_INTERRUPTED: i32 = 130;
 
+/// The process exit status, converted into the exit code in one place
+/// ([`ExitStatus::code`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExitStatus {
+    Success,
+    Partial,
+    Locked,
+    Failed,
+    Usage,
+    Interrupted,
+}
+
+impl ExitStatus {
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Success => EXIT_SUCCESS,
+            ExitStatus::Failed => EXIT_FAILED,
+            ExitStatus::Usage => EXIT_USAGE,
+            ExitStatus::Partial => EXIT_PARTIAL,
+            ExitStatus::Locked => EXIT_LOCKED,
+            ExitStatus::Interrupted => EXIT_INTERRUPTED,
+        }
+    }
+
+    /// How bad it is, for combining several results: interrupted, then
+    /// failed (usage errors too), then locked, then partial, then success.
+    fn rank(self) -> u8 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Partial => 1,
+            ExitStatus::Locked => 2,
+            ExitStatus::Failed | ExitStatus::Usage => 3,
+            ExitStatus::Interrupted => 4,
+        }
+    }
+
+    /// The worst of several (`run --all`); success when there are none.
+    pub fn worst(all: impl IntoIterator<Item = ExitStatus>) -> ExitStatus {
+        all.into_iter()
+            .max_by_key(|s| s.rank())
+            .unwrap_or(ExitStatus::Success)
+    }
+}
+
+impl From<ExitStatus> for std::process::ExitCode {
+    fn from(s: ExitStatus) -> Self {
+        std::process::ExitCode::from(s.code() as u8)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
@@ -52,19 +103,104 @@ impl RunStatus {
         })
     }
 
-    pub fn exit_code(self) -> i32 {
+    pub fn exit_status(self) -> ExitStatus {
         match self {
-            RunStatus::Success => EXIT_SUCCESS,
-            RunStatus::Partial => EXIT_PARTIAL,
-            RunStatus::Failed | RunStatus::Running => EXIT_FAILED,
-            RunStatus::Interrupted => EXIT_INTERRUPTED,
+            RunStatus::Success => ExitStatus::Success,
+            RunStatus::Partial => ExitStatus::Partial,
+            RunStatus::Failed | RunStatus::Running => ExitStatus::Failed,
+            RunStatus::Interrupted => ExitStatus::Interrupted,
+        }
+    }
+
+    pub fn exit_code(self) -> i32 {
+        self.exit_status().code()
+    }
+
+    /// Finished with something stored: what `restore --run latest` picks.
+    pub fn is_usable(self) -> bool {
+        matches!(self, RunStatus::Success | RunStatus::Partial)
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// How a failed torrent counts: the three classes that decide what a run
+/// does next (see `classify` for the function that sorts errors into them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureClass {
+    /// Stop the run: nothing further can succeed (auth, store, server too old).
+    Fatal,
+    /// A magnet that never got metadata: keep it, with its magnet link.
+    MetadataUnavailable,
+    /// Worth retrying within bounds; then a warning, and the run goes on.
+    Recoverable,
+}
+
+impl FailureClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Fatal => "fatal",
+            FailureClass::MetadataUnavailable => "metadata-unavailable",
+            FailureClass::Recoverable => "recoverable",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<FailureClass> {
+        Some(match s {
+            "fatal" => FailureClass::Fatal,
+            "metadata-unavailable" => FailureClass::MetadataUnavailable,
+            "recoverable" => FailureClass::Recoverable,
+            _ => return None,
+        })
+    }
+}
+
+/// The coarse result a notification target's `on` filter and repeat
+/// suppression look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Success,
+    Partial,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Partial => "partial",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Outcome> {
+        Some(match s {
+            "success" => Outcome::Success,
+            "partial" => Outcome::Partial,
+            "failed" => Outcome::Failed,
+            _ => return None,
+        })
+    }
+
+    /// Interrupted (and never-finished) runs count as failed.
+    pub fn of_run(s: RunStatus) -> Outcome {
+        match s {
+            RunStatus::Success => Outcome::Success,
+            RunStatus::Partial => Outcome::Partial,
+            RunStatus::Failed | RunStatus::Interrupted | RunStatus::Running => Outcome::Failed,
         }
     }
 }
 
-/// What a finished run adds up to.
+/// What a finished backup run adds up to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Outcome {
+pub struct RunTally {
     pub listed: usize,
     /// Exported in this run or reused from the store.
     pub stored: usize,
@@ -73,7 +209,8 @@ pub struct Outcome {
     pub cancelled: bool,
 }
 
-pub fn decide(o: Outcome) -> RunStatus {
+/// A backup run's status from its tally (pure; table-tested below).
+pub fn backup_status(o: RunTally) -> RunStatus {
     if o.fatal {
         RunStatus::Failed
     } else if o.cancelled {
@@ -87,28 +224,12 @@ pub fn decide(o: Outcome) -> RunStatus {
     }
 }
 
-/// The exit code for several runs (`run --all`): the worst one wins.
-pub fn combine_exit_codes(codes: &[i32]) -> i32 {
-    let rank = |c: i32| match c {
-        EXIT_SUCCESS => 0,
-        EXIT_PARTIAL => 1,
-        EXIT_LOCKED => 2,
-        EXIT_INTERRUPTED => 4,
-        _ => 3,
-    };
-    codes
-        .iter()
-        .copied()
-        .max_by_key(|&c| rank(c))
-        .unwrap_or(EXIT_SUCCESS)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn o(listed: usize, stored: usize, warnings: usize, fatal: bool, cancelled: bool) -> Outcome {
-        Outcome {
+    fn o(listed: usize, stored: usize, warnings: usize, fatal: bool, cancelled: bool) -> RunTally {
+        RunTally {
             listed,
             stored,
             warnings,
@@ -131,7 +252,7 @@ mod tests {
             (o(10, 5, 5, false, true), Interrupted, 130),
         ];
         for (input, status, code) in cases {
-            let got = decide(input);
+            let got = backup_status(input);
             assert_eq!(got, status, "{input:?}");
             assert_eq!(got.exit_code(), code, "{input:?}");
         }
@@ -139,10 +260,25 @@ mod tests {
 
     #[test]
     fn worst_exit_code_wins() {
-        assert_eq!(combine_exit_codes(&[0, 3, 0]), 3);
-        assert_eq!(combine_exit_codes(&[0, 3, 1]), 1);
-        assert_eq!(combine_exit_codes(&[3, 11]), 11);
-        assert_eq!(combine_exit_codes(&[]), 0);
+        use ExitStatus::*;
+        assert_eq!(ExitStatus::worst([Success, Partial, Success]), Partial);
+        assert_eq!(ExitStatus::worst([Success, Partial, Failed]), Failed);
+        assert_eq!(ExitStatus::worst([Partial, Locked]), Locked);
+        assert_eq!(ExitStatus::worst([Failed, Interrupted]), Interrupted);
+        assert_eq!(ExitStatus::worst([]), Success);
+        for (s, c) in [
+            (Success, 0),
+            (Failed, 1),
+            (Usage, 2),
+            (Partial, 3),
+            (Locked, 11),
+            (Interrupted, 130),
+        ] {
+            assert_eq!(s.code(), c);
+        }
+        for c in ["fatal", "metadata-unavailable", "recoverable"] {
+            assert_eq!(FailureClass::parse(c).unwrap().as_str(), c);
+        }
         for s in ["running", "success", "partial", "failed", "interrupted"] {
             assert_eq!(RunStatus::parse(s).unwrap().as_str(), s);
         }

@@ -16,8 +16,6 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use crate::fsutil;
 use crate::torrent::sha256_hex;
 
@@ -48,14 +46,7 @@ impl StoreError {
     }
 }
 
-/// Where a run's torrent is stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlobRef {
-    pub sha256: String,
-    pub size: u64,
-    /// Relative to the store root.
-    pub path: String,
-}
+pub use crate::manifest::BlobRef;
 
 #[derive(Debug, Clone)]
 pub struct Store {

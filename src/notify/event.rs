@@ -5,7 +5,6 @@
 
 use serde::Serialize;
 
-use crate::pipeline::RunReport;
 use crate::status::RunStatus;
 
 /// What happened.
@@ -28,42 +27,7 @@ impl EventKind {
     }
 }
 
-/// The coarse result a target's `on` filter and repeat suppression look at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Success,
-    Partial,
-    Failed,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Success => "success",
-            Outcome::Partial => "partial",
-            Outcome::Failed => "failed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Outcome> {
-        Some(match s {
-            "success" => Outcome::Success,
-            "partial" => Outcome::Partial,
-            "failed" => Outcome::Failed,
-            _ => return None,
-        })
-    }
-
-    /// Interrupted (and never-finished) runs count as failed.
-    pub fn of_run(s: RunStatus) -> Outcome {
-        match s {
-            RunStatus::Success => Outcome::Success,
-            RunStatus::Partial => Outcome::Partial,
-            RunStatus::Failed | RunStatus::Interrupted | RunStatus::Running => Outcome::Failed,
-        }
-    }
-}
+pub use crate::status::Outcome;
 
 /// Counts, by kind of event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -143,7 +107,7 @@ pub struct Event {
     pub kind: EventKind,
     pub outcome: Outcome,
     /// The precise status (`interrupted` is an outcome `failed`).
-    pub status: String,
+    pub status: RunStatus,
     pub instance: String,
     /// The backup run id or restore id; None when the command stopped before
     /// a run could be recorded (lock held, unreadable credentials, …).
@@ -168,35 +132,12 @@ pub struct EventSource {
 }
 
 impl Event {
-    /// A finished backup run.
-    pub fn from_run(r: &RunReport) -> Event {
-        Event {
-            kind: EventKind::Backup,
-            outcome: Outcome::of_run(r.status),
-            status: r.status.as_str().to_string(),
-            instance: r.instance.clone(),
-            run_id: Some(r.run_id.clone()),
-            source: None,
-            counts: Counts::Backup(r.counts.clone()),
-            warnings: r
-                .warning_list
-                .iter()
-                .map(|w| EventWarning::new(&w.id, &w.name, w.class.as_str(), &w.reason))
-                .collect(),
-            error: r.error.as_deref().map(clean),
-            manifest: r.manifest.as_ref().map(|p| p.display().to_string()),
-            qbittorrent_version: r.qbittorrent.as_ref().map(|q| q.version.clone()),
-            started_at: Some(r.started_at.clone()),
-            finished_at: r.finished_at.clone(),
-        }
-    }
-
     /// A command that stopped before its run could be recorded.
     pub fn from_error(kind: EventKind, instance: &str, error: &str, at: &str) -> Event {
         Event {
             kind,
             outcome: Outcome::Failed,
-            status: "failed".into(),
+            status: RunStatus::Failed,
             instance: instance.to_string(),
             run_id: None,
             source: None,
@@ -228,7 +169,7 @@ impl Event {
         Event {
             kind: EventKind::Restore,
             outcome: Outcome::of_run(status),
-            status: status.as_str().to_string(),
+            status,
             instance: target_instance.to_string(),
             run_id: Some(restore_id.to_string()),
             source: Some(source),
@@ -240,45 +181,6 @@ impl Event {
             started_at,
             finished_at,
         }
-    }
-
-    /// A finished restore, from its report.
-    pub fn from_restore_report(r: &crate::restore::RestoreReport) -> Event {
-        let mut warnings: Vec<EventWarning> = r
-            .failures
-            .iter()
-            .map(|f| EventWarning::new(&f.id, &f.name, "restore-failed", &f.reason))
-            .collect();
-        warnings.extend(
-            r.warnings
-                .iter()
-                .map(|w| EventWarning::new("", "", "restore-warning", w)),
-        );
-        let finished = crate::clock::parse_rfc3339(&r.started_at).map(|t| {
-            let ms = i64::try_from(r.duration_ms).unwrap_or(i64::MAX);
-            crate::clock::rfc3339(t + time::Duration::milliseconds(ms))
-        });
-        Event::from_restore(
-            &r.restore_id,
-            &r.target_instance,
-            EventSource {
-                instance: r.source_instance.clone(),
-                run_id: r.source_run.clone(),
-            },
-            r.status,
-            RestoreCounts {
-                planned: r.planned,
-                added: r.added,
-                already_present: r.already_present,
-                failed: r.failed,
-                warnings: warnings.len(),
-            },
-            warnings,
-            r.error.as_deref(),
-            r.target.as_ref().map(|t| t.version.clone()),
-            Some(r.started_at.clone()),
-            finished,
-        )
     }
 
     /// What `qbackup notify test` sends.
@@ -300,7 +202,11 @@ impl Event {
         Event {
             kind: EventKind::Test,
             outcome,
-            status: outcome.as_str().into(),
+            status: match outcome {
+                Outcome::Success => RunStatus::Success,
+                Outcome::Partial => RunStatus::Partial,
+                Outcome::Failed => RunStatus::Failed,
+            },
             instance: instance.to_string(),
             run_id: Some("test".into()),
             source: None,
@@ -332,46 +238,18 @@ impl Event {
     }
 }
 
-fn clean(s: &str) -> String {
-    clip(
-        &crate::redact::urls(&s.split_whitespace().collect::<Vec<_>>().join(" ")),
-        1000,
-    )
+/// Free text made fit for an event: one line, URL queries and magnet links
+/// removed, at most 1,000 bytes. Constructors of events use it on every
+/// error and reason.
+pub fn clean(s: &str) -> String {
+    clip(&crate::redact::urls(&crate::text::one_line(s)), 1000)
 }
 
-/// At most `max` bytes, cut at a character boundary, with `…` when cut.
-pub fn clip(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let ell = if max >= '…'.len_utf8() { "…" } else { "" };
-    let mut end = max - ell.len();
-    while end > 0 && !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}{ell}", &s[..end])
-}
+pub use crate::text::clip;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn clip_table() {
-        let cases = [
-            ("short", 10, "short"),
-            ("exactly10!", 10, "exactly10!"),
-            ("0123456789abc", 10, "0123456…"),
-            ("ééééé", 7, "éé…"),
-            ("ééééé", 6, "é…"),
-            ("abc", 2, "ab"),
-            ("abcd", 3, "…"),
-        ];
-        for (s, max, want) in cases {
-            let got = clip(s, max);
-            assert_eq!(got, want, "{s:?} {max}");
-        }
-    }
 
     #[test]
     fn outcome_of_run_table() {

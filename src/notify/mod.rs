@@ -2,7 +2,7 @@
 //!
 //! Each `[[notify]]` target ([`target`]) names a format, where to send, and
 //! which outcomes it wants. After a run, its report becomes an [`Event`]
-//! ([`event`]); a pure decision ([`decide::should_send`]) applies the target's
+//! ([`event`]); a pure decision ([`policy::should_send`]) applies the target's
 //! `on` filter and repeat suppression against the history database; the
 //! payload for the target's format is built by pure functions ([`payload`]);
 //! delivery ([`send`]) retries with backoff within bounds. Every decision and
@@ -12,12 +12,10 @@
 //!
 //! The formats and payloads are documented in `docs/notifications.md`.
 
-pub mod command;
-pub mod decide;
 pub mod event;
 pub mod payload;
+pub mod policy;
 pub mod send;
-pub mod target;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,10 +28,10 @@ use crate::clock::{Clock, parse_rfc3339, rfc3339};
 use crate::config::Config;
 use crate::history::{History, NotificationRecord};
 
-pub use decide::{Decision, Prior, should_send};
+pub use crate::config::notify::{Format, RawTarget, RetryPolicy, Target};
 pub use event::{Event, EventKind, EventSource, EventWarning, Outcome, RestoreCounts};
+pub use policy::{Prior, SendDecision, should_send};
 pub use send::SendError;
-pub use target::{Format, RawTarget, Target};
 
 /// What became of one event for one target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -157,7 +155,7 @@ impl<'a> Notifier<'a> {
                 None
             };
             match should_send(t.on, quiet, e.outcome, seen, told, now) {
-                Decision::Send => {
+                SendDecision::Send => {
                     let (client, t, event) = (self.client.clone(), t.clone(), event.clone());
                     set.spawn(async move { deliver_target(&client, &t, &event, now).await });
                 }
@@ -170,7 +168,7 @@ impl<'a> Notifier<'a> {
                     };
                     info!(target = %t.name, "notification {} ({} {})", d.as_str(), e.instance, e.outcome.as_str());
                     // An unwanted outcome only matters when it is a change.
-                    if d == Decision::Suppress || seen.is_none_or(|s| s.outcome != e.outcome) {
+                    if d == SendDecision::Suppress || seen.is_none_or(|s| s.outcome != e.outcome) {
                         self.record_event(history.as_ref(), &rec, e);
                     }
                     out.push(rec);
@@ -238,7 +236,7 @@ impl<'a> Notifier<'a> {
 /// Tells the configured targets about `e` and waits for the deliveries (each
 /// bounded by its target's `deadline_secs`). For command handlers that own a
 /// runtime, e.g. after a restore:
-/// `notify::notify_blocking(&rt, config, &Event::from_restore_report(&report))`.
+/// `notify::notify_blocking(&rt, config, &report.event())`.
 pub fn notify_blocking(rt: &tokio::runtime::Runtime, config: &Config, e: &Event) -> Vec<Delivery> {
     let clock = crate::clock::SystemClock;
     match Notifier::for_config(config, &clock) {

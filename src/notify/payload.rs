@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use crate::config::Secret;
 
 use super::event::{Event, EventKind, EventWarning, Outcome, clip};
-use super::target::{Format, Target};
+use crate::config::notify::{Format, Target};
 
 /// Bumped on any change a receiver of the generic webhook could misread.
 pub const WEBHOOK_SCHEMA_VERSION: u32 = 1;
@@ -46,7 +46,7 @@ pub struct WebhookPayload<'a> {
     pub schema_version: u32,
     pub event: EventKind,
     pub outcome: Outcome,
-    pub status: &'a str,
+    pub status: crate::status::RunStatus,
     pub instance: &'a str,
     pub run_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,7 +75,7 @@ pub fn webhook_payload<'a>(
         schema_version: WEBHOOK_SCHEMA_VERSION,
         event: e.kind,
         outcome: e.outcome,
-        status: &e.status,
+        status: e.status,
         instance: &e.instance,
         run_id: e.run_id.as_deref(),
         source: e.source.as_ref(),
@@ -445,8 +445,8 @@ fn header_safe(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::notify::{OnSet, Pings, RetryPolicy};
     use crate::notify::event::{Counts, EventKind};
-    use crate::notify::target::{Delivery, OnSet, Pings};
     use std::time::Duration;
 
     fn target(format: Format) -> Target {
@@ -466,7 +466,7 @@ mod tests {
             repeat_after: None,
             max_warnings: 10,
             priority: None,
-            delivery: Delivery {
+            delivery: RetryPolicy {
                 timeout: Duration::from_secs(1),
                 retries: 0,
                 retry_delay: Duration::ZERO,

@@ -12,7 +12,7 @@ use backon::{ExponentialBuilder, Retryable};
 use tracing::debug;
 
 use super::payload::Request;
-use super::target::Delivery;
+use crate::config::notify::RetryPolicy;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SendError {
@@ -77,10 +77,7 @@ async fn post_once(
         Ok(Ok(t)) => t,
         _ => String::new(),
     };
-    let detail = super::event::clip(
-        &crate::redact::urls(&text.split_whitespace().collect::<Vec<_>>().join(" ")),
-        200,
-    );
+    let detail = crate::text::clip(&crate::redact::urls(&crate::text::one_line(&text)), 200);
     Err(SendError::Status {
         status: status.as_u16(),
         detail,
@@ -143,7 +140,7 @@ pub struct Attempted {
 pub async fn deliver(
     client: &reqwest::Client,
     r: &Request,
-    d: &Delivery,
+    d: &RetryPolicy,
     target: &str,
 ) -> Attempted {
     let attempts = AtomicU32::new(0);

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
 use governor::{Quota, RateLimiter};
-use indicatif::{ProgressBar, ProgressStyle};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
@@ -30,11 +29,16 @@ use crate::history::{History, NewRun};
 use crate::manifest::{
     Category, Counts, Item, ItemSource, Manifest, RunKind, SCHEMA_VERSION, ServerInfo, Warning,
 };
-use crate::plan::{Action, plan};
+use crate::notify::event::{Counts as EventCounts, Event, EventKind, EventWarning, Outcome, clean};
+use crate::progress::Progress;
+
+pub mod plan;
+
 use crate::qbt::{Client, QbtError, TorrentInfo};
-use crate::status::{Outcome, RunStatus, decide};
+use crate::status::{RunStatus, RunTally, backup_status};
 use crate::store::{BlobReadError, BlobRef, Store};
 use crate::torrent::{Expected, verify};
+use plan::{ExportAction, plan_exports};
 
 type Limiter = RateLimiter<
     governor::state::NotKeyed,
@@ -51,7 +55,6 @@ const FLUSH_BATCH: usize = 200;
 pub struct RunOptions {
     pub kind: RunKind,
     pub dry_run: bool,
-    pub progress: bool,
 }
 
 /// What `qbackup run` reports, human or `--json`.
@@ -83,6 +86,30 @@ impl RunReport {
     pub fn exit_code(&self) -> i32 {
         self.status.exit_code()
     }
+
+    /// The notification event for this finished run.
+    pub fn event(&self) -> Event {
+        let r = self;
+        Event {
+            kind: EventKind::Backup,
+            outcome: Outcome::of_run(r.status),
+            status: r.status,
+            instance: r.instance.clone(),
+            run_id: Some(r.run_id.clone()),
+            source: None,
+            counts: EventCounts::Backup(r.counts.clone()),
+            warnings: r
+                .warning_list
+                .iter()
+                .map(|w| EventWarning::new(&w.id, &w.name, w.class.as_str(), &w.reason))
+                .collect(),
+            error: r.error.as_deref().map(clean),
+            manifest: r.manifest.as_ref().map(|p| p.display().to_string()),
+            qbittorrent_version: r.qbittorrent.as_ref().map(|q| q.version.clone()),
+            started_at: Some(r.started_at.clone()),
+            finished_at: r.finished_at.clone(),
+        }
+    }
 }
 
 /// Shared by the export tasks of one run.
@@ -109,6 +136,7 @@ pub async fn run(
     instance: &Instance,
     opts: &RunOptions,
     clock: &dyn Clock,
+    progress: &dyn Progress,
     cancel: Arc<AtomicBool>,
 ) -> Result<RunReport, Error> {
     let t0 = Instant::now();
@@ -174,7 +202,7 @@ pub async fn run(
 
     // Plan.
     let index = history.blob_index()?;
-    let the_plan = plan(torrents, &index);
+    let the_plan = plan_exports(torrents, &index);
     drop(index);
 
     // Export, verify, store.
@@ -190,7 +218,7 @@ pub async fn run(
         fatal: AtomicBool::new(false),
         cancel,
     });
-    let bar = progress_bar(opts.progress, the_plan.steps.len() as u64);
+    progress.start(the_plan.steps.len() as u64);
 
     let steps = the_plan.steps;
     let mut results: HashMap<usize, Done> = HashMap::with_capacity(steps.len());
@@ -208,8 +236,8 @@ pub async fn run(
         .iter()
         .enumerate()
         .filter_map(|(i, (t, a))| match a {
-            Action::Reuse(b) => Some((i, t.clone(), b.clone())),
-            Action::Export => None,
+            ExportAction::Reuse(b) => Some((i, t.clone(), b.clone())),
+            ExportAction::Export => None,
         })
         .collect();
     let checked = tokio::task::spawn_blocking(move || verify_cached(&store_for_check, to_check))
@@ -219,7 +247,7 @@ pub async fn run(
     for (i, outcome) in checked {
         match outcome {
             Ok(blob) => {
-                bar.inc(1);
+                progress.advance(1);
                 results.insert(
                     i,
                     Done {
@@ -274,7 +302,7 @@ pub async fn run(
                 continue;
             }
         };
-        bar.inc(1);
+        progress.advance(1);
         let (t, _) = &steps[done.index];
         match &done.result {
             Ok((blob, ItemSource::Exported)) => {
@@ -310,7 +338,7 @@ pub async fn run(
         exported_so_far,
         &rfc3339(clock.now()),
     )?;
-    bar.finish_and_clear();
+    progress.finish();
 
     // Record.
     let cancelled = shared.cancel.load(Ordering::SeqCst);
@@ -421,7 +449,7 @@ async fn dry_run(
     } else {
         HashMap::new()
     };
-    let p = plan(torrents, &index);
+    let p = plan_exports(torrents, &index);
     report.counts = Counts {
         listed: p.steps.len(),
         exported: p.to_export(),
@@ -461,7 +489,7 @@ fn finish(
         metadata_unavailable: count(ItemSource::MetadataUnavailable),
         warnings: manifest.warnings.len(),
     };
-    manifest.status = decide(Outcome {
+    manifest.status = backup_status(RunTally {
         listed: manifest.counts.listed,
         stored: manifest.counts.stored,
         warnings: manifest.counts.warnings,
@@ -669,19 +697,6 @@ fn item_from(t: &TorrentInfo) -> Item {
         blob: None,
         source: ItemSource::Missing,
     }
-}
-
-fn progress_bar(show: bool, len: u64) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    if let Ok(style) =
-        ProgressStyle::with_template("{spinner} {pos}/{len} torrents [{bar:30}] {eta} left")
-    {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar
 }
 
 fn nonzero(n: u32) -> std::num::NonZeroU32 {

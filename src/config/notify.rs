@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::Secret;
-
-use super::event::Outcome;
+use super::Secret;
+use crate::status::Outcome;
 
 pub const DEFAULT_TIMEOUT_SECS: f64 = 10.0;
 pub const DEFAULT_RETRIES: u32 = 3;
@@ -172,7 +171,7 @@ pub struct Pings {
 
 /// Delivery limits: per attempt, retries, and the whole delivery.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Delivery {
+pub struct RetryPolicy {
     pub timeout: Duration,
     /// Extra attempts after a timeout, connection error or 5xx.
     pub retries: u32,
@@ -197,7 +196,7 @@ pub struct Target {
     pub repeat_after: Option<Duration>,
     pub max_warnings: usize,
     pub priority: Option<u8>,
-    pub delivery: Delivery,
+    pub delivery: RetryPolicy,
 }
 
 impl Target {
@@ -235,7 +234,7 @@ fn resolve_one(
     warnings: &mut Vec<String>,
 ) -> Result<Target, String> {
     let name = r.name;
-    if !crate::config::valid_name(&name) {
+    if !super::valid_name(&name) {
         return Err(format!(
             "notify name {name:?} must be 1-64 letters, digits, '-', '_' or '.', not starting with '.'"
         ));
@@ -470,7 +469,7 @@ fn resolve_one(
         repeat_after,
         max_warnings,
         priority,
-        delivery: Delivery {
+        delivery: RetryPolicy {
             timeout,
             retries,
             retry_delay,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::event::Outcome;
-use super::target::OnSet;
+use crate::config::notify::OnSet;
 
 /// A past event for the same target, instance and kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +23,7 @@ pub struct Prior {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub enum SendDecision {
     Send,
     /// Not in the target's `on` list.
     Skip,
@@ -31,12 +31,12 @@ pub enum Decision {
     Suppress,
 }
 
-impl Decision {
+impl SendDecision {
     pub fn as_str(self) -> &'static str {
         match self {
-            Decision::Send => "send",
-            Decision::Skip => "skipped",
-            Decision::Suppress => "suppressed",
+            SendDecision::Send => "send",
+            SendDecision::Skip => "skipped",
+            SendDecision::Suppress => "suppressed",
         }
     }
 }
@@ -51,34 +51,34 @@ pub fn should_send(
     last_seen: Option<Prior>,
     last_delivered: Option<Prior>,
     now: OffsetDateTime,
-) -> Decision {
+) -> SendDecision {
     if !on.contains(outcome) {
-        return Decision::Skip;
+        return SendDecision::Skip;
     }
     let Some(quiet) = repeat_after else {
-        return Decision::Send;
+        return SendDecision::Send;
     };
     let Some(told) = last_delivered else {
-        return Decision::Send;
+        return SendDecision::Send;
     };
     let changed = told.outcome != outcome || last_seen.is_some_and(|s| s.outcome != outcome);
     if changed {
-        return Decision::Send;
+        return SendDecision::Send;
     }
     // A clock that went backwards counts as no time passed.
     let elapsed = now - told.at;
     if elapsed >= time::Duration::try_from(quiet).unwrap_or(time::Duration::MAX) {
-        Decision::Send
+        SendDecision::Send
     } else {
-        Decision::Suppress
+        SendDecision::Suppress
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use Decision::*;
     use Outcome::*;
+    use SendDecision::*;
 
     fn at(h: i64) -> OffsetDateTime {
         OffsetDateTime::UNIX_EPOCH + time::Duration::hours(1_000_000 + h)
@@ -96,7 +96,7 @@ mod tests {
         Option<Prior>,
         Option<Prior>,
         i64,
-        Decision,
+        SendDecision,
     );
 
     #[test]

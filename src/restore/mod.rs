@@ -1,7 +1,7 @@
 //! Restore: put a backed-up run back into a qBittorrent instance.
 //!
 //! Two halves. [`plan`] is pure: the run's manifest, what the target already
-//! has, the filters, the save-path map and the options go in; a [`Plan`] with
+//! has, the filters, the save-path map and the options go in; a [`RestorePlan`] with
 //! one action and reason per torrent comes out. [`restore`] carries a plan
 //! out against a live target: categories first (with their save paths), then
 //! tags, then torrents in throttled `torrents/add` batches, each batch
@@ -13,7 +13,7 @@
 //! source instance need not be up. Magnet links and tracker URLs are sent to
 //! qBittorrent but never printed.
 
-use crate::error::one_line;
+use crate::text::one_line;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
@@ -25,8 +25,9 @@ use serde::Serialize;
 use crate::clock::{Clock, rfc3339};
 use crate::config::Instance;
 use crate::error::Error;
-use crate::history::{History, HistoryError, NewRestore, RestoreEnd, RunSummary};
+use crate::history::{History, HistoryError, NewRestore, RestoreEnd, RunSource, RunSummary};
 use crate::manifest::{Item, ItemSource, Manifest};
+use crate::notify::{Event, EventSource, EventWarning, RestoreCounts};
 use crate::qbt::{AddFile, AddReply, AddRequest, Client, CreateOutcome, QbtError, TorrentInfo};
 use crate::status::RunStatus;
 use crate::store::{BlobReadError, Store};
@@ -317,7 +318,7 @@ pub struct PlanOptions {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Action {
+pub enum RestoreAction {
     /// Add the stored .torrent file.
     AddFile,
     /// Add the stored magnet link (the backup had no metadata for it).
@@ -328,9 +329,9 @@ pub enum Action {
     NotRestorable,
 }
 
-impl Action {
+impl RestoreAction {
     pub fn is_add(self) -> bool {
-        matches!(self, Action::AddFile | Action::AddMagnet)
+        matches!(self, RestoreAction::AddFile | RestoreAction::AddMagnet)
     }
 }
 
@@ -340,7 +341,7 @@ pub struct TorrentStep {
     pub infohash_v1: String,
     pub infohash_v2: String,
     pub name: String,
-    pub action: Action,
+    pub action: RestoreAction,
     /// Why it is skipped or not restorable; None for adds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -382,14 +383,14 @@ pub struct TagStep {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Plan {
+pub struct RestorePlan {
     pub categories: Vec<CategoryStep>,
     pub tags: Vec<TagStep>,
     pub torrents: Vec<TorrentStep>,
 }
 
-impl Plan {
-    pub fn count(&self, action: Action) -> usize {
+impl RestorePlan {
+    pub fn count(&self, action: RestoreAction) -> usize {
         self.torrents.iter().filter(|t| t.action == action).count()
     }
     pub fn to_add(&self) -> usize {
@@ -443,13 +444,13 @@ pub fn same_torrent(t: &TorrentInfo, it: &Item) -> bool {
 /// Torrents: selected by `filters`, de-duplicated by id, in manifest order.
 /// Categories and tags: all of the run's when nothing is filtered, else only
 /// those the selected torrents use; existing ones are never changed.
-pub fn plan(
+pub fn plan_restore(
     manifest: &Manifest,
     target: &TargetState,
     filters: &Filters,
     map: &PathMap,
     opts: PlanOptions,
-) -> Plan {
+) -> RestorePlan {
     let present = PresentSet::new(&target.torrents);
     let mut seen = HashSet::new();
     let mut torrents = Vec::new();
@@ -459,14 +460,16 @@ pub fn plan(
         }
         let (action, reason) = if present.has(it) {
             (
-                Action::AlreadyPresent,
+                RestoreAction::AlreadyPresent,
                 Some("the target already has this torrent".to_string()),
             )
         } else {
             match not_restorable_reason(manifest, it) {
-                Some(why) => (Action::NotRestorable, Some(why)),
-                None if it.source == ItemSource::MetadataUnavailable => (Action::AddMagnet, None),
-                None => (Action::AddFile, None),
+                Some(why) => (RestoreAction::NotRestorable, Some(why)),
+                None if it.source == ItemSource::MetadataUnavailable => {
+                    (RestoreAction::AddMagnet, None)
+                }
+                None => (RestoreAction::AddFile, None),
             }
         };
         torrents.push(TorrentStep {
@@ -548,7 +551,7 @@ pub fn plan(
         })
         .collect();
 
-    Plan {
+    RestorePlan {
         categories,
         tags,
         torrents,
@@ -640,7 +643,7 @@ pub fn batches(
 
 pub fn add_options(step: &TorrentStep, info_name: Option<&str>) -> AddOptions {
     AddOptions {
-        magnet: step.action == Action::AddMagnet,
+        magnet: step.action == RestoreAction::AddMagnet,
         category: step.category.clone(),
         tags: step.tags.clone(),
         save_path: (!step.auto_tmm && !step.save_path.is_empty()).then(|| step.save_path.clone()),
@@ -659,7 +662,7 @@ pub fn add_options(step: &TorrentStep, info_name: Option<&str>) -> AddOptions {
 /// Restores end like backup runs: success when nothing failed (already
 /// present counts as restored), failed when nothing was restored or a fatal
 /// error stopped it, partial otherwise.
-pub fn decide(restored: usize, failed: usize, fatal: bool, cancelled: bool) -> RunStatus {
+pub fn restore_status(restored: usize, failed: usize, fatal: bool, cancelled: bool) -> RunStatus {
     if fatal && restored == 0 {
         RunStatus::Failed
     } else if cancelled {
@@ -715,8 +718,8 @@ pub struct PlanView {
 }
 
 impl PlanView {
-    pub fn new(p: &Plan) -> PlanView {
-        let pick = |a: Action| {
+    pub fn new(p: &RestorePlan) -> PlanView {
+        let pick = |a: RestoreAction| {
             p.torrents
                 .iter()
                 .filter(|t| t.action == a)
@@ -736,8 +739,8 @@ impl PlanView {
                 .filter(|t| t.action.is_add())
                 .cloned()
                 .collect(),
-            already_present: pick(Action::AlreadyPresent),
-            not_restorable: pick(Action::NotRestorable),
+            already_present: pick(RestoreAction::AlreadyPresent),
+            not_restorable: pick(RestoreAction::NotRestorable),
         }
     }
 }
@@ -769,8 +772,9 @@ pub struct RestoreReport {
     pub warnings: Vec<String>,
     pub duration_ms: u128,
     pub error: Option<String>,
-    /// Where the run was read from: "manifest", or "history" when rebuilt.
-    pub manifest_source: &'static str,
+    /// Where the run was read from: its manifest, or the history database
+    /// when the manifest was lost or damaged.
+    pub manifest_source: RunSource,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<PlanView>,
 }
@@ -778,6 +782,46 @@ pub struct RestoreReport {
 impl RestoreReport {
     pub fn exit_code(&self) -> i32 {
         self.status.exit_code()
+    }
+
+    /// The notification event for this restore.
+    pub fn event(&self) -> Event {
+        let r = self;
+        let mut warnings: Vec<EventWarning> = r
+            .failures
+            .iter()
+            .map(|f| EventWarning::new(&f.id, &f.name, "restore-failed", &f.reason))
+            .collect();
+        warnings.extend(
+            r.warnings
+                .iter()
+                .map(|w| EventWarning::new("", "", "restore-warning", w)),
+        );
+        let finished = crate::clock::parse_rfc3339(&r.started_at).map(|t| {
+            let ms = i64::try_from(r.duration_ms).unwrap_or(i64::MAX);
+            crate::clock::rfc3339(t + time::Duration::milliseconds(ms))
+        });
+        Event::from_restore(
+            &r.restore_id,
+            &r.target_instance,
+            EventSource {
+                instance: r.source_instance.clone(),
+                run_id: r.source_run.clone(),
+            },
+            r.status,
+            RestoreCounts {
+                planned: r.planned,
+                added: r.added,
+                already_present: r.already_present,
+                failed: r.failed,
+                warnings: warnings.len(),
+            },
+            warnings,
+            r.error.as_deref(),
+            r.target.as_ref().map(|t| t.version.clone()),
+            Some(r.started_at.clone()),
+            finished,
+        )
     }
 }
 
@@ -814,7 +858,7 @@ pub fn find_source_run(
     history
         .list_runs(Some(from), 10_000)?
         .into_iter()
-        .find(|r| r.status == "success" || r.status == "partial")
+        .find(|r| r.status.is_usable())
         .ok_or_else(|| HistoryError::NoSuchRun(format!("latest (a finished backup of {from})")))
 }
 
@@ -850,7 +894,8 @@ pub async fn restore(
         history.mark_restores_interrupted(&target.name, &rfc3339(started))?;
     }
     let summary = find_source_run(&history, &req.run, &from, req.from.is_some())?;
-    let (manifest, manifest_source, note) = crate::cli::load_manifest(store, &history, &summary)?;
+    let (manifest, manifest_source, note) =
+        crate::history::load_manifest(store, &history, &summary)?;
     if let Some(n) = note {
         tracing::warn!("{n}");
     }
@@ -902,7 +947,7 @@ pub async fn restore(
             RunStatus::Success
         }
     } else {
-        let mut s = decide(restored, report.failed, fatal, cancelled);
+        let mut s = restore_status(restored, report.failed, fatal, cancelled);
         if s == RunStatus::Success && !report.warnings.is_empty() {
             s = RunStatus::Partial;
         }
@@ -926,7 +971,7 @@ pub async fn restore(
         serde_json::to_string(&r).unwrap_or_default()
     };
     let end = RestoreEnd {
-        status: report.status.as_str(),
+        status: report.status,
         finished_at: &finished,
         planned: report.planned,
         added: report.added,
@@ -974,14 +1019,14 @@ async fn carry_out(
         categories: client.categories().await?,
         tags: client.tags().await?,
     };
-    let the_plan = plan(manifest, &state, &req.filters, &req.path_map, req.options);
+    let the_plan = plan_restore(manifest, &state, &req.filters, &req.path_map, req.options);
     drop(state);
     report.planned = the_plan.torrents.len();
     report.to_add = the_plan.to_add();
-    report.already_present = the_plan.count(Action::AlreadyPresent);
-    report.not_restorable = the_plan.count(Action::NotRestorable);
+    report.already_present = the_plan.count(RestoreAction::AlreadyPresent);
+    report.not_restorable = the_plan.count(RestoreAction::NotRestorable);
     for t in &the_plan.torrents {
-        if t.action == Action::NotRestorable {
+        if t.action == RestoreAction::NotRestorable {
             report.failures.push(Failure {
                 id: t.id.clone(),
                 name: t.name.clone(),
@@ -1038,7 +1083,7 @@ async fn carry_out(
             continue;
         }
         let it = &manifest.torrents[step.item_index];
-        let info_name = if step.action == Action::AddFile {
+        let info_name = if step.action == RestoreAction::AddFile {
             match load_blob(store, it) {
                 Ok((_, name)) => name,
                 Err(p) => {
@@ -1169,7 +1214,7 @@ async fn carry_out(
 /// gone, returns what the torrents not yet sent are to be told.
 fn batch_failed(
     report: &mut RestoreReport,
-    the_plan: &Plan,
+    the_plan: &RestorePlan,
     sent: &[usize],
     what: &str,
     e: &QbtError,
@@ -1303,363 +1348,6 @@ pub fn info_name(torrent: &[u8]) -> Option<String> {
     get("name.utf-8").or_else(|| get("name"))
 }
 
-// ---------------------------------------------------------------------------
-// Command line
-// ---------------------------------------------------------------------------
-
-/// `qbackup restore`.
-#[derive(Debug, clap::Args)]
-pub struct RestoreArgs {
-    /// The instance to restore into (as named in the config)
-    #[arg(long, value_name = "NAME")]
-    pub to: String,
-    /// The instance whose backup to restore [default: the --to instance];
-    /// it need not be up, or even configured
-    #[arg(long, value_name = "NAME")]
-    pub from: Option<String>,
-    /// A backup run id (or a unique prefix), or `latest`: the newest
-    /// successful or partial backup of --from
-    #[arg(long, default_value = "latest", value_name = "RUN")]
-    pub run: String,
-    /// Print the plan, change nothing
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Only torrents in this category (repeatable; "" = no category)
-    #[arg(long, value_name = "NAME")]
-    pub category: Vec<String>,
-    /// Only torrents with this tag (repeatable: any of them)
-    #[arg(long, value_name = "TAG")]
-    pub tag: Vec<String>,
-    /// Only this torrent: id, v1 or v2 info-hash (repeatable)
-    #[arg(long, value_name = "HASH")]
-    pub hash: Vec<String>,
-    /// Only torrents whose name matches this glob (`*`, `?`, `[a-z]`)
-    #[arg(long, value_name = "GLOB")]
-    pub name: Option<String>,
-    /// The data is already on disk: don't hash-check it (sends skip_checking and seedMode)
-    #[arg(long)]
-    pub skip_checking: bool,
-    /// Start the torrents that were running at backup time (default: add everything paused)
-    #[arg(long)]
-    pub start: bool,
-    /// Rewrite save paths that start with OLD to start with NEW (repeatable;
-    /// the longest match wins, whole path components only)
-    #[arg(long, value_name = "OLD=NEW")]
-    pub save_path_map: Vec<String>,
-    /// Torrents per add request (1-500); requests are paced by the
-    /// instance's exports_per_second
-    #[arg(long, default_value_t = DEFAULT_BATCH, value_name = "N")]
-    pub batch_size: usize,
-}
-
-pub fn cmd_restore(
-    config: &crate::config::Config,
-    a: &RestoreArgs,
-    json: bool,
-) -> Result<i32, Error> {
-    let target = config.instance(&a.to)?.clone();
-    if let Some(f) = &a.from
-        && !crate::config::valid_name(f)
-    {
-        return Err(Error::Usage(format!(
-            "--from {f:?} is not a valid instance name"
-        )));
-    }
-    if !(1..=MAX_BATCH).contains(&a.batch_size) {
-        return Err(Error::Usage(format!(
-            "--batch-size must be between 1 and {MAX_BATCH}"
-        )));
-    }
-    let usage = |e: PatternError| Error::Usage(e.to_string());
-    let name = a
-        .name
-        .as_deref()
-        .map(Glob::new)
-        .transpose()
-        .map_err(usage)?;
-    let path_map = PathMap::parse(&a.save_path_map).map_err(usage)?;
-    let req = RestoreRequest {
-        target,
-        from: a.from.clone(),
-        run: a.run.clone(),
-        filters: Filters {
-            categories: a.category.clone(),
-            tags: a.tag.clone(),
-            hashes: a.hash.clone(),
-            name,
-        },
-        path_map,
-        options: PlanOptions {
-            start: a.start,
-            skip_checking: a.skip_checking,
-        },
-        dry_run: a.dry_run,
-        batch_size: a.batch_size,
-    };
-    let store = Store::new(&config.store);
-    let rt = crate::cli::runtime()?;
-    let cancel = Arc::new(AtomicBool::new(false));
-    rt.spawn(crate::cli::watch_signals(
-        cancel.clone(),
-        "finishing the add in flight (again to quit now); run the restore again to add the rest",
-    ));
-    let report = rt.block_on(restore(&store, &req, &crate::clock::SystemClock, cancel))?;
-    print_report(&report, json);
-    if !report.dry_run {
-        // Delivery problems are logged and recorded; they never change the exit code.
-        crate::notify::notify_blocking(
-            &rt,
-            config,
-            &crate::notify::Event::from_restore_report(&report),
-        );
-    }
-    Ok(report.exit_code())
-}
-
-pub fn print_report(r: &RestoreReport, json: bool) {
-    if json {
-        crate::cli::print_json_report(r, r.exit_code());
-        return;
-    }
-    let server = r
-        .target
-        .as_ref()
-        .map(|t| format!(" (qBittorrent {}, WebAPI {})", t.version, t.webapi_version))
-        .unwrap_or_default();
-    if let Some(p) = &r.plan {
-        crate::outln!(
-            "{}: dry run: restore of run {} of {}{server}; nothing changed",
-            r.target_instance,
-            r.source_run,
-            r.source_instance
-        );
-        for c in &p.categories {
-            let path = if c.save_path.is_empty() {
-                "default save path".to_string()
-            } else {
-                c.save_path.clone()
-            };
-            let what = match c.action {
-                CategoryAction::Create => "create",
-                CategoryAction::Exists => "exists",
-            };
-            crate::outln!("  category {what:<7} {} ({path})", c.name);
-            if let Some(n) = &c.note {
-                crate::outln!("           note: {n}");
-            }
-        }
-        for t in &p.tags {
-            let what = match t.action {
-                CategoryAction::Create => "create",
-                CategoryAction::Exists => "exists",
-            };
-            crate::outln!("  tag      {what:<7} {}", t.name);
-        }
-        for t in &p.to_add {
-            crate::outln!(
-                "  add      {} {} [{}] tags {} -> {}{} ({}{})",
-                t.id,
-                t.name,
-                t.category,
-                if t.tags.is_empty() {
-                    "-".to_string()
-                } else {
-                    t.tags.join(",")
-                },
-                t.save_path,
-                if t.auto_tmm { " (automatic)" } else { "" },
-                if t.paused { "paused" } else { "started" },
-                if t.action == Action::AddMagnet {
-                    ", from its magnet link"
-                } else {
-                    ""
-                },
-            );
-        }
-        for t in &p.already_present {
-            crate::outln!("  present  {} {}", t.id, t.name);
-        }
-        for t in &p.not_restorable {
-            crate::outln!("  cannot   {} {}: {}", t.id, t.name, t.reason);
-        }
-        crate::outln!(
-            "{}: {} selected: {} to add, {} already present, {} not restorable; {} categories and {} tags to create",
-            r.target_instance,
-            r.planned,
-            r.to_add,
-            r.already_present,
-            r.not_restorable,
-            p.categories
-                .iter()
-                .filter(|c| c.action == CategoryAction::Create)
-                .count(),
-            p.tags
-                .iter()
-                .filter(|c| c.action == CategoryAction::Create)
-                .count(),
-        );
-        if let Some(e) = &r.error {
-            crate::outln!("  error: {}", one_line(e));
-        }
-        return;
-    }
-    let secs = r.duration_ms as f64 / 1000.0;
-    crate::outln!(
-        "{}: {} - restored run {} of {}: {} planned, {} added, {} already present, {} failed in {secs:.1} s; {}",
-        r.target_instance,
-        r.status.as_str(),
-        r.source_run,
-        r.source_instance,
-        r.planned,
-        r.added,
-        r.already_present,
-        r.failed,
-        r.restore_id
-    );
-    if let Some(e) = &r.error {
-        crate::outln!("  error: {}", one_line(e));
-    }
-    for w in &r.warnings {
-        crate::outln!("  warning: {}", one_line(w));
-    }
-    const SHOWN: usize = 20;
-    for f in r.failures.iter().take(SHOWN) {
-        crate::outln!("  failed: {} ({}): {}", f.name, f.id, f.reason);
-    }
-    if r.failures.len() > SHOWN {
-        crate::outln!(
-            "  … and {} more: qbackup show {}",
-            r.failures.len() - SHOWN,
-            r.restore_id
-        );
-    }
-}
-
-/// One line of `qbackup runs --json`: backups and restores, told apart by `type`.
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum HistoryEntry {
-    Backup(RunSummary),
-    Restore(crate::history::RestoreSummary),
-}
-
-impl HistoryEntry {
-    fn started_at(&self) -> &str {
-        match self {
-            HistoryEntry::Backup(r) => &r.started_at,
-            HistoryEntry::Restore(r) => &r.started_at,
-        }
-    }
-}
-
-/// Backups and restores, newest first, at most `limit`.
-pub fn merge_history(
-    runs: Vec<RunSummary>,
-    restores: Vec<crate::history::RestoreSummary>,
-    limit: usize,
-) -> Vec<HistoryEntry> {
-    let mut all: Vec<HistoryEntry> = runs
-        .into_iter()
-        .map(HistoryEntry::Backup)
-        .chain(restores.into_iter().map(HistoryEntry::Restore))
-        .collect();
-    // Stable: within one second, backups keep their own order.
-    all.sort_by(|a, b| b.started_at().cmp(a.started_at()));
-    all.truncate(limit);
-    all
-}
-
-/// The human line of `qbackup runs` for a restore.
-pub fn runs_line(r: &crate::history::RestoreSummary) -> String {
-    format!(
-        "{:<29} {:<12} {:<11} {:<11} {:<20} {:>7} {:>7} {:>8}  from {} run {}, {} added, {} present",
-        r.run_id,
-        r.target_instance,
-        if r.dry_run { "restore-dry" } else { "restore" },
-        r.status,
-        r.started_at,
-        r.planned,
-        r.added + r.already_present,
-        r.failed,
-        r.source_instance,
-        r.source_run,
-        r.added,
-        r.already_present,
-    )
-}
-
-/// `qbackup show RESTORE_ID`.
-pub fn show_restore(r: &crate::history::RestoreSummary, json: bool) {
-    let report: Option<serde_json::Value> = r
-        .report_json
-        .as_deref()
-        .and_then(|s| serde_json::from_str(s).ok());
-    if json {
-        let mut v = serde_json::to_value(r).unwrap_or_default();
-        if let Some(obj) = v.as_object_mut() {
-            obj.insert("type".into(), "restore".into());
-            if let Some(rep) = &report {
-                for key in [
-                    "failures",
-                    "warnings",
-                    "target",
-                    "to_add",
-                    "not_restorable",
-                    "categories_created",
-                    "tags_created",
-                    "duration_ms",
-                    "manifest_source",
-                ] {
-                    if let Some(x) = rep.get(key) {
-                        obj.insert(key.into(), x.clone());
-                    }
-                }
-            }
-        }
-        crate::outln!("{v}");
-        return;
-    }
-    crate::outln!("restore    {}", r.run_id);
-    crate::outln!("from       {} run {}", r.source_instance, r.source_run);
-    crate::outln!("to         {}", r.target_instance);
-    crate::outln!(
-        "status     {}{}",
-        r.status,
-        if r.dry_run { " (dry run)" } else { "" }
-    );
-    crate::outln!("started    {}", r.started_at);
-    crate::outln!("finished   {}", r.finished_at.as_deref().unwrap_or("-"));
-    crate::outln!(
-        "torrents   {} planned, {} added, {} already present, {} failed",
-        r.planned,
-        r.added,
-        r.already_present,
-        r.failed
-    );
-    if let Some(e) = &r.error {
-        crate::outln!("error      {}", one_line(e));
-    }
-    let list = |key: &str| {
-        report
-            .as_ref()
-            .and_then(|v| v.get(key))
-            .and_then(|v| v.as_array())
-            .cloned()
-            .unwrap_or_default()
-    };
-    for w in list("warnings") {
-        crate::outln!("warning    {}", w.as_str().unwrap_or_default());
-    }
-    for f in list("failures") {
-        crate::outln!(
-            "failed     {} ({}): {}",
-            f["name"].as_str().unwrap_or_default(),
-            f["id"].as_str().unwrap_or_default(),
-            f["reason"].as_str().unwrap_or_default()
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1788,7 +1476,7 @@ mod tests {
         }
     }
 
-    fn actions(p: &Plan) -> Vec<(&str, Action)> {
+    fn actions(p: &RestorePlan) -> Vec<(&str, RestoreAction)> {
         p.torrents
             .iter()
             .map(|t| (t.id.as_str(), t.action))
@@ -1800,9 +1488,12 @@ mod tests {
         let m = sample();
         let none = Filters::default();
         let map = PathMap::default();
-        use Action::*;
+        use RestoreAction::*;
         // (target hashes, expected actions)
-        type Case<'a> = (Vec<(&'a str, &'a str, &'a str)>, Vec<(&'a str, Action)>);
+        type Case<'a> = (
+            Vec<(&'a str, &'a str, &'a str)>,
+            Vec<(&'a str, RestoreAction)>,
+        );
         let cases: Vec<Case> = vec![
             (
                 vec![],
@@ -1838,7 +1529,7 @@ mod tests {
             ),
         ];
         for (present, want) in cases {
-            let p = plan(
+            let p = plan_restore(
                 &m,
                 &target_with(&present),
                 &none,
@@ -1855,9 +1546,9 @@ mod tests {
         let t = TargetState::default();
         let f = Filters::default();
         let map = PathMap::default();
-        let p = plan(&m, &t, &f, &map, PlanOptions::default());
+        let p = plan_restore(&m, &t, &f, &map, PlanOptions::default());
         assert!(p.torrents.iter().all(|t| t.paused), "paused by default");
-        let p = plan(
+        let p = plan_restore(
             &m,
             &t,
             &f,
@@ -1885,7 +1576,7 @@ mod tests {
         let m = sample();
         let t = target_with(&[]);
         let map = PathMap::parse(&["/data=/mnt/big".into()]).unwrap();
-        let p = plan(&m, &t, &Filters::default(), &map, PlanOptions::default());
+        let p = plan_restore(&m, &t, &Filters::default(), &map, PlanOptions::default());
         let cats: Vec<(&str, &str, CategoryAction)> = p
             .categories
             .iter()
@@ -1925,14 +1616,14 @@ mod tests {
         // A magnet without a link is not restorable either.
         let mut m2 = sample();
         m2.torrents[2].magnet_uri.clear();
-        let p = plan(
+        let p = plan_restore(
             &m2,
             &t,
             &Filters::default(),
             &PathMap::default(),
             PlanOptions::default(),
         );
-        assert_eq!(p.torrents[2].action, Action::NotRestorable);
+        assert_eq!(p.torrents[2].action, RestoreAction::NotRestorable);
     }
 
     #[test]
@@ -1966,12 +1657,12 @@ mod tests {
             (f(&["nope"], &[], &[], None), vec![]),
         ];
         for (filters, want) in cases {
-            let p = plan(&m, &t, &filters, &map, PlanOptions::default());
+            let p = plan_restore(&m, &t, &filters, &map, PlanOptions::default());
             let got: Vec<&str> = p.torrents.iter().map(|t| t.id.as_str()).collect();
             assert_eq!(got, want, "{filters:?}");
         }
         // With a filter, only the categories and tags the selection uses.
-        let p = plan(
+        let p = plan_restore(
             &m,
             &t,
             &f(&["linux"], &[], &[], None),
@@ -2115,7 +1806,7 @@ mod tests {
     #[test]
     fn add_options_follow_management() {
         let m = sample();
-        let p = plan(
+        let p = plan_restore(
             &m,
             &TargetState::default(),
             &Filters::default(),
@@ -2149,7 +1840,7 @@ mod tests {
             ((2, 3, false, true), Interrupted),
         ];
         for ((r, f, fatal, c), want) in cases {
-            assert_eq!(decide(r, f, fatal, c), want, "{r} {f} {fatal} {c}");
+            assert_eq!(restore_status(r, f, fatal, c), want, "{r} {f} {fatal} {c}");
         }
     }
 
@@ -2173,14 +1864,17 @@ mod tests {
             started_at: "2026-01-01T00:00:00Z",
         };
         h.begin_restore(&r).unwrap();
-        assert_eq!(h.find_restore("restore-1").unwrap().status, "running");
+        assert_eq!(
+            h.find_restore("restore-1").unwrap().status,
+            RunStatus::Running
+        );
         assert_eq!(
             h.mark_restores_interrupted("b", "2026-01-01T00:01:00Z")
                 .unwrap(),
             1
         );
         let end = RestoreEnd {
-            status: "success",
+            status: RunStatus::Success,
             finished_at: "2026-01-01T00:02:00Z",
             planned: 3,
             added: 2,
@@ -2200,7 +1894,7 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].run_id, "restore-2");
         assert!(all[0].dry_run);
-        assert_eq!(all[1].status, "interrupted");
+        assert_eq!(all[1].status, RunStatus::Interrupted);
         assert!(h.list_restores(Some("c"), 10).unwrap().is_empty());
         assert!(matches!(
             h.find_restore("restore-"),

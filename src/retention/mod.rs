@@ -9,27 +9,15 @@
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 
-use clap::Args;
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::clock::parse_rfc3339;
 use crate::config::Config;
 use crate::error::Error;
-use crate::history::History;
+use crate::history::{History, RunMeta};
 use crate::lock::{InstanceLock, try_lock};
-use crate::status::EXIT_SUCCESS;
 use crate::store::Store;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RunMeta {
-    pub run_id: String,
-    pub instance: String,
-    pub started_at: String,
-    pub status: String,
-    #[serde(skip)]
-    pub manifest: Option<String>,
-}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
@@ -46,7 +34,7 @@ impl Policy {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Decision {
+pub struct KeepDecision {
     pub run_id: String,
     pub keep: bool,
     /// Why it is kept: "last", "daily", "weekly", "monthly", "newest".
@@ -54,8 +42,8 @@ pub struct Decision {
 }
 
 /// Decides, for the runs of one instance given newest first.
-pub fn select(runs: &[RunMeta], policy: &Policy) -> Vec<Decision> {
-    let useful = |r: &RunMeta| matches!(r.status.as_str(), "success" | "partial");
+pub fn select(runs: &[RunMeta], policy: &Policy) -> Vec<KeepDecision> {
+    let useful = |r: &RunMeta| r.status.is_usable();
     let mut reasons: Vec<Vec<&'static str>> = vec![Vec::new(); runs.len()];
     let mut n = 0;
     for (i, r) in runs.iter().enumerate() {
@@ -99,7 +87,7 @@ pub fn select(runs: &[RunMeta], policy: &Policy) -> Vec<Decision> {
     }
     runs.iter()
         .zip(reasons)
-        .map(|(r, reasons)| Decision {
+        .map(|(r, reasons)| KeepDecision {
             run_id: r.run_id.clone(),
             keep: !reasons.is_empty(),
             reasons,
@@ -107,55 +95,35 @@ pub fn select(runs: &[RunMeta], policy: &Policy) -> Vec<Decision> {
         .collect()
 }
 
-#[derive(Debug, Args)]
-pub struct ForgetArgs {
-    /// Only this instance's runs (default: every instance in the store)
-    #[arg(long, short = 'i', value_name = "NAME")]
+/// What `forget` is asked to do.
+#[derive(Debug, Clone)]
+pub struct ForgetRequest {
+    /// Only this instance's runs; None: every instance in the store.
     pub instance: Option<String>,
-    /// Keep the newest N runs
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub keep_last: usize,
-    /// Keep the newest run of each of the last N days that have runs
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub keep_daily: usize,
-    /// Keep the newest run of each of the last N ISO weeks that have runs
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub keep_weekly: usize,
-    /// Keep the newest run of each of the last N months that have runs
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub keep_monthly: usize,
-    /// Also delete blobs that no remaining run (or torrent still in the index) needs
-    #[arg(long)]
+    pub policy: Policy,
+    /// Also delete blobs no remaining run needs.
     pub prune: bool,
-    /// Say what would be removed, remove nothing
-    #[arg(long)]
     pub dry_run: bool,
 }
 
+/// What `forget` did (or, in a dry run, would do).
 #[derive(Debug, Default, Serialize)]
-struct ForgetReport {
-    kept: Vec<Decision>,
-    removed: Vec<String>,
-    blobs_removed: usize,
-    index_entries_dropped: usize,
-    dry_run: bool,
+pub struct ForgetReport {
+    pub kept: Vec<KeepDecision>,
+    pub removed: Vec<String>,
+    pub blobs_removed: usize,
+    pub index_entries_dropped: usize,
+    pub dry_run: bool,
 }
 
-pub fn cmd_forget(config: &Config, a: &ForgetArgs, json: bool) -> Result<i32, Error> {
-    let policy = Policy {
-        last: a.keep_last,
-        daily: a.keep_daily,
-        weekly: a.keep_weekly,
-        monthly: a.keep_monthly,
-    };
-    if policy.is_empty() {
+/// Applies the keep policy to the finished runs of the store (holding the
+/// instances' locks unless it is a dry run), then prunes if asked.
+pub fn forget(config: &Config, req: &ForgetRequest) -> Result<ForgetReport, Error> {
+    if req.policy.is_empty() {
         return Err(Error::Usage(
             "say what to keep: --keep-last, --keep-daily, --keep-weekly and/or --keep-monthly"
                 .into(),
         ));
-    }
-    if let Some(i) = &a.instance {
-        config.instance(i)?;
     }
     let store = Store::new(&config.store);
     if !store.db_path().exists() {
@@ -165,14 +133,14 @@ pub fn cmd_forget(config: &Config, a: &ForgetArgs, json: bool) -> Result<i32, Er
         )));
     }
     let mut history = History::open_store(&store)?;
-    let runs = history.finished_runs(a.instance.as_deref())?;
+    let runs = history.finished_runs(req.instance.as_deref())?;
     let instances: BTreeSet<String> = runs.iter().map(|r| r.instance.clone()).collect();
     // Runs and prune must not race a backup: hold the instances' locks
     // (prune touches blobs shared by all instances, so it needs them all).
     let mut locked: Vec<InstanceLock> = Vec::new();
-    if !a.dry_run {
+    if !req.dry_run {
         let mut names: BTreeSet<String> = instances.clone();
-        if a.prune {
+        if req.prune {
             names.extend(config.instances.iter().map(|i| i.name.clone()));
         }
         for name in &names {
@@ -180,7 +148,7 @@ pub fn cmd_forget(config: &Config, a: &ForgetArgs, json: bool) -> Result<i32, Er
         }
     }
     let mut report = ForgetReport {
-        dry_run: a.dry_run,
+        dry_run: req.dry_run,
         ..Default::default()
     };
     for inst in &instances {
@@ -189,7 +157,7 @@ pub fn cmd_forget(config: &Config, a: &ForgetArgs, json: bool) -> Result<i32, Er
             .filter(|r| &r.instance == inst)
             .cloned()
             .collect();
-        for d in select(&mine, &policy) {
+        for d in select(&mine, &req.policy) {
             if d.keep {
                 report.kept.push(d);
             } else {
@@ -197,42 +165,21 @@ pub fn cmd_forget(config: &Config, a: &ForgetArgs, json: bool) -> Result<i32, Er
             }
         }
     }
-    if !a.dry_run {
+    if !req.dry_run {
         history.delete_runs(&report.removed)?;
         for r in runs.iter().filter(|r| report.removed.contains(&r.run_id)) {
             if let Some(m) = &r.manifest {
                 let _ = std::fs::remove_file(store.abs(m));
             }
         }
-        if a.prune {
+        if req.prune {
             let (dropped, keep) = history.prune_index()?;
             report.index_entries_dropped = dropped;
             report.blobs_removed = remove_unreferenced_blobs(&store, &keep)?;
         }
     }
     drop(locked);
-    if json {
-        crate::outln!("{}", serde_json::to_string(&report).unwrap_or_default());
-    } else {
-        let verb = if a.dry_run { "would remove" } else { "removed" };
-        for d in &report.kept {
-            crate::outln!("keep   {} ({})", d.run_id, d.reasons.join(", "));
-        }
-        for id in &report.removed {
-            crate::outln!("remove {id}");
-        }
-        crate::outln!(
-            "{} runs kept, {verb} {} runs{}",
-            report.kept.len(),
-            report.removed.len(),
-            if a.prune && !a.dry_run {
-                format!(", {} unreferenced blobs", report.blobs_removed)
-            } else {
-                String::new()
-            }
-        );
-    }
-    Ok(EXIT_SUCCESS)
+    Ok(report)
 }
 
 /// Deletes blob files whose SHA-256 is not in `keep`, and temp files left
@@ -280,7 +227,7 @@ mod tests {
             run_id: id.into(),
             instance: "a".into(),
             started_at: at.into(),
-            status: status.into(),
+            status: crate::status::RunStatus::parse(status).expect("a status name"),
             manifest: None,
         }
     }

@@ -4,7 +4,9 @@
 //! keys are read from files or the environment into [`Secret`] only when a
 //! command needs them.
 
-use crate::error::one_line;
+pub mod notify;
+
+use crate::text::one_line;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -71,7 +73,7 @@ struct RawConfig {
     #[serde(default)]
     instance: Vec<RawInstance>,
     #[serde(default)]
-    notify: Vec<crate::notify::RawTarget>,
+    notify: Vec<notify::RawTarget>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -144,8 +146,8 @@ pub struct Config {
     pub path: PathBuf,
     pub store: PathBuf,
     pub instances: Vec<Instance>,
-    /// `[[notify]]` targets (see [`crate::notify`]).
-    pub notify: Vec<crate::notify::Target>,
+    /// `[[notify]]` targets (see [`notify`]).
+    pub notify: Vec<notify::Target>,
     /// Things worth telling the user that do not stop anything.
     pub warnings: Vec<String>,
 }
@@ -327,8 +329,7 @@ impl Config {
             });
         }
         let names: Vec<&str> = instances.iter().map(|i| i.name.as_str()).collect();
-        let notify = crate::notify::target::resolve(raw.notify, &names, base, &mut warnings)
-            .map_err(invalid)?;
+        let notify = notify::resolve(raw.notify, &names, base, &mut warnings).map_err(invalid)?;
         Ok(Config {
             path: path.to_path_buf(),
             store,
@@ -530,7 +531,7 @@ mod tests {
 
     #[test]
     fn example_config_is_valid() {
-        let c = parse(include_str!("../config.example.toml")).unwrap();
+        let c = parse(include_str!("../../config.example.toml")).unwrap();
         assert_eq!(c.instances.len(), 1);
         assert_eq!(c.store, PathBuf::from("/var/lib/qbackup"));
     }

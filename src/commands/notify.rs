@@ -5,9 +5,10 @@ use clap::{Args, Subcommand, ValueEnum};
 use crate::clock::{Clock, SystemClock, rfc3339};
 use crate::config::Config;
 use crate::error::Error;
-use crate::status::{EXIT_FAILED, EXIT_SUCCESS};
+use crate::status::ExitStatus;
 
-use super::{Event, Notifier, Outcome};
+use super::{Printer, outln};
+use crate::notify::{Event, Notifier, Outcome};
 
 #[derive(Debug, Args)]
 pub struct NotifyArgs {
@@ -39,13 +40,13 @@ pub struct TestArgs {
     pub outcome: OutcomeArg,
 }
 
-pub fn cmd_notify(config: &Config, a: &NotifyArgs, json: bool) -> Result<i32, Error> {
+pub fn run(config: &Config, a: &NotifyArgs, p: &Printer) -> Result<ExitStatus, Error> {
     match &a.command {
-        NotifyCommand::Test(t) => cmd_test(config, t, json),
+        NotifyCommand::Test(t) => test(config, t, p),
     }
 }
 
-fn cmd_test(config: &Config, a: &TestArgs, json: bool) -> Result<i32, Error> {
+fn test(config: &Config, a: &TestArgs, p: &Printer) -> Result<ExitStatus, Error> {
     let Some(target) = config.notify.iter().find(|t| t.name == a.target) else {
         let known = if config.notify.is_empty() {
             "none".to_string()
@@ -85,10 +86,11 @@ fn cmd_test(config: &Config, a: &TestArgs, json: bool) -> Result<i32, Error> {
         .build()
         .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
     let d = rt.block_on(notifier.send_now(target, &event));
-    if json {
-        crate::outln!("{}", serde_json::to_string(&d).unwrap_or_default());
+    if p.is_json() {
+        p.json(&d);
     } else if d.delivered() {
-        crate::outln!(
+        outln!(
+            p,
             "{}: test notification ({}) delivered ({} attempt{})",
             d.target,
             target.format.as_str(),
@@ -96,7 +98,8 @@ fn cmd_test(config: &Config, a: &TestArgs, json: bool) -> Result<i32, Error> {
             if d.attempts == 1 { "" } else { "s" }
         );
     } else {
-        crate::outln!(
+        outln!(
+            p,
             "{}: test notification ({}) failed: {}",
             d.target,
             target.format.as_str(),
@@ -104,8 +107,8 @@ fn cmd_test(config: &Config, a: &TestArgs, json: bool) -> Result<i32, Error> {
         );
     }
     Ok(if d.delivered() {
-        EXIT_SUCCESS
+        ExitStatus::Success
     } else {
-        EXIT_FAILED
+        ExitStatus::Failed
     })
 }

@@ -8,22 +8,22 @@ use crate::qbt::TorrentInfo;
 use crate::store::BlobRef;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub enum ExportAction {
     Reuse(BlobRef),
     Export,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
+pub struct ExportPlan {
     /// One entry per distinct listed torrent, in list order.
-    pub steps: Vec<(TorrentInfo, Action)>,
+    pub steps: Vec<(TorrentInfo, ExportAction)>,
 }
 
-impl Plan {
+impl ExportPlan {
     pub fn to_export(&self) -> usize {
         self.steps
             .iter()
-            .filter(|(_, a)| *a == Action::Export)
+            .filter(|(_, a)| *a == ExportAction::Export)
             .count()
     }
     pub fn to_reuse(&self) -> usize {
@@ -33,20 +33,20 @@ impl Plan {
 
 /// Plans a run. Ids are compared case-insensitively, and a torrent listed
 /// twice (which a misbehaving proxy could cause) is planned once.
-pub fn plan(torrents: Vec<TorrentInfo>, index: &HashMap<String, BlobRef>) -> Plan {
+pub fn plan_exports(torrents: Vec<TorrentInfo>, index: &HashMap<String, BlobRef>) -> ExportPlan {
     let mut seen = HashSet::new();
     let steps = torrents
         .into_iter()
         .filter(|t| !t.hash.is_empty() && seen.insert(t.hash.to_ascii_lowercase()))
         .map(|t| {
             let action = match index.get(&t.hash.to_ascii_lowercase()) {
-                Some(b) => Action::Reuse(b.clone()),
-                None => Action::Export,
+                Some(b) => ExportAction::Reuse(b.clone()),
+                None => ExportAction::Export,
             };
             (t, action)
         })
         .collect();
-    Plan { steps }
+    ExportPlan { steps }
 }
 
 #[cfg(test)]
@@ -70,23 +70,23 @@ mod tests {
         let index: HashMap<String, BlobRef> =
             [("aa".to_string(), blob("1")), ("bb".to_string(), blob("2"))].into();
         // (listed, expected actions)
-        let cases: Vec<(Vec<&str>, Vec<Action>)> = vec![
+        let cases: Vec<(Vec<&str>, Vec<ExportAction>)> = vec![
             (vec![], vec![]),
-            (vec!["aa"], vec![Action::Reuse(blob("1"))]),
-            (vec!["cc"], vec![Action::Export]),
+            (vec!["aa"], vec![ExportAction::Reuse(blob("1"))]),
+            (vec!["cc"], vec![ExportAction::Export]),
             (
                 vec!["AA", "cc"],
-                vec![Action::Reuse(blob("1")), Action::Export],
+                vec![ExportAction::Reuse(blob("1")), ExportAction::Export],
             ),
             (
                 vec!["cc", "cc", "bb"],
-                vec![Action::Export, Action::Reuse(blob("2"))],
+                vec![ExportAction::Export, ExportAction::Reuse(blob("2"))],
             ),
-            (vec!["", "cc"], vec![Action::Export]),
+            (vec!["", "cc"], vec![ExportAction::Export]),
         ];
         for (listed, want) in cases {
-            let p = plan(listed.iter().map(|h| t(h)).collect(), &index);
-            let got: Vec<Action> = p.steps.iter().map(|(_, a)| a.clone()).collect();
+            let p = plan_exports(listed.iter().map(|h| t(h)).collect(), &index);
+            let got: Vec<ExportAction> = p.steps.iter().map(|(_, a)| a.clone()).collect();
             assert_eq!(got, want, "{listed:?}");
             assert_eq!(p.to_export() + p.to_reuse(), want.len());
         }

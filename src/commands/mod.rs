@@ -1,0 +1,107 @@
+//! The commands: one file per `qbackup` subcommand. Each turns its parsed
+//! arguments into a request, calls the workflow that does the work
+//! (`backup`, `restore`, `check`, `retention`, `notify`), and prints the
+//! result through the [`Printer`]. Nothing below this layer prints to stdout
+//! or holds the terminal; this layer owns the progress bar, the async
+//! runtime and the signal handlers.
+
+pub mod check;
+pub mod completions;
+pub mod forget;
+pub mod notify;
+mod printer;
+pub mod restore;
+pub mod run;
+pub mod runs;
+pub mod show;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use printer::Printer;
+pub(crate) use printer::outln;
+
+use crate::config::{Config, default_config_path};
+use crate::error::Error;
+use crate::history::History;
+use crate::store::Store;
+
+/// Reads the config: `--config`, else `$QBACKUP_CONFIG`, else the XDG path.
+pub fn load_config(path: Option<&Path>) -> Result<Config, Error> {
+    let path = default_config_path(path, |k| std::env::var(k).ok())?;
+    let config = Config::load(&path)?;
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(config)
+}
+
+/// Logs on stderr: warnings by default, `-v` info, `-vv` debug;
+/// `QBACKUP_LOG` takes a tracing filter.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("QBACKUP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("qbackup={default},warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
+
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))
+}
+
+/// First SIGINT/SIGTERM: set `cancel` and say `message` (the command stops
+/// starting new work and records what it did). Second: leave at once (the
+/// next command marks the run interrupted).
+pub(crate) async fn watch_signals(cancel: Arc<AtomicBool>, message: &'static str) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    let mut seen = 0;
+    loop {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        seen += 1;
+        if seen > 1 {
+            std::process::exit(crate::status::ExitStatus::Interrupted.code());
+        }
+        eprintln!("qbackup: interrupted: {message}");
+        cancel.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Runs still flagged `running` whose process is gone: say so in the history.
+pub(crate) fn mark_dead_runs(history: &History) {
+    let now = crate::clock::rfc3339(time::OffsetDateTime::now_utc());
+    if let Err(e) = history.mark_dead_processes(&now) {
+        tracing::warn!("cannot update interrupted runs: {e}");
+    }
+}
+
+/// The store's history database, if it has one yet.
+pub(crate) fn open_history_if_any(store: &Store) -> Result<Option<History>, Error> {
+    if !store.db_path().exists() {
+        return Ok(None);
+    }
+    Ok(Some(History::open_store(store)?))
+}

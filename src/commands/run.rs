@@ -1,0 +1,237 @@
+//! `qbackup run`: back up one instance, several, or all of them.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::{Args, ValueEnum};
+
+use super::{Printer, outln, runtime, watch_signals};
+use crate::backup::{RunOptions, RunReport};
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::error::Error;
+use crate::manifest::RunKind;
+use crate::status::ExitStatus;
+use crate::store::Store;
+use crate::text::one_line;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KindArg {
+    Scheduled,
+    Manual,
+    PreUpgrade,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The instance to back up (as named in the config)
+    #[arg(long, short = 'i', value_name = "NAME", conflicts_with = "all")]
+    pub instance: Vec<String>,
+    /// Back up every configured instance, one after the other
+    #[arg(long)]
+    pub all: bool,
+    /// Recorded in the manifest [default: manual on a terminal, else scheduled]
+    #[arg(long, value_enum)]
+    pub kind: Option<KindArg>,
+    /// List and plan only: say what would be exported, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub fn run(config: &Config, a: &RunArgs, p: &Printer) -> Result<ExitStatus, Error> {
+    let names: Vec<String> = if a.all {
+        config.instances.iter().map(|i| i.name.clone()).collect()
+    } else if !a.instance.is_empty() {
+        a.instance.clone()
+    } else if config.instances.len() == 1 {
+        vec![config.instances[0].name.clone()]
+    } else {
+        return Err(Error::Usage(
+            "say which instance to back up: --instance NAME or --all".into(),
+        ));
+    };
+    if names.is_empty() {
+        return Err(Error::Usage(format!(
+            "no [[instance]] in {}; add one (see config.example.toml)",
+            config.path.display()
+        )));
+    }
+    // Check every name before starting any run.
+    let instances = names
+        .iter()
+        .map(|n| config.instance(n).cloned())
+        .collect::<Result<Vec<_>, _>>()?;
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let kind = match a.kind {
+        Some(KindArg::Scheduled) => RunKind::Scheduled,
+        Some(KindArg::Manual) => RunKind::Manual,
+        Some(KindArg::PreUpgrade) => RunKind::PreUpgrade,
+        None if interactive => RunKind::Manual,
+        None => RunKind::Scheduled,
+    };
+    let opts = RunOptions {
+        kind,
+        dry_run: a.dry_run,
+    };
+    let show_progress = !p.is_json() && std::io::stderr().is_terminal();
+    let store = Store::new(&config.store);
+    let rt = runtime()?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    rt.spawn(watch_signals(
+        cancel.clone(),
+        "finishing the torrents in flight and writing the manifest (again to quit now)",
+    ));
+
+    // Notifications never change a run's status or exit code.
+    let notifier = if a.dry_run {
+        None
+    } else {
+        crate::notify::Notifier::for_config(config, &SystemClock)
+    };
+    let mut codes = Vec::new();
+    for inst in &instances {
+        if cancel.load(Ordering::SeqCst) {
+            break;
+        }
+        if let Some(n) = &notifier {
+            rt.block_on(n.run_started(&inst.name));
+        }
+        let bar = Bar::new(show_progress);
+        let result = rt.block_on(crate::backup::run(
+            &store,
+            inst,
+            &opts,
+            &SystemClock,
+            &bar,
+            cancel.clone(),
+        ));
+        match result {
+            Ok(report) => {
+                print_report(&report, p);
+                codes.push(report.status.exit_status());
+                if let Some(n) = &notifier {
+                    rt.block_on(n.notify(&report.event()));
+                }
+            }
+            Err(e) => {
+                if p.is_json() {
+                    let obj = serde_json::json!({
+                        "instance": inst.name, "status": "error",
+                        "error": one_line(&e.to_string()), "exit_code": e.exit_code(),
+                    });
+                    p.json(&obj);
+                }
+                eprintln!(
+                    "qbackup: error: {}: {}",
+                    inst.name,
+                    one_line(&e.to_string())
+                );
+                codes.push(e.exit_status());
+                if let Some(n) = &notifier {
+                    let now = crate::clock::rfc3339(time::OffsetDateTime::now_utc());
+                    let event = crate::notify::Event::from_error(
+                        crate::notify::EventKind::Backup,
+                        &inst.name,
+                        &e.to_string(),
+                        &now,
+                    );
+                    rt.block_on(n.notify(&event));
+                }
+            }
+        }
+    }
+    Ok(ExitStatus::worst(codes))
+}
+
+fn print_report(r: &RunReport, p: &Printer) {
+    if p.is_json() {
+        p.json_report(r, r.exit_code());
+        return;
+    }
+    if r.dry_run {
+        outln!(
+            p,
+            "{}: dry run: {} listed, {} to export, {} already stored; nothing written",
+            r.instance,
+            r.counts.listed,
+            r.counts.exported,
+            r.counts.reused
+        );
+        return;
+    }
+    for id in &r.marked_interrupted {
+        outln!(
+            p,
+            "{}: earlier run {id} was interrupted; its stored torrents were reused",
+            r.instance
+        );
+    }
+    let secs = r.duration_ms as f64 / 1000.0;
+    let mut line = format!(
+        "{}: {} - {} listed, {} exported, {} reused, {} warnings in {secs:.1} s",
+        r.instance,
+        r.status.as_str(),
+        r.counts.listed,
+        r.counts.exported,
+        r.counts.reused,
+        r.counts.warnings
+    );
+    if let Some(m) = &r.manifest {
+        line.push_str(&format!("; manifest {}", m.display()));
+    }
+    outln!(p, "{line}");
+    if let Some(e) = &r.error {
+        outln!(p, "  error: {}", one_line(e));
+    }
+    const SHOWN: usize = 10;
+    for w in r.warning_list.iter().take(SHOWN) {
+        outln!(
+            p,
+            "  warning: {} ({}): {}: {}",
+            w.name,
+            w.id,
+            w.class.as_str(),
+            w.reason
+        );
+    }
+    if r.warning_list.len() > SHOWN {
+        outln!(
+            p,
+            "  … and {} more warnings: qbackup show {}",
+            r.warning_list.len() - SHOWN,
+            r.run_id
+        );
+    }
+}
+
+/// The terminal's progress bar for a run (hidden unless stderr is a
+/// terminal and the output is for humans).
+struct Bar(indicatif::ProgressBar);
+
+impl Bar {
+    fn new(show: bool) -> Bar {
+        if !show {
+            return Bar(indicatif::ProgressBar::hidden());
+        }
+        let bar = indicatif::ProgressBar::new(0);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} {pos}/{len} torrents [{bar:30}] {eta} left",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        Bar(bar)
+    }
+}
+
+impl crate::progress::Progress for Bar {
+    fn start(&self, total: u64) {
+        self.0.set_length(total);
+    }
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
