@@ -1,6 +1,8 @@
-//! Sorting export failures into the three classes that decide what a run
-//! does next. This is a pure function over typed errors: no message text is
-//! ever inspected.
+//! Sorting failures by what happens next: an export failure's class (what
+//! a run does next) and whether it is worth retrying, and whether a
+//! qBittorrent error leaves the target unable to take any further request
+//! (what stops a restore). Pure functions over typed errors: no message text
+//! is ever inspected.
 
 use crate::qbt::QbtError;
 use crate::store::StoreError;
@@ -91,6 +93,26 @@ pub fn suggests_instance_down(f: &ExportFailure) -> bool {
             ..
         })
     )
+}
+
+/// Whether, after `e`, the target can take no further request: it is
+/// unreachable or hung, refuses this client, or no client could be set up.
+/// A restore stops sending at the first such error. Every variant is named,
+/// so a new one has to be decided here.
+pub fn target_unusable(e: &QbtError) -> bool {
+    match e {
+        QbtError::Connect { .. } | QbtError::Timeout { .. } | QbtError::Transport { .. } => true,
+        QbtError::LoginRejected
+        | QbtError::Banned
+        | QbtError::Forbidden { .. }
+        | QbtError::ApiKeyRefused { .. } => true,
+        QbtError::Setup(_) => true,
+        QbtError::Status { .. }
+        | QbtError::MissingMetadata
+        | QbtError::NotFound
+        | QbtError::TooOld { .. }
+        | QbtError::Decode { .. } => false,
+    }
 }
 
 #[cfg(test)]
@@ -225,6 +247,84 @@ mod tests {
             assert_eq!(classify(&f), class, "{f:?}");
             assert_eq!(is_retryable(&f), retry, "{f:?}");
             assert_eq!(suggests_instance_down(&f), down, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn target_unusable_table() {
+        // Every variant, with a status where it has one.
+        let table: Vec<(QbtError, bool)> = vec![
+            (
+                QbtError::Connect {
+                    endpoint: "e",
+                    detail: "refused".into(),
+                },
+                true,
+            ),
+            (
+                QbtError::Timeout {
+                    endpoint: "e",
+                    secs: 1.0,
+                },
+                true,
+            ),
+            (
+                QbtError::Transport {
+                    endpoint: "e",
+                    detail: "reset".into(),
+                },
+                true,
+            ),
+            (QbtError::LoginRejected, true),
+            (QbtError::Banned, true),
+            (
+                QbtError::Forbidden {
+                    endpoint: "e",
+                    status: 403,
+                },
+                true,
+            ),
+            (
+                QbtError::ApiKeyRefused {
+                    endpoint: "e",
+                    status: 401,
+                },
+                true,
+            ),
+            (QbtError::Setup("tls".into()), true),
+            (
+                QbtError::Status {
+                    endpoint: "e",
+                    status: 500,
+                },
+                false,
+            ),
+            (
+                QbtError::Status {
+                    endpoint: "e",
+                    status: 400,
+                },
+                false,
+            ),
+            (QbtError::MissingMetadata, false),
+            (QbtError::NotFound, false),
+            (
+                QbtError::TooOld {
+                    version: "v4.4.0".into(),
+                    webapi: "2.8.5".into(),
+                },
+                false,
+            ),
+            (
+                QbtError::Decode {
+                    endpoint: "e",
+                    detail: "x".into(),
+                },
+                false,
+            ),
+        ];
+        for (e, want) in table {
+            assert_eq!(target_unusable(&e), want, "{e:?}");
         }
     }
 }

@@ -1,0 +1,186 @@
+//! Reading a run back: its manifest file, checked against the recorded
+//! checksum, or, when that is gone or damaged, a rebuild from the rows.
+
+use rusqlite::OptionalExtension;
+
+use super::{History, HistoryError, RunSummary};
+use crate::manifest::{Category, Counts, Item, ItemSource, Manifest, RunKind, ServerInfo, Warning};
+use crate::status::{FailureClass, RunStatus};
+use crate::store::{BlobRef, Store};
+
+impl History {
+    /// The run as its manifest would have said, from the database alone.
+    pub fn rebuild_manifest(&self, run_id: &str) -> Result<Manifest, HistoryError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, instance, kind, status, started_at, finished_at, qbt_version, webapi_version,
+                 listed, exported, reused, metadata_unavailable, warnings, categories_json, tags_json, error
+                 FROM runs WHERE id = ?1",
+                [run_id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                        r.get::<_, Option<String>>(6)?,
+                        r.get::<_, Option<String>>(7)?,
+                        [r.get::<_, i64>(8)?, r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?],
+                        r.get::<_, String>(13)?,
+                        r.get::<_, String>(14)?,
+                        r.get::<_, Option<String>>(15)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| HistoryError::NoSuchRun(run_id.into()))?;
+        let (id, instance, kind, status, started_at, finished_at, qv, wv, n, cats, tags, error) =
+            row;
+        let bad = |what: &str| HistoryError::Corrupt {
+            path: self.path.clone(),
+            detail: format!("run {id} has an unreadable {what}"),
+        };
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, infohash_v1, infohash_v2, name, category, tags_json, save_path, auto_tmm, paused,
+                 state, added_on, size, magnet_uri, blob_sha256, blob_size, source
+                 FROM items WHERE run_id = ?1 ORDER BY seq",
+            )
+            .map_err(|e| self.err(e))?;
+        let torrents: Vec<Item> = stmt
+            .query_map([run_id], |r| {
+                let sha: Option<String> = r.get(13)?;
+                let size: Option<i64> = r.get(14)?;
+                let tags: String = r.get(5)?;
+                let source: String = r.get(15)?;
+                Ok(Item {
+                    id: r.get(0)?,
+                    infohash_v1: r.get(1)?,
+                    infohash_v2: r.get(2)?,
+                    name: r.get(3)?,
+                    category: r.get(4)?,
+                    tags: serde_json::from_str(&tags).unwrap_or_default(),
+                    save_path: r.get(6)?,
+                    auto_tmm: r.get(7)?,
+                    paused: r.get(8)?,
+                    state: r.get(9)?,
+                    added_on: r.get(10)?,
+                    size: r.get(11)?,
+                    magnet_uri: r.get(12)?,
+                    blob: sha.map(|s| BlobRef {
+                        path: Store::blob_rel_path(&s),
+                        sha256: s,
+                        size: size.unwrap_or(0) as u64,
+                    }),
+                    source: ItemSource::parse(&source).unwrap_or(ItemSource::Missing),
+                })
+            })
+            .map_err(|e| self.err(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.err(e))?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT torrent_id, name, class, reason FROM warnings WHERE run_id = ?1 ORDER BY seq")
+            .map_err(|e| self.err(e))?;
+        let warnings: Vec<Warning> = stmt
+            .query_map([run_id], |r| {
+                let class: String = r.get(2)?;
+                Ok(Warning {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    class: FailureClass::parse(&class).unwrap_or(FailureClass::Recoverable),
+                    reason: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.err(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.err(e))?;
+        let categories: Vec<Category> =
+            serde_json::from_str(&cats).map_err(|_| bad("category list"))?;
+        let tags: Vec<String> = serde_json::from_str(&tags).map_err(|_| bad("tag list"))?;
+        let [listed, exported, reused, meta, warn] = n.map(|v| v.max(0) as usize);
+        Ok(Manifest {
+            schema_version: crate::manifest::SCHEMA_VERSION,
+            qbackup_version: crate::VERSION.to_string(),
+            run_id: id,
+            instance,
+            kind: RunKind::parse(&kind).unwrap_or(RunKind::Manual),
+            status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
+            started_at,
+            finished_at,
+            qbittorrent: match (qv, wv) {
+                (Some(version), Some(webapi_version)) => Some(ServerInfo {
+                    version,
+                    webapi_version,
+                }),
+                _ => None,
+            },
+            counts: Counts {
+                listed,
+                exported,
+                reused,
+                stored: exported + reused,
+                metadata_unavailable: meta,
+                warnings: warn,
+            },
+            categories,
+            tags,
+            torrents,
+            warnings,
+            error,
+        })
+    }
+}
+
+/// Where a run shown or restored was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunSource {
+    /// Its manifest file, checked against the recorded checksum.
+    Manifest,
+    /// Rebuilt from the history database (the manifest was lost or damaged).
+    History,
+}
+
+/// The run's manifest, or its rebuild from the database when the file is
+/// gone or damaged.
+pub fn load_manifest(
+    store: &Store,
+    history: &History,
+    summary: &RunSummary,
+) -> Result<(Manifest, RunSource, Option<String>), HistoryError> {
+    let Some(rel) = &summary.manifest else {
+        let m = history.rebuild_manifest(&summary.run_id)?;
+        let note = format!(
+            "run {} has no manifest ({}); shown from the history database",
+            summary.run_id, summary.status
+        );
+        return Ok((m, RunSource::History, Some(note)));
+    };
+    match Manifest::read(&store.abs(rel), summary.manifest_sha256.as_deref()) {
+        Ok(m) if m.run_id == summary.run_id => Ok((m, RunSource::Manifest, None)),
+        Ok(_) => {
+            let m = history.rebuild_manifest(&summary.run_id)?;
+            Ok((
+                m,
+                RunSource::History,
+                Some(format!(
+                    "manifest {rel} belongs to another run; rebuilt from the history database"
+                )),
+            ))
+        }
+        Err(e) => {
+            let m = history.rebuild_manifest(&summary.run_id)?;
+            Ok((
+                m,
+                RunSource::History,
+                Some(format!("{e}; rebuilt from the history database")),
+            ))
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The schema: numbered migrations, applied in order, and the upgrade that
+//! runs them when a database is opened.
+
+use super::{History, HistoryError, sqlite};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: runs, items, warnings, blob index.
+    r#"
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        instance TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        pid INTEGER,
+        qbt_version TEXT,
+        webapi_version TEXT,
+        listed INTEGER NOT NULL DEFAULT 0,
+        exported INTEGER NOT NULL DEFAULT 0,
+        reused INTEGER NOT NULL DEFAULT 0,
+        metadata_unavailable INTEGER NOT NULL DEFAULT 0,
+        warnings INTEGER NOT NULL DEFAULT 0,
+        manifest_path TEXT,
+        manifest_sha256 TEXT,
+        categories_json TEXT NOT NULL DEFAULT '[]',
+        tags_json TEXT NOT NULL DEFAULT '[]',
+        error TEXT
+    );
+    CREATE INDEX runs_by_instance ON runs(instance, started_at);
+    CREATE TABLE items (
+        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        id TEXT NOT NULL,
+        infohash_v1 TEXT NOT NULL,
+        infohash_v2 TEXT NOT NULL,
+        name TEXT NOT NULL,
+        category TEXT NOT NULL,
+        tags_json TEXT NOT NULL,
+        save_path TEXT NOT NULL,
+        auto_tmm INTEGER NOT NULL,
+        paused INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        added_on INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        magnet_uri TEXT NOT NULL,
+        blob_sha256 TEXT,
+        blob_size INTEGER,
+        source TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    );
+    CREATE TABLE warnings (
+        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        torrent_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        class TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    );
+    CREATE TABLE blob_index (
+        torrent_id TEXT PRIMARY KEY,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        stored_at TEXT NOT NULL
+    );
+    "#,
+    // 2: restores, and notification deliveries.
+    r#"
+    CREATE TABLE restores (
+        id TEXT PRIMARY KEY,
+        source_instance TEXT NOT NULL,
+        source_run TEXT NOT NULL,
+        target_instance TEXT NOT NULL,
+        status TEXT NOT NULL,
+        dry_run INTEGER NOT NULL DEFAULT 0,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        pid INTEGER,
+        planned INTEGER NOT NULL DEFAULT 0,
+        added INTEGER NOT NULL DEFAULT 0,
+        already_present INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        report_json TEXT,
+        error TEXT
+    );
+    CREATE INDEX restores_by_target ON restores(target_instance, started_at);
+    CREATE TABLE notifications (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL,
+        instance TEXT NOT NULL,
+        target TEXT NOT NULL,
+        event TEXT NOT NULL,
+        status TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX notifications_by_target ON notifications(target, instance, at);
+    "#,
+];
+
+impl History {
+    /// Brings the schema up to date. The version is read inside an
+    /// IMMEDIATE transaction so two processes opening a new database at once
+    /// don't both try to create it.
+    pub(super) fn migrate(&mut self) -> Result<(), HistoryError> {
+        let known = MIGRATIONS.len() as i64;
+        let path = self.path.clone();
+        let e = |err| sqlite(&path, err);
+        let current: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(e)?;
+        if current == known {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(e)?;
+        let version: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(e)?;
+        if version > known {
+            return Err(HistoryError::TooNew {
+                path: path.clone(),
+                found: version,
+                known,
+            });
+        }
+        if version == 0 {
+            let tables: i64 = tx
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type='table'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(e)?;
+            if tables > 0 {
+                return Err(HistoryError::Corrupt {
+                    path: path.clone(),
+                    detail: "it has tables but no qbackup schema version".into(),
+                });
+            }
+        }
+        for sql in MIGRATIONS.iter().skip(version as usize) {
+            tx.execute_batch(sql).map_err(e)?;
+        }
+        if version < known {
+            tx.pragma_update(None, "user_version", known).map_err(e)?;
+        }
+        tx.commit().map_err(e)
+    }
+}

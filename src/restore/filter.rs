@@ -1,0 +1,357 @@
+//! Which torrents to restore and where their data goes: [`Filters`] (by
+//! category, tag, hash and name [`Glob`]) and the `--save-path-map`
+//! [`PathMap`]. Pure: no I/O, no clock.
+
+use crate::manifest::Item;
+
+/// Which torrents of the run to restore. Within one kind the values are
+/// alternatives (`--tag a --tag b`: either tag); the kinds combine with AND.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    pub categories: Vec<String>,
+    pub tags: Vec<String>,
+    /// Matched against id, infohash_v1 and infohash_v2, case-insensitively.
+    pub hashes: Vec<String>,
+    pub name: Option<Glob>,
+}
+
+impl Filters {
+    pub fn is_empty(&self) -> bool {
+        self.categories.is_empty()
+            && self.tags.is_empty()
+            && self.hashes.is_empty()
+            && self.name.is_none()
+    }
+
+    pub fn matches(&self, it: &Item) -> bool {
+        if !self.categories.is_empty() && !self.categories.contains(&it.category) {
+            return false;
+        }
+        if !self.tags.is_empty() && !self.tags.iter().any(|t| it.tags.contains(t)) {
+            return false;
+        }
+        if !self.hashes.is_empty() {
+            let ids = [&it.id, &it.infohash_v1, &it.infohash_v2];
+            let hit = self.hashes.iter().any(|h| {
+                ids.iter()
+                    .any(|id| !id.is_empty() && id.eq_ignore_ascii_case(h.trim()))
+            });
+            if !hit {
+                return false;
+            }
+        }
+        if let Some(g) = &self.name
+            && !g.matches(&it.name)
+        {
+            return false;
+        }
+        true
+    }
+}
+
+/// A shell-style glob over a whole name: `*` any run of characters, `?` one
+/// character, `[abc]`, `[a-z]`, `[!x]` one of (or none of) a set, `\x` a
+/// literal `x`. Case-sensitive; `/` is an ordinary character.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Glob {
+    pattern: String,
+    tokens: Vec<GlobToken>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum GlobToken {
+    Literal(char),
+    Any,
+    Star,
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    #[error("--name {0:?}: unclosed '[' in the pattern")]
+    UnclosedClass(String),
+    #[error("--name {0:?}: the pattern ends with a lone '\\'")]
+    TrailingEscape(String),
+    #[error("--save-path-map {0:?}: expected OLD=NEW with both paths non-empty")]
+    BadMapping(String),
+    #[error("--save-path-map: {0:?} is mapped twice")]
+    DuplicateMapping(String),
+}
+
+impl Glob {
+    pub fn new(pattern: &str) -> Result<Glob, PatternError> {
+        let mut tokens = Vec::new();
+        let mut chars = pattern.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '*' => {
+                    if tokens.last() != Some(&GlobToken::Star) {
+                        tokens.push(GlobToken::Star);
+                    }
+                }
+                '?' => tokens.push(GlobToken::Any),
+                '\\' => match chars.next() {
+                    Some(l) => tokens.push(GlobToken::Literal(l)),
+                    None => return Err(PatternError::TrailingEscape(pattern.into())),
+                },
+                '[' => {
+                    let mut negated = false;
+                    if matches!(chars.peek(), Some('!') | Some('^')) {
+                        negated = true;
+                        chars.next();
+                    }
+                    let mut ranges = Vec::new();
+                    let mut first = true;
+                    loop {
+                        let Some(c) = chars.next() else {
+                            return Err(PatternError::UnclosedClass(pattern.into()));
+                        };
+                        if c == ']' && !first {
+                            break;
+                        }
+                        first = false;
+                        let lo = if c == '\\' {
+                            chars
+                                .next()
+                                .ok_or_else(|| PatternError::UnclosedClass(pattern.into()))?
+                        } else {
+                            c
+                        };
+                        let mut look = chars.clone();
+                        if look.next() == Some('-') && look.peek().is_some_and(|&n| n != ']') {
+                            chars.next();
+                            let hi = chars
+                                .next()
+                                .ok_or_else(|| PatternError::UnclosedClass(pattern.into()))?;
+                            ranges.push((lo, hi));
+                        } else {
+                            ranges.push((lo, lo));
+                        }
+                    }
+                    tokens.push(GlobToken::Class { negated, ranges });
+                }
+                l => tokens.push(GlobToken::Literal(l)),
+            }
+        }
+        Ok(Glob {
+            pattern: pattern.into(),
+            tokens,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.pattern
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        let s: Vec<char> = name.chars().collect();
+        let t = &self.tokens;
+        // Iterative matching with one backtrack point per '*': linear-ish,
+        // never exponential.
+        let (mut ti, mut si) = (0usize, 0usize);
+        let mut star: Option<(usize, usize)> = None;
+        while si < s.len() {
+            let step = match t.get(ti) {
+                Some(GlobToken::Star) => {
+                    star = Some((ti, si));
+                    ti += 1;
+                    continue;
+                }
+                Some(GlobToken::Any) => true,
+                Some(GlobToken::Literal(l)) => *l == s[si],
+                Some(GlobToken::Class { negated, ranges }) => {
+                    let c = s[si];
+                    ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated
+                }
+                None => false,
+            };
+            if step {
+                ti += 1;
+                si += 1;
+            } else if let Some((st, ss)) = star {
+                ti = st + 1;
+                si = ss + 1;
+                star = Some((st, ss + 1));
+            } else {
+                return false;
+            }
+        }
+        t[ti..].iter().all(|x| *x == GlobToken::Star)
+    }
+}
+
+/// `--save-path-map OLD=NEW`, repeatable: the longest OLD that is a
+/// path-component prefix of a save path wins (`/data` maps `/data` and
+/// `/data/x`, never `/database`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PathMap {
+    rules: Vec<(String, String)>,
+}
+
+fn is_sep(c: char) -> bool {
+    c == '/' || c == '\\'
+}
+
+/// Drops trailing separators, but keeps a root (`/`, `C:\`) whole.
+pub(super) fn trim_sep(p: &str) -> &str {
+    let t = p.trim_end_matches(is_sep);
+    if t.is_empty() || t.ends_with(':') {
+        &p[..(t.len() + 1).min(p.len())]
+    } else {
+        t
+    }
+}
+
+impl PathMap {
+    pub fn parse(specs: &[String]) -> Result<PathMap, PatternError> {
+        let mut rules: Vec<(String, String)> = Vec::new();
+        for spec in specs {
+            let Some((old, new)) = spec.split_once('=') else {
+                return Err(PatternError::BadMapping(spec.clone()));
+            };
+            if old.is_empty() || new.is_empty() {
+                return Err(PatternError::BadMapping(spec.clone()));
+            }
+            let old = trim_sep(old).to_string();
+            if rules.iter().any(|(o, _)| *o == old) {
+                return Err(PatternError::DuplicateMapping(old));
+            }
+            rules.push((old, new.to_string()));
+        }
+        // Longest first, so the first hit is the longest prefix.
+        rules.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+        Ok(PathMap { rules })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The mapped path; unchanged when no rule applies (and for "").
+    pub fn apply(&self, path: &str) -> String {
+        if path.is_empty() {
+            return String::new();
+        }
+        for (old, new) in &self.rules {
+            let Some(rest) = path.strip_prefix(old.as_str()) else {
+                continue;
+            };
+            let boundary = rest.is_empty() || rest.starts_with(is_sep) || old.ends_with(is_sep);
+            if !boundary {
+                continue;
+            }
+            let rest = rest.trim_start_matches(is_sep);
+            if rest.is_empty() {
+                return new.clone();
+            }
+            let base = trim_sep(new);
+            let sep = if base.contains('\\') && !base.contains('/') {
+                '\\'
+            } else {
+                '/'
+            };
+            return if base.ends_with(is_sep) {
+                format!("{base}{rest}")
+            } else {
+                format!("{base}{sep}{rest}")
+            };
+        }
+        path.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_table() {
+        let cases = [
+            ("*", "", true),
+            ("*", "anything/at all", true),
+            ("a*", "abc", true),
+            ("a*", "bac", false),
+            ("*.iso", "debian-12.iso", true),
+            ("*.iso", "debian-12.iso.part", false),
+            ("a?c", "abc", true),
+            ("a?c", "ac", false),
+            ("a*b*c", "aXbYbZc", true),
+            ("a*b*c", "aXbYbZ", false),
+            ("[abc]x", "bx", true),
+            ("[abc]x", "dx", false),
+            ("[!abc]x", "dx", true),
+            ("[a-c]*", "cat", true),
+            ("[a-c]*", "dog", false),
+            ("[]]", "]", true),
+            ("x[-]y", "x-y", true),
+            ("\\*", "*", true),
+            ("\\*", "a", false),
+            ("Ünï*✓", "Ünïcødé — 日本語 ✓", true),
+            ("?", "日", true),
+            ("Movie", "movie", false),
+            ("**a", "a", true),
+        ];
+        for (pat, name, want) in cases {
+            assert_eq!(
+                Glob::new(pat).unwrap().matches(name),
+                want,
+                "{pat} vs {name}"
+            );
+        }
+        assert!(matches!(
+            Glob::new("[ab"),
+            Err(PatternError::UnclosedClass(_))
+        ));
+        assert!(matches!(
+            Glob::new("ab\\"),
+            Err(PatternError::TrailingEscape(_))
+        ));
+        // No exponential blow-up.
+        let long = "a".repeat(200);
+        assert!(!Glob::new("*a*a*a*a*a*a*a*b").unwrap().matches(&long));
+    }
+
+    #[test]
+    fn path_map_table() {
+        let map = PathMap::parse(&[
+            "/data=/mnt/data".into(),
+            "/data/movies=/films".into(),
+            "/srv/=/new/srv/".into(),
+            "D:\\torrents=/mnt/d".into(),
+            "/=/root-moved".into(),
+        ])
+        .unwrap();
+        let cases = [
+            ("/data", "/mnt/data"),
+            ("/data/", "/mnt/data"),
+            ("/data/tv/show", "/mnt/data/tv/show"),
+            ("/data/movies", "/films"),
+            ("/data/movies/x", "/films/x"),
+            ("/data/moviesX", "/mnt/data/moviesX"),
+            ("/database", "/root-moved/database"),
+            ("/srv/a", "/new/srv/a"),
+            ("/srv", "/new/srv/"),
+            ("D:\\torrents\\x", "/mnt/d/x"),
+            ("", ""),
+            ("relative/path", "relative/path"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(map.apply(input), want, "{input}");
+        }
+        let only = PathMap::parse(&["/data=/mnt".into()]).unwrap();
+        assert_eq!(only.apply("/database"), "/database", "component boundary");
+        assert_eq!(only.apply("/other/data"), "/other/data", "prefix only");
+        let win = PathMap::parse(&["C:\\old=E:\\new".into()]).unwrap();
+        assert_eq!(win.apply("C:\\old\\a b"), "E:\\new\\a b");
+        for bad in ["nothing", "=/x", "/x=", ""] {
+            assert!(PathMap::parse(&[bad.into()]).is_err(), "{bad}");
+        }
+        assert!(matches!(
+            PathMap::parse(&["/a=/b".into(), "/a/=/c".into()]),
+            Err(PatternError::DuplicateMapping(_))
+        ));
+    }
+}
