@@ -1,0 +1,225 @@
+//! The export side of a run: one task per torrent exports, verifies and
+//! stores its .torrent under the run's pace and retry budget, and gives up on
+//! the rest once qBittorrent is gone; cached blobs are re-verified on all
+//! cores instead; a failure becomes the plain words of its warning.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use governor::{Quota, RateLimiter};
+use tracing::{debug, warn};
+
+use crate::classify::{ExportFailure, FailureClass, is_retryable, suggests_instance_down};
+use crate::config::Instance;
+use crate::manifest::ItemSource;
+use crate::qbt::{Client, QbtError, TorrentInfo};
+use crate::store::{BlobReadError, BlobRef, Store};
+use crate::torrent::{Expected, verify};
+
+type Limiter = RateLimiter<
+    governor::state::NotKeyed,
+    governor::state::InMemoryState,
+    governor::clock::DefaultClock,
+    governor::middleware::NoOpMiddleware,
+>;
+/// Shared by the export tasks of one run.
+pub(super) struct Shared {
+    client: Client,
+    store: Store,
+    limiter: Limiter,
+    retries: u32,
+    down: AtomicBool,
+    pub(super) fatal: AtomicBool,
+    pub(super) cancel: Arc<AtomicBool>,
+}
+
+impl Shared {
+    /// What the export tasks of a run of `instance` share: its client, its
+    /// pace (`exports_per_second`, no bursts) and its retry budget.
+    pub(super) fn new(
+        client: Client,
+        store: &Store,
+        instance: &Instance,
+        cancel: Arc<AtomicBool>,
+    ) -> Shared {
+        let rate = instance.pace.exports_per_second;
+        let period = Duration::from_secs_f64(1.0 / rate).max(Duration::from_nanos(1));
+        let quota = Quota::with_period(period).unwrap_or_else(|| Quota::per_second(nonzero(1)));
+        Shared {
+            client,
+            store: store.clone(),
+            limiter: RateLimiter::direct(quota.allow_burst(nonzero(1))),
+            retries: instance.pace.retries,
+            down: AtomicBool::new(false),
+            fatal: AtomicBool::new(false),
+            cancel,
+        }
+    }
+}
+
+/// The result of one torrent's turn.
+pub(super) struct Done {
+    pub(super) index: usize,
+    pub(super) result: Result<(BlobRef, ItemSource), (ExportFailure, u32)>,
+    /// The cached blob was missing or damaged and must leave the index.
+    pub(super) cache_was_bad: bool,
+}
+
+/// Re-verifies cached blobs on all cores: each must still hash to its name
+/// and be the torrent it is filed under.
+pub(super) fn verify_cached(
+    store: &Store,
+    items: Vec<(usize, TorrentInfo, BlobRef)>,
+) -> Vec<(usize, Result<BlobRef, String>)> {
+    let check = |t: &TorrentInfo, b: &BlobRef| -> Result<(), String> {
+        let bytes = store
+            .read_blob(b)
+            .map_err(|e: BlobReadError| e.to_string())?;
+        verify(&bytes, expected(t))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8);
+    let chunk = items.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(i, t, b)| (*i, check(t, b).map(|()| b.clone())))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+fn expected(t: &TorrentInfo) -> Expected<'_> {
+    Expected {
+        id: &t.hash,
+        infohash_v1: &t.infohash_v1,
+        infohash_v2: &t.infohash_v2,
+    }
+}
+
+/// Export with bounded retries; Err carries the attempts made.
+pub(super) async fn export(
+    sh: &Arc<Shared>,
+    t: &TorrentInfo,
+) -> Result<(BlobRef, ItemSource), (ExportFailure, u32)> {
+    if sh.cancel.load(Ordering::SeqCst) {
+        return Err((ExportFailure::Cancelled, 0));
+    }
+    if sh.down.load(Ordering::SeqCst) {
+        return Err((ExportFailure::InstanceDown, 0));
+    }
+    let attempts = std::sync::atomic::AtomicU32::new(0);
+    let attempt = || async {
+        if sh.cancel.load(Ordering::SeqCst) {
+            return Err(ExportFailure::Cancelled);
+        }
+        if sh.down.load(Ordering::SeqCst) || sh.fatal.load(Ordering::SeqCst) {
+            return Err(ExportFailure::InstanceDown);
+        }
+        attempts.fetch_add(1, Ordering::SeqCst);
+        sh.limiter.until_ready().await;
+        let bytes = match sh.client.export(&t.hash).await {
+            Ok(b) => b,
+            Err(QbtError::NotFound) => {
+                // Gone since listing, or a glitch? Ask once.
+                return match sh.client.torrents_by_id(&[&t.hash]).await {
+                    Ok(list) if list.is_empty() => Err(ExportFailure::Removed),
+                    _ => Err(ExportFailure::Qbt(QbtError::NotFound)),
+                };
+            }
+            Err(e) => return Err(ExportFailure::Qbt(e)),
+        };
+        verify(&bytes, expected(t))?;
+        let store = sh.store.clone();
+        let blob = tokio::task::spawn_blocking(move || store.put_blob(&bytes))
+            .await
+            .map_err(|e| {
+                ExportFailure::Store(crate::store::StoreError::Io {
+                    op: "write blob",
+                    path: PathBuf::new(),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            })??;
+        Ok(blob)
+    };
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(10))
+        .with_max_times(sh.retries as usize)
+        .with_jitter();
+    let result = attempt
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(|e: &ExportFailure| is_retryable(e) && !sh.down.load(Ordering::SeqCst))
+        .notify(|e: &ExportFailure, wait: Duration| {
+            debug!(torrent = %t.hash, "export failed ({e}); retrying in {wait:?}");
+        })
+        .await;
+    let n = attempts.load(Ordering::SeqCst);
+    match result {
+        Ok(blob) => {
+            debug!(torrent = %t.hash, "exported");
+            Ok((blob, ItemSource::Exported))
+        }
+        Err(f) => {
+            if suggests_instance_down(&f)
+                && !sh.down.load(Ordering::SeqCst)
+                && !instance_alive(sh).await
+            {
+                warn!(
+                    "qBittorrent is not answering; the remaining torrents will not be attempted in this run"
+                );
+                sh.down.store(true, Ordering::SeqCst);
+            }
+            Err((f, n))
+        }
+    }
+}
+
+/// After a torrent used up its retries on connection-type failures: is the
+/// server still there? A few probes over a few seconds, so that a
+/// qBittorrent restarted by its supervisor is given the chance to come back.
+async fn instance_alive(sh: &Shared) -> bool {
+    for delay in [0u64, 1, 2] {
+        tokio::time::sleep(Duration::from_secs(delay)).await;
+        if sh.client.probe().await {
+            return true;
+        }
+    }
+    false
+}
+
+/// The warning text: what happened, in plain words, with the attempts made.
+pub(super) fn reason(f: &ExportFailure, class: FailureClass, attempts: u32) -> String {
+    let base = match class {
+        FailureClass::MetadataUnavailable => {
+            "no metadata (a magnet that never finished fetching it); kept as a magnet link for restore".to_string()
+        }
+        _ => f.to_string(),
+    };
+    let base = crate::redact::urls(&base);
+    if attempts > 1 {
+        format!("{base} (after {attempts} attempts)")
+    } else {
+        base
+    }
+}
+
+fn nonzero(n: u32) -> std::num::NonZeroU32 {
+    std::num::NonZeroU32::new(n).unwrap_or(std::num::NonZeroU32::MIN)
+}
