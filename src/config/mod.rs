@@ -100,6 +100,7 @@ struct RawInstance {
     exports_per_second: Option<f64>,
     retries: Option<u32>,
     max_in_flight: Option<u32>,
+    run_deadline_secs: Option<f64>,
 }
 
 /// Where the credential for an instance comes from.
@@ -127,6 +128,10 @@ pub struct Pace {
     /// Extra attempts after a recoverable failure (0 = try once).
     pub retries: u32,
     pub max_in_flight: usize,
+    /// `run_deadline_secs`: a whole run stops exporting after this long and
+    /// records the rest as warnings. None: the default, which grows with
+    /// the number of torrents to export (see `backup`).
+    pub run_deadline: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -302,6 +307,17 @@ impl Config {
                     "instance {name:?}: retries must be at most 20"
                 )));
             }
+            let run_deadline = match ri.run_deadline_secs {
+                None => None,
+                Some(d) if (60.0..=30.0 * 86_400.0).contains(&d) => {
+                    Some(Duration::from_secs_f64(d))
+                }
+                Some(_) => {
+                    return Err(invalid(format!(
+                        "instance {name:?}: run_deadline_secs must be between 60 and 2592000 (30 days)"
+                    )));
+                }
+            };
             let in_flight = ri.max_in_flight.unwrap_or(1);
             if !(1..=MAX_IN_FLIGHT).contains(&in_flight) {
                 return Err(invalid(format!(
@@ -325,6 +341,7 @@ impl Config {
                     exports_per_second: rate,
                     retries,
                     max_in_flight: in_flight as usize,
+                    run_deadline,
                 },
             });
         }

@@ -35,6 +35,7 @@ mod restores;
 mod retention;
 mod runs;
 mod schema;
+mod suspects;
 
 pub use notifications::{NotificationRecord, NotificationRow};
 pub use rebuild::{RunSource, load_manifest};
