@@ -82,10 +82,10 @@ pub fn main_with_args(args: Vec<std::ffi::OsString>) -> i32 {
 }
 
 fn dispatch(cli: &Cli, p: &Printer) -> Result<ExitStatus, crate::error::Error> {
-    // These two need no config.
+    // These two need no config: dispatched before it is looked for.
     match &cli.command {
-        Command::Completions(a) => return commands::completions::completions(command(), a),
-        Command::Man => return commands::completions::man(command()),
+        Command::Completions(a) => return commands::completions::completions(command(), a, p),
+        Command::Man => return commands::completions::man(command(), p),
         _ => {}
     }
     let config = commands::load_config(cli.config.as_deref())?;

@@ -1,9 +1,11 @@
 //! `qbackup completions SHELL` and `qbackup man`: generated from the CLI
-//! definition, so they never drift from the real options.
+//! definition, so they never drift from the real options. Neither needs a
+//! config file: `cli` dispatches them before loading one.
 
 use clap::Args;
 use clap_complete::Shell;
 
+use super::Printer;
 use crate::error::Error;
 use crate::status::ExitStatus;
 
@@ -14,22 +16,26 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
-/// Writes the completion script for `a.shell` to stdout.
-pub fn completions(mut cmd: clap::Command, a: &CompletionsArgs) -> Result<ExitStatus, Error> {
-    let mut out = std::io::stdout().lock();
-    clap_complete::generate(a.shell, &mut cmd, "qbackup", &mut out);
+/// Prints the completion script for `a.shell`.
+pub fn completions(
+    mut cmd: clap::Command,
+    a: &CompletionsArgs,
+    p: &Printer,
+) -> Result<ExitStatus, Error> {
+    // Rendered in memory first: clap_complete panics when its writer fails,
+    // and a closed stdout (`qbackup completions bash | head`) is no error.
+    let mut buf = Vec::new();
+    clap_complete::generate(a.shell, &mut cmd, "qbackup", &mut buf);
+    p.raw(&buf);
     Ok(ExitStatus::Success)
 }
 
-/// Writes the man page (roff) to stdout.
-pub fn man(cmd: clap::Command) -> Result<ExitStatus, Error> {
+/// Prints the man page (roff).
+pub fn man(cmd: clap::Command, p: &Printer) -> Result<ExitStatus, Error> {
     let mut buf = Vec::new();
     clap_mangen::Man::new(cmd)
         .render(&mut buf)
         .map_err(|e| Error::Usage(format!("cannot render the man page: {e}")))?;
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    // A closed stdout (`qbackup man | head`) is not an error.
-    let _ = out.write_all(&buf);
+    p.raw(&buf);
     Ok(ExitStatus::Success)
 }

@@ -14,6 +14,7 @@ pub mod restore;
 pub mod run;
 pub mod runs;
 pub mod show;
+pub mod summary;
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -67,7 +68,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 /// First SIGINT/SIGTERM: set `cancel` and say `message` (the command stops
 /// starting new work and records what it did). Second: leave at once (the
 /// next command marks the run interrupted).
-pub(crate) async fn watch_signals(cancel: Arc<AtomicBool>, message: &'static str) {
+pub(crate) async fn watch_signals(p: Printer, cancel: Arc<AtomicBool>, message: &'static str) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -85,7 +86,7 @@ pub(crate) async fn watch_signals(cancel: Arc<AtomicBool>, message: &'static str
         if seen > 1 {
             std::process::exit(crate::status::ExitStatus::Interrupted.code());
         }
-        eprintln!("qbackup: interrupted: {message}");
+        p.note(format_args!("interrupted: {message}"));
         cancel.store(true, Ordering::SeqCst);
     }
 }

@@ -39,6 +39,18 @@ impl Printer {
         let _ = out.write_fmt(args).and_then(|()| out.write_all(b"\n"));
     }
 
+    /// Text rendered elsewhere (a completion script, the man page), as is.
+    pub fn raw(&self, text: &[u8]) {
+        let _ = std::io::stdout().lock().write_all(text);
+    }
+
+    /// A note for the human at the terminal, not a result: one line on
+    /// stderr, `qbackup: …`, also with `--json` (stdout stays parseable).
+    pub fn note(&self, args: fmt::Arguments<'_>) {
+        let msg = crate::text::one_line(&args.to_string());
+        eprintln!("qbackup: {msg}");
+    }
+
     /// One JSON document on stdout.
     pub fn json<T: Serialize + ?Sized>(&self, value: &T) {
         self.line(format_args!(
@@ -65,7 +77,7 @@ impl Printer {
         if self.json {
             self.json(&serde_json::json!({ "error": msg, "exit_code": exit_code }));
         }
-        eprintln!("qbackup: error: {msg}");
+        self.note(format_args!("error: {msg}"));
     }
 }
 

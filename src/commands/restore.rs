@@ -3,12 +3,12 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use super::{Printer, outln, runtime, watch_signals};
+use super::{Printer, outln, runtime, summary, watch_signals};
 use crate::config::Config;
 use crate::error::Error;
 use crate::restore::{
     CategoryAction, DEFAULT_BATCH, Filters, Glob, MAX_BATCH, PathMap, PatternError, PlanOptions,
-    RestoreAction, RestoreReport, RestoreRequest,
+    PlanView, RestoreAction, RestoreReport, RestoreRequest, TorrentStep,
 };
 use crate::status::ExitStatus;
 use crate::store::Store;
@@ -103,6 +103,7 @@ pub fn run(config: &Config, a: &RestoreArgs, p: &Printer) -> Result<ExitStatus, 
     let rt = runtime()?;
     let cancel = Arc::new(AtomicBool::new(false));
     rt.spawn(watch_signals(
+        *p,
         cancel.clone(),
         "finishing the add in flight (again to quit now); run the restore again to add the rest",
     ));
@@ -125,88 +126,9 @@ fn print_report(r: &RestoreReport, p: &Printer) {
         p.json_report(r, r.exit_code());
         return;
     }
-    let server = r
-        .target
-        .as_ref()
-        .map(|t| format!(" (qBittorrent {}, WebAPI {})", t.version, t.webapi_version))
-        .unwrap_or_default();
     if let Some(plan) = &r.plan {
-        outln!(
-            p,
-            "{}: dry run: restore of run {} of {}{server}; nothing changed",
-            r.target_instance,
-            r.source_run,
-            r.source_instance
-        );
-        for c in &plan.categories {
-            let path = if c.save_path.is_empty() {
-                "default save path".to_string()
-            } else {
-                c.save_path.clone()
-            };
-            let what = match c.action {
-                CategoryAction::Create => "create",
-                CategoryAction::Exists => "exists",
-            };
-            outln!(p, "  category {what:<7} {} ({path})", c.name);
-            if let Some(n) = &c.note {
-                outln!(p, "           note: {n}");
-            }
-        }
-        for t in &plan.tags {
-            let what = match t.action {
-                CategoryAction::Create => "create",
-                CategoryAction::Exists => "exists",
-            };
-            outln!(p, "  tag      {what:<7} {}", t.name);
-        }
-        for t in &plan.to_add {
-            outln!(
-                p,
-                "  add      {} {} [{}] tags {} -> {}{} ({}{})",
-                t.id,
-                t.name,
-                t.category,
-                if t.tags.is_empty() {
-                    "-".to_string()
-                } else {
-                    t.tags.join(",")
-                },
-                t.save_path,
-                if t.auto_tmm { " (automatic)" } else { "" },
-                if t.paused { "paused" } else { "started" },
-                if t.action == RestoreAction::AddMagnet {
-                    ", from its magnet link"
-                } else {
-                    ""
-                },
-            );
-        }
-        for t in &plan.already_present {
-            outln!(p, "  present  {} {}", t.id, t.name);
-        }
-        for t in &plan.not_restorable {
-            outln!(p, "  cannot   {} {}: {}", t.id, t.name, t.reason);
-        }
-        outln!(
-            p,
-            "{}: {} selected: {} to add, {} already present, {} not restorable; {} categories and {} tags to create",
-            r.target_instance,
-            r.planned,
-            r.to_add,
-            r.already_present,
-            r.not_restorable,
-            plan.categories
-                .iter()
-                .filter(|c| c.action == CategoryAction::Create)
-                .count(),
-            plan.tags
-                .iter()
-                .filter(|c| c.action == CategoryAction::Create)
-                .count(),
-        );
-        if let Some(e) = &r.error {
-            outln!(p, "  error: {}", one_line(e));
+        for line in plan_lines(r, plan, p.is_verbose()) {
+            outln!(p, "{line}");
         }
         return;
     }
@@ -230,16 +152,329 @@ fn print_report(r: &RestoreReport, p: &Printer) {
     for w in &r.warnings {
         outln!(p, "  warning: {}", one_line(w));
     }
-    const SHOWN: usize = 20;
-    for f in r.failures.iter().take(SHOWN) {
+    let shown = summary::shown(r.failures.len(), p.is_verbose());
+    for f in &r.failures[..shown] {
         outln!(p, "  failed: {} ({}): {}", f.name, f.id, f.reason);
     }
-    if r.failures.len() > SHOWN {
+    if r.failures.len() > shown {
         outln!(
             p,
-            "  … and {} more: qbackup show {}",
-            r.failures.len() - SHOWN,
+            "  … and {} more failures: qbackup show {} -v",
+            r.failures.len() - shown,
             r.restore_id
         );
+    }
+}
+
+/// The human output of `restore --dry-run`: what the plan adds up to (by
+/// action, then the category and state of what it adds), the categories and
+/// tags, then the first [`summary::SHOWN`] torrents (every one with `-v`),
+/// those that cannot be restored first, and the one-line total.
+fn plan_lines(r: &RestoreReport, plan: &PlanView, verbose: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let server = r
+        .target
+        .as_ref()
+        .map(|t| format!(" (qBittorrent {}, WebAPI {})", t.version, t.webapi_version))
+        .unwrap_or_default();
+    out.push(format!(
+        "{}: dry run: restore of run {} of {}{server}; nothing changed",
+        r.target_instance, r.source_run, r.source_instance
+    ));
+
+    // Counts first.
+    let actions = summary::count_in_order(
+        &[ADD_FILE, ADD_MAGNET, PRESENT, NOT_RESTORABLE],
+        (plan.to_add.iter().map(|t| match t.action {
+            RestoreAction::AddMagnet => ADD_MAGNET,
+            _ => ADD_FILE,
+        }))
+        .chain(plan.already_present.iter().map(|_| PRESENT))
+        .chain(plan.not_restorable.iter().map(|_| NOT_RESTORABLE)),
+    );
+    let counts = |c: &[(&str, usize)]| summary::format_counts(c, summary::KEYS_SHOWN);
+    out.push(format!("  by action:          {}", counts(&actions)));
+    if !plan.to_add.is_empty() {
+        let cats =
+            summary::count_by((plan.to_add.iter()).map(|t| summary::category_key(&t.category)));
+        let states = summary::count_in_order(
+            &["paused", "started"],
+            (plan.to_add.iter()).map(|t| if t.paused { "paused" } else { "started" }),
+        );
+        out.push(format!("  to add by category: {}", counts(&cats)));
+        out.push(format!("  to add by state:    {}", counts(&states)));
+    }
+
+    let action = |a: CategoryAction| match a {
+        CategoryAction::Create => "create",
+        CategoryAction::Exists => "exists",
+    };
+    let cats = summary::shown(plan.categories.len(), verbose);
+    for c in &plan.categories[..cats] {
+        let path = if c.save_path.is_empty() {
+            "default save path"
+        } else {
+            &c.save_path
+        };
+        out.push(format!(
+            "  category {:<7} {} ({path})",
+            action(c.action),
+            c.name
+        ));
+        if let Some(n) = &c.note {
+            out.push(format!("           note: {n}"));
+        }
+    }
+    out.extend(summary::more_line(plan.categories.len(), cats).map(|m| format!("  {m}")));
+    let tags = summary::shown(plan.tags.len(), verbose);
+    for t in &plan.tags[..tags] {
+        out.push(format!("  tag      {:<7} {}", action(t.action), t.name));
+    }
+    out.extend(summary::more_line(plan.tags.len(), tags).map(|m| format!("  {m}")));
+
+    // Then the torrents: the problems first.
+    let total = plan.not_restorable.len() + plan.to_add.len() + plan.already_present.len();
+    let shown = summary::shown(total, verbose);
+    let cannot = (plan.not_restorable.iter())
+        .map(|t| format!("  cannot   {} {}: {}", t.id, t.name, t.reason));
+    let add = plan.to_add.iter().map(add_line);
+    let present = (plan.already_present.iter()).map(|t| format!("  present  {} {}", t.id, t.name));
+    out.extend(cannot.chain(add).chain(present).take(shown));
+    out.extend(summary::more_line(total, shown).map(|m| format!("  {m}")));
+
+    out.push(format!(
+        "{}: {} selected: {} to add, {} already present, {} not restorable; {} categories and {} tags to create",
+        r.target_instance,
+        r.planned,
+        r.to_add,
+        r.already_present,
+        r.not_restorable,
+        (plan.categories.iter())
+            .filter(|c| c.action == CategoryAction::Create)
+            .count(),
+        (plan.tags.iter())
+            .filter(|c| c.action == CategoryAction::Create)
+            .count(),
+    ));
+    if let Some(e) = &r.error {
+        out.push(format!("  error: {}", one_line(e)));
+    }
+    out
+}
+
+const ADD_FILE: &str = "add file";
+const ADD_MAGNET: &str = "add magnet";
+const PRESENT: &str = "already present";
+const NOT_RESTORABLE: &str = "not restorable";
+
+/// One torrent the plan adds.
+fn add_line(t: &TorrentStep) -> String {
+    format!(
+        "  add      {} {} [{}] tags {} -> {}{} ({}{})",
+        t.id,
+        t.name,
+        t.category,
+        if t.tags.is_empty() {
+            "-".to_string()
+        } else {
+            t.tags.join(",")
+        },
+        t.save_path,
+        if t.auto_tmm { " (automatic)" } else { "" },
+        if t.paused { "paused" } else { "started" },
+        if t.action == RestoreAction::AddMagnet {
+            ", from its magnet link"
+        } else {
+            ""
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::restore::{CategoryStep, Failure, TagStep};
+    use crate::status::RunStatus;
+
+    fn step(i: usize, category: &str, paused: bool, magnet: bool) -> TorrentStep {
+        TorrentStep {
+            id: format!("{i:040x}"),
+            infohash_v1: format!("{i:040x}"),
+            infohash_v2: String::new(),
+            name: format!("torrent {i}"),
+            action: if magnet {
+                RestoreAction::AddMagnet
+            } else {
+                RestoreAction::AddFile
+            },
+            reason: None,
+            category: category.into(),
+            tags: if i.is_multiple_of(2) {
+                vec!["seed".into()]
+            } else {
+                vec![]
+            },
+            save_path: format!("/data/{category}"),
+            auto_tmm: false,
+            paused,
+            item_index: i,
+        }
+    }
+
+    fn failure(i: usize, reason: &str) -> Failure {
+        Failure {
+            id: format!("{i:040x}"),
+            name: format!("torrent {i}"),
+            reason: reason.into(),
+        }
+    }
+
+    /// A dry run of `n_add` adds (every 5th into "tv", every 7th with no
+    /// category, every 10th started, every 25th from a magnet link), one
+    /// already present and one not restorable.
+    fn dry_run(n_add: usize) -> RestoreReport {
+        let to_add: Vec<TorrentStep> = (0..n_add)
+            .map(|i| {
+                let cat = match i {
+                    _ if i.is_multiple_of(7) => "",
+                    _ if i.is_multiple_of(5) => "tv",
+                    _ => "movies",
+                };
+                step(i, cat, i % 10 != 0, i % 25 == 1)
+            })
+            .collect();
+        let plan = PlanView {
+            categories: vec![CategoryStep {
+                name: "movies".into(),
+                save_path: "/data/movies".into(),
+                action: CategoryAction::Create,
+                note: None,
+            }],
+            tags: vec![TagStep {
+                name: "seed".into(),
+                action: CategoryAction::Exists,
+            }],
+            to_add,
+            already_present: vec![failure(90_001, "already on the target")],
+            not_restorable: vec![failure(90_002, "its blob is damaged")],
+        };
+        RestoreReport {
+            restore_id: "restore-x".into(),
+            source_instance: "a".into(),
+            source_run: "20250101T000000Z-a".into(),
+            target_instance: "b".into(),
+            status: RunStatus::Success,
+            dry_run: true,
+            started_at: "2025-01-01T00:00:00Z".into(),
+            target: Some(crate::restore::TargetInfo {
+                version: "v4.5.2".into(),
+                webapi_version: "2.8.19".into(),
+            }),
+            planned: n_add + 2,
+            to_add: n_add,
+            added: 0,
+            already_present: 1,
+            not_restorable: 1,
+            failed: 1,
+            categories_created: 0,
+            tags_created: 0,
+            failures: vec![],
+            warnings: vec![],
+            duration_ms: 0,
+            error: None,
+            manifest_source: crate::history::RunSource::Manifest,
+            plan: Some(plan),
+        }
+    }
+
+    fn lines(r: &RestoreReport, verbose: bool) -> Vec<String> {
+        plan_lines(r, r.plan.as_ref().unwrap(), verbose)
+    }
+
+    #[test]
+    fn a_large_dry_run_is_summarized_first() {
+        let r = dry_run(50_000);
+        let out = lines(&r, false);
+        let want_head = [
+            "b: dry run: restore of run 20250101T000000Z-a of a (qBittorrent v4.5.2, WebAPI 2.8.19); nothing changed",
+            "  by action:          48000 add file, 2000 add magnet, 1 already present, 1 not restorable",
+            "  to add by category: 34286 movies, 8571 tv, 7143 (no category)",
+            "  to add by state:    45000 paused, 5000 started",
+            "  category create  movies (/data/movies)",
+            "  tag      exists  seed",
+            &format!(
+                "  cannot   {:040x} torrent 90002: its blob is damaged",
+                90_002
+            ),
+            &format!(
+                "  add      {:040x} torrent 0 [] tags seed -> /data/ (started)",
+                0
+            ),
+            &format!(
+                "  add      {:040x} torrent 1 [movies] tags - -> /data/movies (paused, from its magnet link)",
+                1
+            ),
+        ];
+        assert_eq!(out[..want_head.len()], want_head, "{}", out.join("\n"));
+        // Header, 3 count lines, 2 category/tag lines, 20 torrents, the rest, the total.
+        assert_eq!(
+            out.len(),
+            1 + 3 + 2 + summary::SHOWN + 2,
+            "{}",
+            out.join("\n")
+        );
+        let tail = &out[out.len() - 2..];
+        assert_eq!(
+            tail,
+            [
+                "  … and 49982 more (use -v or --json for the full list)",
+                "b: 50002 selected: 50000 to add, 1 already present, 1 not restorable; 1 categories and 0 tags to create",
+            ],
+        );
+    }
+
+    #[test]
+    fn verbose_lists_every_torrent() {
+        let r = dry_run(50);
+        let out = lines(&r, true);
+        let count = |prefix: &str| out.iter().filter(|l| l.starts_with(prefix)).count();
+        assert_eq!(count("  add      "), 50);
+        assert_eq!(count("  present  "), 1);
+        assert_eq!(count("  cannot   "), 1);
+        assert!(!out.iter().any(|l| l.contains("more (use -v")));
+        // Without -v, the same plan is cut.
+        let cut = lines(&r, false);
+        let more = cut.iter().filter(|l| l.contains("… and 32 more")).count();
+        assert_eq!(more, 1, "{}", cut.join("\n"));
+    }
+
+    #[test]
+    fn a_small_dry_run_lists_everything_without_a_more_line() {
+        let mut r = dry_run(6);
+        r.target = None;
+        let out = lines(&r, false);
+        assert_eq!(
+            out[..4],
+            [
+                "b: dry run: restore of run 20250101T000000Z-a of a; nothing changed",
+                "  by action:          5 add file, 1 add magnet, 1 already present, 1 not restorable",
+                "  to add by category: 4 movies, 1 (no category), 1 tv",
+                "  to add by state:    5 paused, 1 started",
+            ],
+        );
+        assert!(out.iter().any(|l| l.contains("category create")));
+        assert!(!out.iter().any(|l| l.contains("more (use -v")));
+        assert_eq!(out.len(), 1 + 3 + 2 + 8 + 1, "{}", out.join("\n"));
+    }
+
+    #[test]
+    fn nothing_to_add_has_no_category_or_state_counts() {
+        let mut r = dry_run(0);
+        let plan = r.plan.as_mut().unwrap();
+        plan.already_present.clear();
+        plan.not_restorable.clear();
+        let out = lines(&r, false);
+        assert_eq!(out[1], "  by action:          none");
+        assert!(out[2].starts_with("  category"), "{}", out.join("\n"));
     }
 }

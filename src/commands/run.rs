@@ -79,6 +79,7 @@ pub fn run(config: &Config, a: &RunArgs, p: &Printer) -> Result<ExitStatus, Erro
     let rt = runtime()?;
     let cancel = Arc::new(AtomicBool::new(false));
     rt.spawn(watch_signals(
+        *p,
         cancel.clone(),
         "finishing the torrents in flight and writing the manifest (again to quit now)",
     ));
@@ -122,11 +123,7 @@ pub fn run(config: &Config, a: &RunArgs, p: &Printer) -> Result<ExitStatus, Erro
                     });
                     p.json(&obj);
                 }
-                eprintln!(
-                    "qbackup: error: {}: {}",
-                    inst.name,
-                    one_line(&e.to_string())
-                );
+                p.note(format_args!("error: {}: {}", inst.name, e));
                 codes.push(e.exit_status());
                 if let Some(n) = &notifier {
                     let now = crate::clock::rfc3339(time::OffsetDateTime::now_utc());

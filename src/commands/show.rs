@@ -3,11 +3,11 @@
 use clap::Args;
 use serde::Serialize;
 
-use super::{Printer, mark_dead_runs, open_history_if_any, outln};
+use super::{Printer, mark_dead_runs, open_history_if_any, outln, summary};
 use crate::config::Config;
 use crate::error::Error;
 use crate::history::{RestoreSummary, RunSource};
-use crate::manifest::Manifest;
+use crate::manifest::{Item, ItemSource, Manifest};
 use crate::status::ExitStatus;
 use crate::store::Store;
 use crate::text::one_line;
@@ -20,7 +20,8 @@ pub struct ShowArgs {
     /// With `latest`: the latest run of this instance
     #[arg(long, short = 'i', value_name = "NAME")]
     pub instance: Option<String>,
-    /// Also list every torrent of the run
+    /// Also list the run's torrents: counts by source, category and state,
+    /// then the first 20 (every one with -v, or with --json)
     #[arg(long)]
     pub torrents: bool,
 }
@@ -58,7 +59,7 @@ pub fn run(config: &Config, a: &ShowArgs, p: &Printer) -> Result<ExitStatus, Err
         t.magnet_uri = crate::redact::magnet(&t.magnet_uri);
     }
     if let Some(n) = &note {
-        eprintln!("qbackup: {n}");
+        p.note(format_args!("{n}"));
     }
     let mut notifications = history.list_notifications(Some(&summary.run_id), 100)?;
     notifications.reverse();
@@ -121,7 +122,8 @@ pub fn run(config: &Config, a: &ShowArgs, p: &Printer) -> Result<ExitStatus, Err
     if let Some(e) = &m.error {
         outln!(p, "error      {}", one_line(e));
     }
-    for w in &m.warnings {
+    let shown = summary::shown(m.warnings.len(), p.is_verbose());
+    for w in &m.warnings[..shown] {
         outln!(
             p,
             "warning    {} ({}): {}: {}",
@@ -130,6 +132,9 @@ pub fn run(config: &Config, a: &ShowArgs, p: &Printer) -> Result<ExitStatus, Err
             w.class.as_str(),
             w.reason
         );
+    }
+    if let Some(more) = summary::more_line(m.warnings.len(), shown) {
+        outln!(p, "warning    {more}");
     }
     for n in &notifications {
         outln!(
@@ -145,19 +150,44 @@ pub fn run(config: &Config, a: &ShowArgs, p: &Printer) -> Result<ExitStatus, Err
         );
     }
     if a.torrents {
-        for t in &m.torrents {
-            outln!(
-                p,
-                "torrent    {} {:<20} {} [{}] {}",
-                t.id,
-                t.source.as_str(),
-                t.name,
-                t.category,
-                t.tags.join(",")
-            );
+        for line in torrent_lines(&m.torrents, p.is_verbose()) {
+            outln!(p, "{line}");
         }
     }
     Ok(ExitStatus::Success)
+}
+
+/// `show --torrents`: counts by source, category and qBittorrent state,
+/// then the first [`summary::SHOWN`] torrents (every one with `-v`).
+fn torrent_lines(torrents: &[Item], verbose: bool) -> Vec<String> {
+    use ItemSource::*;
+    let order = [Exported, Reused, MetadataUnavailable, Missing];
+    let sources = summary::count_in_order(&order, torrents.iter().map(|t| t.source));
+    let sources: Vec<(&str, usize)> = sources.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+    let categories = summary::count_by(torrents.iter().map(|t| summary::category_key(&t.category)));
+    let states = summary::count_by(torrents.iter().map(|t| match t.state.as_str() {
+        "" => "(unknown)",
+        s => s,
+    }));
+    let counts = |c: &[(&str, usize)]| summary::format_counts(c, summary::KEYS_SHOWN);
+    let mut out = vec![
+        format!("by source   {}", counts(&sources)),
+        format!("by category {}", counts(&categories)),
+        format!("by state    {}", counts(&states)),
+    ];
+    let shown = summary::shown(torrents.len(), verbose);
+    out.extend(torrents[..shown].iter().map(|t| {
+        format!(
+            "torrent    {} {:<20} {} [{}] {}",
+            t.id,
+            t.source.as_str(),
+            t.name,
+            t.category,
+            t.tags.join(",")
+        )
+    }));
+    out.extend(summary::more_line(torrents.len(), shown));
+    out
 }
 
 /// `qbackup show RESTORE_ID`.
@@ -224,7 +254,9 @@ fn show_restore(r: &RestoreSummary, p: &Printer) {
     for w in list("warnings") {
         outln!(p, "warning    {}", w.as_str().unwrap_or_default());
     }
-    for f in list("failures") {
+    let failures = list("failures");
+    let shown = summary::shown(failures.len(), p.is_verbose());
+    for f in &failures[..shown] {
         outln!(
             p,
             "failed     {} ({}): {}",
@@ -232,5 +264,103 @@ fn show_restore(r: &RestoreSummary, p: &Printer) {
             f["id"].as_str().unwrap_or_default(),
             f["reason"].as_str().unwrap_or_default()
         );
+    }
+    if let Some(more) = summary::more_line(failures.len(), shown) {
+        outln!(p, "failed     {more}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(i: usize, source: ItemSource, category: &str, state: &str) -> Item {
+        Item {
+            id: format!("{i:040x}"),
+            infohash_v1: format!("{i:040x}"),
+            infohash_v2: String::new(),
+            name: format!("torrent {i}"),
+            category: category.into(),
+            tags: vec!["seed".into()],
+            save_path: "/data".into(),
+            auto_tmm: false,
+            paused: state.starts_with("paused"),
+            state: state.into(),
+            added_on: 0,
+            size: 1,
+            magnet_uri: String::new(),
+            blob: None,
+            source,
+        }
+    }
+
+    /// `n` torrents: every 100th reused, every 1000th without metadata, one
+    /// missing; every 3rd in "tv", every 4th paused.
+    fn torrents(n: usize) -> Vec<Item> {
+        (0..n)
+            .map(|i| {
+                let source = match i {
+                    7 => ItemSource::Missing,
+                    _ if i % 1000 == 1 => ItemSource::MetadataUnavailable,
+                    _ if i.is_multiple_of(100) => ItemSource::Reused,
+                    _ => ItemSource::Exported,
+                };
+                let cat = if i.is_multiple_of(3) { "tv" } else { "" };
+                let state = if i.is_multiple_of(4) {
+                    "pausedUP"
+                } else {
+                    "stalledUP"
+                };
+                item(i, source, cat, state)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_large_run_is_summarized_first() {
+        let out = torrent_lines(&torrents(50_000), false);
+        let want = [
+            "by source   49449 exported, 500 reused, 50 metadata-unavailable, 1 missing",
+            "by category 33333 (no category), 16667 tv",
+            "by state    37500 stalledUP, 12500 pausedUP",
+            &format!(
+                "torrent    {:040x} reused               torrent 0 [tv] seed",
+                0
+            ),
+            &format!(
+                "torrent    {:040x} metadata-unavailable torrent 1 [] seed",
+                1
+            ),
+        ];
+        assert_eq!(out[..want.len()], want, "{}", out.join("\n"));
+        assert_eq!(out.len(), 3 + summary::SHOWN + 1);
+        assert_eq!(
+            out.last().unwrap(),
+            "… and 49980 more (use -v or --json for the full list)"
+        );
+    }
+
+    #[test]
+    fn verbose_and_small_runs_list_every_torrent() {
+        let all = torrent_lines(&torrents(50), true);
+        assert_eq!(all.len(), 3 + 50);
+        assert!(!all.iter().any(|l| l.contains("more (use -v")));
+        let small = torrent_lines(&torrents(5), false);
+        assert_eq!(small.len(), 3 + 5);
+        assert_eq!(
+            small[0],
+            "by source   3 exported, 1 reused, 1 metadata-unavailable"
+        );
+    }
+
+    #[test]
+    fn an_empty_run_and_unknown_states() {
+        let out = torrent_lines(&[], false);
+        assert_eq!(
+            out,
+            ["by source   none", "by category none", "by state    none"]
+        );
+        let out = torrent_lines(&[item(1, ItemSource::Exported, "", "")], false);
+        assert_eq!(out[2], "by state    1 (unknown)");
     }
 }
