@@ -47,8 +47,8 @@ pub enum Command {
     Forget(commands::forget::ForgetArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions(commands::completions::CompletionsArgs),
-    /// Print the man page (roff) on stdout
-    Man,
+    /// Print the man page (roff) on stdout; --dir DIR writes every page
+    Man(commands::completions::ManArgs),
 }
 
 /// The clap definition, for completions and the man page.
@@ -85,7 +85,7 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<ExitStatus, crate::error::Error> {
     // These two need no config: dispatched before it is looked for.
     match &cli.command {
         Command::Completions(a) => return commands::completions::completions(command(), a, p),
-        Command::Man => return commands::completions::man(command(), p),
+        Command::Man(a) => return commands::completions::man(command(), a, p),
         _ => {}
     }
     let config = commands::load_config(cli.config.as_deref())?;
@@ -97,6 +97,6 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<ExitStatus, crate::error::Error> {
         Command::Notify(a) => commands::notify::run(&config, a, p),
         Command::Check(a) => commands::check::run(&config, a, p),
         Command::Forget(a) => commands::forget::run(&config, a, p),
-        Command::Completions(_) | Command::Man => Ok(ExitStatus::Success),
+        Command::Completions(_) | Command::Man(_) => Ok(ExitStatus::Success),
     }
 }

@@ -120,3 +120,22 @@ fn a_closed_stdout_is_not_a_crash() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn man_dir_writes_a_page_per_subcommand() {
+    let home = empty_home();
+    let dir = home.path().join("man1");
+    let out = qbackup(home.path(), &["man", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for page in [
+        "qbackup.1",
+        "qbackup-run.1",
+        "qbackup-restore.1",
+        "qbackup-forget.1",
+    ] {
+        let text = std::fs::read_to_string(dir.join(page)).unwrap_or_default();
+        assert!(text.contains(".TH "), "{page}: {text}");
+    }
+    let restore = std::fs::read_to_string(dir.join("qbackup-restore.1")).unwrap_or_default();
+    assert!(restore.contains("save\\-path\\-map"), "{restore}");
+}

@@ -30,8 +30,24 @@ pub fn completions(
     Ok(ExitStatus::Success)
 }
 
-/// Prints the man page (roff).
-pub fn man(cmd: clap::Command, p: &Printer) -> Result<ExitStatus, Error> {
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write every page (qbackup.1 and one qbackup-COMMAND.1 per subcommand)
+    /// into this directory instead of printing qbackup.1
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
+}
+
+/// Prints the man page (roff), or writes every page into `--dir`.
+pub fn man(cmd: clap::Command, a: &ManArgs, p: &Printer) -> Result<ExitStatus, Error> {
+    if let Some(dir) = &a.dir {
+        std::fs::create_dir_all(dir)
+            .and_then(|()| clap_mangen::generate_to(cmd, dir))
+            .map_err(|e| {
+                Error::Usage(format!("cannot write man pages to {}: {e}", dir.display()))
+            })?;
+        return Ok(ExitStatus::Success);
+    }
     let mut buf = Vec::new();
     clap_mangen::Man::new(cmd)
         .render(&mut buf)
