@@ -5,9 +5,12 @@
 //! command needs them.
 
 pub mod notify;
+mod secret;
+
+pub use secret::Secret;
+use secret::{first_line, secret_file_warning};
 
 use crate::text::one_line;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -37,32 +40,6 @@ pub enum ConfigError {
     Secret { instance: String, message: String },
     #[error("cannot tell where the config lives: set HOME, XDG_CONFIG_HOME or pass --config")]
     NoHome,
-}
-
-/// A password, cookie or API key. Its `Debug` and `Display` never show the
-/// value, so it cannot leak through a log line or an error by accident.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,7 +135,13 @@ pub struct Config {
 }
 
 pub const DEFAULT_TIMEOUT_SECS: f64 = 30.0;
+/// `timeout_secs` range: below a second nothing answers in time; above an
+/// hour a hung server holds a run for hours.
+pub const TIMEOUT_SECS_RANGE: (f64, f64) = (1.0, 3600.0);
 pub const DEFAULT_EXPORTS_PER_SECOND: f64 = 20.0;
+/// `exports_per_second` range: 0.01 is one export every 100 s (a day for
+/// 864 torrents); slower would make a first run last for months.
+pub const EXPORTS_PER_SECOND_RANGE: (f64, f64) = (0.01, 10_000.0);
 pub const DEFAULT_RETRIES: u32 = 3;
 pub const MAX_IN_FLIGHT: u32 = 8;
 
@@ -248,7 +231,9 @@ impl Config {
                 .map_err(|m| invalid(format!("instance {name:?}: url {m}")))?;
             let mut sources = Vec::new();
             if let Some(p) = ri.password_file {
-                sources.push(CredentialSource::PasswordFile(base.join(p)));
+                let p = base.join(p);
+                warnings.extend(secret_file_warning(&name, "password_file", &p));
+                sources.push(CredentialSource::PasswordFile(p));
             }
             if let Some(v) = ri.password_env {
                 sources.push(CredentialSource::PasswordEnv(v));
@@ -260,7 +245,9 @@ impl Config {
                 sources.push(CredentialSource::PasswordInline(Secret::new(p)));
             }
             if let Some(p) = ri.api_key_file {
-                sources.push(CredentialSource::ApiKeyFile(base.join(p)));
+                let p = base.join(p);
+                warnings.extend(secret_file_warning(&name, "api_key_file", &p));
+                sources.push(CredentialSource::ApiKeyFile(p));
             }
             if let Some(v) = ri.api_key_env {
                 sources.push(CredentialSource::ApiKeyEnv(v));
@@ -290,15 +277,17 @@ impl Config {
                 )));
             }
             let timeout = ri.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS);
-            if !(timeout.is_finite() && timeout > 0.0 && timeout <= 3600.0) {
+            let (lo, hi) = TIMEOUT_SECS_RANGE;
+            if !(lo..=hi).contains(&timeout) {
                 return Err(invalid(format!(
-                    "instance {name:?}: timeout_secs must be between 0 and 3600"
+                    "instance {name:?}: timeout_secs is {timeout:?}; it must be between {lo} and {hi} seconds"
                 )));
             }
             let rate = ri.exports_per_second.unwrap_or(DEFAULT_EXPORTS_PER_SECOND);
-            if !(rate.is_finite() && rate > 0.0 && rate <= 10_000.0) {
+            let (lo, hi) = EXPORTS_PER_SECOND_RANGE;
+            if !(lo..=hi).contains(&rate) {
                 return Err(invalid(format!(
-                    "instance {name:?}: exports_per_second must be above 0 and at most 10000"
+                    "instance {name:?}: exports_per_second is {rate:?}; it must be between {lo} and {hi}"
                 )));
             }
             let retries = ri.retries.unwrap_or(DEFAULT_RETRIES);
@@ -384,13 +373,7 @@ impl Instance {
             message,
         };
         let read_file = |p: &PathBuf, what: &str| -> Result<Secret, ConfigError> {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| err(format!("cannot read {what} file {}: {e}", p.display())))?;
-            let value = text.trim_end_matches(['\n', '\r']).to_string();
-            if value.is_empty() {
-                return Err(err(format!("{what} file {} is empty", p.display())));
-            }
-            Ok(Secret::new(value))
+            first_line(p).map_err(|m| err(format!("{what} file {}: {m}", p.display())))
         };
         let read_env = |v: &str, what: &str| -> Result<Secret, ConfigError> {
             match std::env::var(v) {
@@ -551,6 +534,36 @@ mod tests {
         let c = parse(include_str!("../../config.example.toml")).unwrap();
         assert_eq!(c.instances.len(), 1);
         assert_eq!(c.store, PathBuf::from("/var/lib/qbackup"));
+    }
+
+    #[test]
+    fn pace_and_timeout_have_lower_bounds() {
+        let base = "[[instance]]\nname = \"a\"\nurl = \"http://h\"\nusername = \"u\"\npassword_env = \"P\"\n";
+        let refused = [
+            ("exports_per_second = 1e-9", "exports_per_second is 1e-9"),
+            ("exports_per_second = 0.009", "between 0.01 and 10000"),
+            ("exports_per_second = 10001", "between 0.01 and 10000"),
+            ("exports_per_second = nan", "exports_per_second"),
+            ("timeout_secs = 1e-300", "timeout_secs is 1e-300"),
+            ("timeout_secs = 0.5", "between 1 and 3600 seconds"),
+            ("timeout_secs = 0", "timeout_secs"),
+            ("timeout_secs = inf", "timeout_secs"),
+            ("timeout_secs = 3601", "between 1 and 3600 seconds"),
+        ];
+        for (line, needle) in refused {
+            let e = parse(&format!("{base}{line}\n")).unwrap_err().to_string();
+            assert!(e.contains(needle), "{line}: {e}");
+            assert!(e.contains("instance \"a\""), "{line}: {e}");
+        }
+        for line in [
+            "exports_per_second = 0.01",
+            "exports_per_second = 10000",
+            "timeout_secs = 1",
+            "timeout_secs = 3600",
+        ] {
+            let c = parse(&format!("{base}{line}\n")).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(c.instances.len(), 1);
+        }
     }
 
     #[test]

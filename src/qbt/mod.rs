@@ -9,7 +9,11 @@
 //!
 //! - `mod.rs`: the [`Client`]: its session, login and one method per endpoint;
 //! - `http.rs`: request plumbing: the authenticated send (with its one
-//!   re-login), status checks, size-capped reads, the session cookie;
+//!   re-login), status checks, reads capped by kind, the session cookie;
+//! - `list.rs`: `torrents/info` parsed as it streams, and its caps
+//!   ([`MAX_LIST_BYTES`], [`MAX_TORRENT_BYTES`], [`MAX_TORRENTS`]);
+//! - `tls.rs`: reading `ca_file`, and what to do when qBittorrent's
+//!   certificate is refused;
 //! - `error.rs`: [`QbtError`] and the mapping of reqwest failures onto it;
 //! - `types.rs`: the wire types read from the WebAPI ([`TorrentInfo`],
 //!   [`ServerVersion`]) and the version gate ([`supports_export`]);
@@ -19,6 +23,8 @@
 mod add;
 mod error;
 mod http;
+mod list;
+mod tls;
 mod types;
 
 use std::collections::BTreeMap;
@@ -28,18 +34,24 @@ use reqwest::{Method, RequestBuilder, Url};
 use tokio::sync::Mutex;
 
 use crate::config::{Credentials, Instance, Secret};
-use http::{expect_ok, read_limited, session_cookie};
+use http::{Body, expect_ok, session_cookie};
 use types::RawCategory;
 
 pub use crate::text::error_chain;
 pub use add::{AddFile, AddReply, AddRequest, CreateOutcome};
 pub use error::QbtError;
+pub use list::{ListError, MAX_LIST_BYTES, MAX_TORRENT_BYTES, MAX_TORRENTS};
 pub use types::{
     MIN_WEBAPI, ServerVersion, TorrentInfo, parse_version, split_tags, supports_export,
 };
 
-/// A .torrent bigger than this is not one we want in memory.
-const MAX_EXPORT_BYTES: usize = 256 * 1024 * 1024;
+/// Most bytes of one exported .torrent: 64 MiB. Real ones are KB to a few
+/// MB (a v2 torrent's piece layers for a huge file set, tens of MB).
+pub const MAX_EXPORT_BYTES: usize = 64 * 1024 * 1024;
+
+/// Most bytes of any other reply (versions, categories, tags, login and
+/// `torrents/add` replies): 16 MiB, where real ones are a few KB.
+pub const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
 
 enum Auth {
     Password { username: String, password: Secret },
@@ -66,6 +78,9 @@ pub struct Client {
     base: Url,
     auth: Auth,
     timeout: Duration,
+    /// HTTPS with verification on: a refused handshake is looked into.
+    verify_tls: bool,
+    ca: Option<tls::CaFile>,
     session: Mutex<Session>,
 }
 
@@ -77,16 +92,14 @@ impl Client {
             // qBittorrent closes idle connections after about 7 s.
             .pool_idle_timeout(Duration::from_secs(5))
             .user_agent(concat!("qbackup/", env!("CARGO_PKG_VERSION")));
-        if let Some(ca) = &instance.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| {
-                QbtError::Setup(format!("cannot read ca_file {}: {e}", ca.display()))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                QbtError::Setup(format!("ca_file {} is not PEM: {e}", ca.display()))
-            })?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
+        let ca = match &instance.ca_file {
+            Some(path) => Some(tls::read_ca_file(path)?),
+            None => None,
+        };
+        for der in ca.iter().flat_map(|c| &c.certs) {
+            let cert = reqwest::Certificate::from_der(der)
+                .map_err(|e| QbtError::Setup(error_chain(&e)))?;
+            builder = builder.add_root_certificate(cert);
         }
         if instance.accept_invalid_certs {
             builder = builder.tls_danger_accept_invalid_certs(true);
@@ -100,10 +113,12 @@ impl Client {
             Credentials::ApiKey(k) => Auth::ApiKey(k),
         };
         Ok(Client {
+            verify_tls: base.scheme() == "https" && !instance.accept_invalid_certs,
             http,
             base,
             auth,
             timeout: instance.timeout,
+            ca,
             session: Mutex::new(Session::default()),
         })
     }
@@ -136,7 +151,7 @@ impl Client {
             Auth::Password { username, password } => (username, password),
         };
         const EP: &str = "auth/login";
-        let resp = self
+        let sent = self
             .http
             .post(self.url(EP))
             .form(&[
@@ -144,11 +159,14 @@ impl Client {
                 ("password", password.expose()),
             ])
             .send()
-            .await
-            .map_err(|e| self.map_err(EP, e))?;
+            .await;
+        let resp = match sent {
+            Ok(resp) => resp,
+            Err(e) => return Err(self.request_error(EP, e).await),
+        };
         let status = resp.status();
         let cookie = session_cookie(&resp);
-        let body = read_limited(resp, EP, 4096).await?;
+        let body = self.read_body(resp, EP, Body::Small).await?;
         let ok = match status.as_u16() {
             200 => body.trim_ascii() == b"Ok.",
             204 => true,
@@ -178,7 +196,7 @@ impl Client {
     async fn get_text(&self, endpoint: &'static str) -> Result<String, QbtError> {
         let resp = self.send(endpoint, |c, u| c.get(u)).await?;
         let resp = expect_ok(resp, endpoint)?;
-        let body = read_limited(resp, endpoint, 1024 * 1024).await?;
+        let body = self.read_body(resp, endpoint, Body::Small).await?;
         Ok(String::from_utf8_lossy(&body).trim().to_string())
     }
 
@@ -189,7 +207,7 @@ impl Client {
     ) -> Result<T, QbtError> {
         let resp = self.send(endpoint, |c, u| c.get(u).query(query)).await?;
         let resp = expect_ok(resp, endpoint)?;
-        let body = read_limited(resp, endpoint, usize::MAX).await?;
+        let body = self.read_body(resp, endpoint, Body::Small).await?;
         serde_json::from_slice(&body).map_err(|e| QbtError::Decode {
             endpoint,
             detail: e.to_string(),
@@ -229,14 +247,21 @@ impl Client {
     /// the end returns the first page again, and every page costs as much as
     /// the whole list.
     pub async fn torrents(&self) -> Result<Vec<TorrentInfo>, QbtError> {
-        self.get_json("torrents/info", &[]).await
+        self.get_list(&[]).await
     }
 
     /// The listed torrents with these ids (`hashes=` takes the id only).
     pub async fn torrents_by_id(&self, ids: &[&str]) -> Result<Vec<TorrentInfo>, QbtError> {
         let joined = ids.join("|");
-        self.get_json("torrents/info", &[("hashes", joined.as_str())])
-            .await
+        self.get_list(&[("hashes", joined.as_str())]).await
+    }
+
+    /// `torrents/info`, parsed as it streams, within the caps of `list.rs`.
+    async fn get_list(&self, query: &[(&str, &str)]) -> Result<Vec<TorrentInfo>, QbtError> {
+        const EP: &str = "torrents/info";
+        let resp = self.send(EP, |c, u| c.get(u).query(query)).await?;
+        let resp = expect_ok(resp, EP)?;
+        self.read_list(resp, EP).await
     }
 
     /// Category name → save path ("" when it has none).
@@ -256,7 +281,7 @@ impl Client {
             .send(EP, |c, u| c.get(u).query(&[("hash", id)]))
             .await?;
         match resp.status().as_u16() {
-            200 => read_limited(resp, EP, MAX_EXPORT_BYTES).await,
+            200 => self.read_body(resp, EP, Body::Export).await,
             409 => Err(QbtError::MissingMetadata),
             404 => Err(QbtError::NotFound),
             code => Err(QbtError::Status {
@@ -274,7 +299,7 @@ impl Client {
     ) -> Result<(u16, String), QbtError> {
         let resp = self.send(endpoint, |c, u| c.post(u).form(form)).await?;
         let status = resp.status().as_u16();
-        let body = read_limited(resp, endpoint, 1024 * 1024).await?;
+        let body = self.read_body(resp, endpoint, Body::Small).await?;
         Ok((status, String::from_utf8_lossy(&body).into_owned()))
     }
 
@@ -289,7 +314,7 @@ impl Client {
             .send(endpoint, |c, u| build(c.request(method.clone(), u)))
             .await?;
         let status = resp.status().as_u16();
-        let body = read_limited(resp, endpoint, 1024 * 1024).await?;
+        let body = self.read_body(resp, endpoint, Body::Small).await?;
         Ok((status, String::from_utf8_lossy(&body).into_owned()))
     }
 

@@ -22,6 +22,7 @@
 #![allow(dead_code)]
 
 mod chroot;
+pub mod hostile;
 pub mod http;
 #[allow(unused_imports)]
 pub(crate) use chroot::version_matrix;
