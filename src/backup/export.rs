@@ -1,8 +1,10 @@
 //! The export side of a run: one task per torrent exports, verifies and
 //! stores its .torrent under the run's pace and retry budget, and gives up on
-//! the rest once qBittorrent is gone; cached blobs are re-verified on all
-//! cores instead; a failure becomes the plain words of its warning.
+//! the rest once qBittorrent is gone; no retry starts after the run's
+//! deadline; cached blobs are re-verified on all cores instead; a failure
+//! becomes the plain words of its warning.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +14,7 @@ use backon::{ExponentialBuilder, Retryable};
 use governor::{Quota, RateLimiter};
 use tracing::{debug, warn};
 
+use super::deadline::Deadline;
 use crate::classify::{ExportFailure, FailureClass, is_retryable, suggests_instance_down};
 use crate::config::Instance;
 use crate::manifest::ItemSource;
@@ -31,19 +34,22 @@ pub(super) struct Shared {
     store: Store,
     limiter: Limiter,
     retries: u32,
-    down: AtomicBool,
+    pub(super) down: AtomicBool,
     pub(super) fatal: AtomicBool,
     pub(super) cancel: Arc<AtomicBool>,
+    pub(super) deadline: Deadline,
 }
 
 impl Shared {
     /// What the export tasks of a run of `instance` share: its client, its
-    /// pace (`exports_per_second`, no bursts) and its retry budget.
+    /// pace (`exports_per_second`, no bursts), its retry budget and its
+    /// deadline.
     pub(super) fn new(
         client: Client,
         store: &Store,
         instance: &Instance,
         cancel: Arc<AtomicBool>,
+        deadline: Deadline,
     ) -> Shared {
         let rate = instance.pace.exports_per_second;
         let period = Duration::from_secs_f64(1.0 / rate).max(Duration::from_nanos(1));
@@ -56,7 +62,16 @@ impl Shared {
             down: AtomicBool::new(false),
             fatal: AtomicBool::new(false),
             cancel,
+            deadline,
         }
+    }
+
+    /// The deadline has passed and is what stops the run: not an
+    /// interruption, nor a server found gone (their own words apply then).
+    pub(super) fn stopped_by_deadline(&self) -> bool {
+        self.deadline.passed()
+            && !self.cancel.load(Ordering::SeqCst)
+            && !self.down.load(Ordering::SeqCst)
     }
 }
 
@@ -66,6 +81,18 @@ pub(super) struct Done {
     pub(super) result: Result<(BlobRef, ItemSource), (ExportFailure, u32)>,
     /// The cached blob was missing or damaged and must leave the index.
     pub(super) cache_was_bad: bool,
+    /// qBittorrent had been found gone when this turn ended.
+    pub(super) server_down: bool,
+}
+
+/// What the turns of a run came to.
+pub(super) struct Exports {
+    /// Every torrent's result, by step index, except those never started.
+    pub(super) results: HashMap<usize, Done>,
+    /// The error that stopped the run, if one did.
+    pub(super) fatal_error: Option<String>,
+    /// The torrents not started because the run reached its deadline.
+    pub(super) past_deadline: Vec<usize>,
 }
 
 /// Re-verifies cached blobs on all cores: each must still hash to its name
@@ -165,7 +192,9 @@ pub(super) async fn export(
     let result = attempt
         .retry(backoff)
         .sleep(tokio::time::sleep)
-        .when(|e: &ExportFailure| is_retryable(e) && !sh.down.load(Ordering::SeqCst))
+        .when(|e: &ExportFailure| {
+            is_retryable(e) && !sh.down.load(Ordering::SeqCst) && !sh.deadline.passed()
+        })
         .notify(|e: &ExportFailure, wait: Duration| {
             debug!(torrent = %t.hash, "export failed ({e}); retrying in {wait:?}");
         })

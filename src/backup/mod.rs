@@ -8,19 +8,31 @@
 //! remaining torrents as warnings at once instead of spending the retry budget
 //! on each of them.
 //!
+//! Two things bound a run against a misbehaving server. A run deadline
+//! (`run_deadline_secs`, or a default that grows with the work): after it no
+//! export starts, and the rest are left for the next run. And suspects: the
+//! torrents in flight when the server was found gone are remembered, and
+//! later runs export them after all the others, so one torrent that hangs
+//! qBittorrent cannot sink every run.
+//!
 //! [`run`] only orchestrates named steps; the work is in:
 //!
-//! - `plan.rs`: which torrents to export and which can reuse a stored blob (pure);
+//! - `plan.rs`: which torrents to export and which can reuse a stored blob,
+//!   and the order of the exports, suspects last (pure);
+//! - `deadline.rs`: the run deadline and its default (pure);
+//! - `suspects.rs`: which torrents become suspects or stop being ones (pure);
 //! - `export.rs`: the export tasks (pace, retries, "is the server gone?") and
 //!   the re-verification of cached blobs;
 //! - `record.rs`: the recorder: blob index batches during the run, then the
 //!   manifest items and warnings, the manifest and the history rows;
 //! - `report.rs`: [`RunOptions`] in, [`RunReport`] out.
 
+pub mod deadline;
 mod export;
 pub mod plan;
 mod record;
 mod report;
+mod suspects;
 
 pub use report::{RunOptions, RunReport};
 
@@ -42,9 +54,11 @@ use crate::progress::Progress;
 use crate::qbt::{Client, QbtError, ServerVersion, TorrentInfo};
 use crate::status::RunStatus;
 use crate::store::{BlobRef, Store};
-use export::{Done, Shared, export, verify_cached};
-use plan::{ExportAction, plan_exports};
+use deadline::{Deadline, run_deadline};
+use export::{Done, Exports, Shared, export, verify_cached};
+use plan::{ExportAction, in_flight_at, plan_exports, suspects_last};
 use record::{IndexWriter, finish, record_results};
+use suspects::{Change, Suspects};
 
 /// What a run lists: versions, torrents, categories (name → save path), tags.
 type Listing = (
@@ -55,11 +69,13 @@ type Listing = (
 );
 
 /// The torrents' turns before the exports: the results so far (the reused
-/// ones), by step index, and the steps still to export, in list order, each
-/// flagged when its cached blob was found bad.
+/// ones), by step index, and the steps still to export, in the order they
+/// go, each flagged when its cached blob was found bad; from queue position
+/// `serial_from` on (the suspects) they go one at a time.
 struct Turns {
     results: HashMap<usize, Done>,
     queue: Vec<(usize, bool)>,
+    serial_from: usize,
 }
 
 /// One backup run of `instance`, start to finish: open the run, list, plan,
@@ -92,17 +108,73 @@ pub async fn run(
         }
     };
     let steps = plan(&history, torrents)?;
-    let shared = Arc::new(Shared::new(client, store, instance, cancel));
+    let earlier_suspects = history.suspects(&instance.name)?;
     progress.start(steps.len() as u64);
+    let mut turns = reuse_cached(store, &steps, progress).await;
+    (turns.queue, turns.serial_from) = export_order(&steps, turns.queue, &earlier_suspects);
+    let deadline = deadline_of(instance, t0, turns.queue.len());
+    let shared = Arc::new(Shared::new(client, store, instance, cancel, deadline));
     let mut blobs = IndexWriter::new(&mut history, &report.run_id, clock);
-    let turns = reuse_cached(store, &steps, progress).await;
     let in_flight = instance.pace.max_in_flight;
-    let (results, fatal_error) =
-        export_all(&shared, &steps, turns, &mut blobs, in_flight, progress).await?;
+    let exports = export_all(&shared, &steps, turns, &mut blobs, in_flight, progress).await?;
     progress.finish();
     let cancelled = shared.cancel.load(Ordering::SeqCst);
-    record_results(&mut manifest, &steps, results, fatal_error);
+    let changes = suspects::changes(&steps, &exports.results, &earlier_suspects);
+    update_suspects(&history, &instance.name, &report.run_id, clock, &changes)?;
+    let suspects = Suspects::new(earlier_suspects.into_keys().collect(), &changes);
+    record_results(&mut manifest, &steps, exports, &suspects, &deadline);
     finish(store, &mut history, manifest, report, clock, t0, cancelled)
+}
+
+/// The queue in the order the exports go (list order, suspects last), and
+/// the position of its first suspect.
+fn export_order(
+    steps: &[(TorrentInfo, ExportAction)],
+    queue: Vec<(usize, bool)>,
+    suspects: &HashMap<String, u32>,
+) -> (Vec<(usize, bool)>, usize) {
+    let ids: Vec<&str> = queue
+        .iter()
+        .map(|(i, _)| steps[*i].0.hash.as_str())
+        .collect();
+    let order = suspects_last(&ids, suspects);
+    let serial_from = ids
+        .iter()
+        .filter(|id| !suspects.contains_key(&id.to_ascii_lowercase()))
+        .count();
+    (order.into_iter().map(|k| queue[k]).collect(), serial_from)
+}
+
+/// The run's deadline, from its start: `run_deadline_secs`, or the default
+/// for `to_export` torrents at the instance's pace.
+fn deadline_of(instance: &Instance, t0: Instant, to_export: usize) -> Deadline {
+    let pace = &instance.pace;
+    let limit = run_deadline(pace.run_deadline, to_export, pace.exports_per_second);
+    Deadline::new(t0, limit, pace.run_deadline.is_some())
+}
+
+/// Writes this run's suspect changes to the history.
+fn update_suspects(
+    history: &History,
+    instance: &str,
+    run_id: &str,
+    clock: &dyn Clock,
+    changes: &[(String, Change)],
+) -> Result<(), Error> {
+    let now = rfc3339(clock.now());
+    for (id, change) in changes {
+        match change {
+            Change::Record => {
+                warn!(torrent = %id, "qBittorrent stopped answering while exporting this torrent; later runs will export it last");
+                history.record_suspect(instance, id, run_id, &now)?;
+            }
+            Change::Clear => {
+                info!(torrent = %id, "stored; no longer exported last");
+                history.clear_suspect(instance, id)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Opens the history, marks this instance's runs that died as interrupted
@@ -210,6 +282,7 @@ async fn reuse_cached(
                         index: i,
                         result: Ok((blob, ItemSource::Reused)),
                         cache_was_bad: false,
+                        server_down: false,
                     },
                 );
             }
@@ -229,12 +302,20 @@ async fn reuse_cached(
             .map(|i| (i, false)),
     );
     queue.sort_unstable();
-    Turns { results, queue }
+    let serial_from = queue.len();
+    Turns {
+        results,
+        queue,
+        serial_from,
+    }
 }
 
-/// Exports the queue, at most `max_in_flight` at a time, and puts each stored
-/// blob in the index as it comes back. After a fatal error no new export
-/// starts. Returns every torrent's result and the fatal error, if any.
+/// Exports the queue, at most `max_in_flight` at a time (suspects one at a
+/// time), and puts each stored blob in the index as it comes back. After a
+/// fatal error, or once the run's deadline has passed, no new export starts
+/// (those in flight finish their current attempt). Returns every torrent's
+/// result, the fatal error if any, and the torrents the deadline left for
+/// the next run.
 async fn export_all(
     shared: &Arc<Shared>,
     steps: &[(TorrentInfo, ExportAction)],
@@ -242,24 +323,47 @@ async fn export_all(
     blobs: &mut IndexWriter<'_>,
     max_in_flight: usize,
     progress: &dyn Progress,
-) -> Result<(HashMap<usize, Done>, Option<String>), Error> {
-    let Turns { mut results, queue } = turns;
+) -> Result<Exports, Error> {
+    let Turns {
+        mut results,
+        queue,
+        serial_from,
+    } = turns;
     let mut queue = queue.into_iter();
-    let in_flight = max_in_flight.max(1);
+    let mut started = 0;
     let mut fatal_error: Option<String> = None;
+    let mut past_deadline: Vec<usize> = Vec::new();
     let mut set = JoinSet::new();
     loop {
-        while set.len() < in_flight && !shared.fatal.load(Ordering::SeqCst) {
+        while set.len() < in_flight_at(started, serial_from, max_in_flight)
+            && !shared.fatal.load(Ordering::SeqCst)
+        {
+            if shared.stopped_by_deadline() {
+                let left: Vec<usize> = queue.by_ref().map(|(i, _)| i).collect();
+                if !left.is_empty() {
+                    warn!(
+                        "the run reached its deadline of {} s; {} torrents are left for the next run",
+                        shared.deadline.limit_secs(),
+                        left.len()
+                    );
+                    progress.advance(left.len() as u64);
+                    past_deadline.extend(left);
+                }
+                break;
+            }
             let Some((index, cache_was_bad)) = queue.next() else {
                 break;
             };
+            started += 1;
             let t = steps[index].0.clone();
             let sh = shared.clone();
             set.spawn(async move {
+                let result = export(&sh, &t).await;
                 Done {
                     index,
-                    result: export(&sh, &t).await,
+                    result,
                     cache_was_bad,
+                    server_down: sh.down.load(Ordering::SeqCst),
                 }
             });
         }
@@ -294,7 +398,11 @@ async fn export_all(
         results.insert(done.index, done);
     }
     blobs.flush()?;
-    Ok((results, fatal_error))
+    Ok(Exports {
+        results,
+        fatal_error,
+        past_deadline,
+    })
 }
 
 /// Versions, torrents, categories and tags: everything a run lists. Any
@@ -341,3 +449,6 @@ async fn dry_run(
     report.duration_ms = t0.elapsed().as_millis();
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests;

@@ -49,6 +49,36 @@ pub fn plan_exports(torrents: Vec<TorrentInfo>, index: &HashMap<String, BlobRef>
     ExportPlan { steps }
 }
 
+/// The order exports go in, as positions into `ids` (the torrents to
+/// export, in list order): list order, except that suspects go after all
+/// the others. `suspects` maps the lower-cased id of each torrent whose
+/// export coincided with qBittorrent no longer answering to the number of
+/// runs that recorded it; among themselves, suspects go from the least
+/// recorded to the most, then in list order. So one torrent that hangs the
+/// server cannot keep the rest from being saved, run after run: not the
+/// other torrents, and not a suspect that was only in flight beside it
+/// (recorded once, while the culprit is recorded by every run it hangs).
+pub fn suspects_last(ids: &[&str], suspects: &HashMap<String, u32>) -> Vec<usize> {
+    let times = |i: usize| suspects.get(&ids[i].to_ascii_lowercase()).copied();
+    let (mut first, mut last): (Vec<usize>, Vec<usize>) =
+        (0..ids.len()).partition(|&i| times(i).is_none());
+    last.sort_by_key(|&i| times(i));
+    first.extend(last);
+    first
+}
+
+/// How many exports may be in flight when the export at queue position
+/// `next` is to start: `max_in_flight`, but one at a time from position
+/// `serial_from` on (the suspects, so that none of them is in flight when
+/// another one hangs the server).
+pub fn in_flight_at(next: usize, serial_from: usize, max_in_flight: usize) -> usize {
+    if next >= serial_from {
+        1
+    } else {
+        max_in_flight.max(1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +119,70 @@ mod tests {
             let got: Vec<ExportAction> = p.steps.iter().map(|(_, a)| a.clone()).collect();
             assert_eq!(got, want, "{listed:?}");
             assert_eq!(p.to_export() + p.to_reuse(), want.len());
+        }
+    }
+
+    #[test]
+    fn suspects_go_last_table() {
+        // (queued ids in list order, suspects with the number of runs that
+        // recorded them, expected export order)
+        type Case = (
+            Vec<&'static str>,
+            Vec<(&'static str, u32)>,
+            Vec<&'static str>,
+        );
+        let cases: Vec<Case> = vec![
+            (vec![], vec![], vec![]),
+            (vec![], vec![("aa", 1)], vec![]),
+            (vec!["aa", "bb", "cc"], vec![], vec!["aa", "bb", "cc"]),
+            (
+                vec!["aa", "bb", "cc"],
+                vec![("aa", 1)],
+                vec!["bb", "cc", "aa"],
+            ),
+            (
+                vec!["aa", "bb", "cc", "dd"],
+                vec![("cc", 1), ("aa", 1)],
+                vec!["bb", "dd", "aa", "cc"],
+            ),
+            // The most recorded go last.
+            (
+                vec!["aa", "bb", "cc", "dd"],
+                vec![("aa", 3), ("bb", 1), ("dd", 2)],
+                vec!["cc", "bb", "dd", "aa"],
+            ),
+            // Ids are compared case-insensitively (suspects are stored lower-cased).
+            (vec!["AA", "bb"], vec![("aa", 1)], vec!["bb", "AA"]),
+            // A suspect no longer queued (stored since, or gone) changes nothing.
+            (vec!["aa", "bb"], vec![("zz", 1)], vec!["aa", "bb"]),
+            (vec!["aa"], vec![("aa", 1)], vec!["aa"]),
+        ];
+        for (ids, suspects, want) in cases {
+            let suspects: HashMap<String, u32> =
+                suspects.iter().map(|(s, n)| (s.to_string(), *n)).collect();
+            let got: Vec<&str> = suspects_last(&ids, &suspects)
+                .into_iter()
+                .map(|i| ids[i])
+                .collect();
+            assert_eq!(got, want, "{ids:?} with suspects {suspects:?}");
+        }
+    }
+
+    #[test]
+    fn suspects_go_one_at_a_time() {
+        // (next queue position, suspects from, max in flight, allowed in flight)
+        let cases = [
+            (0, 5, 4, 4),
+            (4, 5, 4, 4),
+            (5, 5, 4, 1),
+            (9, 5, 4, 1),
+            (0, 0, 4, 1),
+            (0, 5, 0, 1),
+            (0, 5, 1, 1),
+        ];
+        for (next, serial_from, max, want) in cases {
+            let got = in_flight_at(next, serial_from, max);
+            assert_eq!(got, want, "{next} {serial_from} {max}");
         }
     }
 }

@@ -5,14 +5,16 @@
 //! item, each non-fatal failure a warning; the manifest is written, and only
 //! then do the history rows mark the run finished.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use tracing::info;
 
-use super::export::{Done, reason};
+use super::deadline::Deadline;
+use super::export::{Done, Exports, reason};
 use super::plan::ExportAction;
 use super::report::RunReport;
+use super::suspects::Suspects;
 use crate::classify::{FailureClass, classify};
 use crate::clock::{Clock, rfc3339};
 use crate::error::Error;
@@ -89,14 +91,35 @@ impl<'a> IndexWriter<'a> {
 }
 
 /// Turns every planned torrent, in list order, into a manifest item with the
-/// blob it got, and each non-fatal failure into a warning; the fatal error,
-/// if the run hit one, becomes the manifest's error.
+/// blob it got, and each non-fatal failure into a warning (a torrent the run
+/// never started because of its `deadline` too); a suspect's warning says
+/// so. The fatal error, if the run hit one, becomes the manifest's error.
 pub(super) fn record_results(
     manifest: &mut Manifest,
     steps: &[(TorrentInfo, ExportAction)],
-    mut results: HashMap<usize, Done>,
-    fatal_error: Option<String>,
+    exports: Exports,
+    suspects: &Suspects,
+    deadline: &Deadline,
 ) {
+    let Exports {
+        mut results,
+        fatal_error,
+        past_deadline,
+    } = exports;
+    let past_deadline: HashSet<usize> = past_deadline.into_iter().collect();
+    let mut warn = |t: &TorrentInfo, class: FailureClass, reason: String| {
+        let reason = match suspects.note(&t.hash) {
+            Some(note) => format!("{reason}; {note}"),
+            None => reason,
+        };
+        info!(torrent = %t.hash, name = %t.name, class = class.as_str(), "{reason}");
+        manifest.warnings.push(Warning {
+            id: t.hash.clone(),
+            name: t.name.clone(),
+            class,
+            reason,
+        });
+    };
     for (i, (t, _)) in steps.iter().enumerate() {
         let mut item = item_from(t);
         match results.remove(&i) {
@@ -118,19 +141,16 @@ pub(super) fn record_results(
                     ItemSource::Missing
                 };
                 if class != FailureClass::Fatal {
-                    let reason = reason(&f, class, attempts);
-                    info!(torrent = %t.hash, name = %t.name, class = class.as_str(), "{reason}");
-                    manifest.warnings.push(Warning {
-                        id: t.hash.clone(),
-                        name: t.name.clone(),
-                        class,
-                        reason,
-                    });
+                    warn(t, class, reason(&f, class, attempts));
                 }
             }
             None => {
-                // Never started: the run stopped on a fatal error first.
+                // Never started: the run reached its deadline, or stopped
+                // on a fatal error first (which says it all).
                 item.source = ItemSource::Missing;
+                if past_deadline.contains(&i) {
+                    warn(t, FailureClass::Recoverable, deadline.not_attempted());
+                }
             }
         }
         manifest.torrents.push(item);

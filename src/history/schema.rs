@@ -99,6 +99,19 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX notifications_by_target ON notifications(target, instance, at);
     "#,
+    // 3: suspects: torrents whose export coincided with qBittorrent no
+    // longer answering; later runs export them last.
+    r#"
+    CREATE TABLE suspects (
+        instance TEXT NOT NULL,
+        torrent_id TEXT NOT NULL,
+        first_run TEXT NOT NULL,
+        last_run TEXT NOT NULL,
+        last_at TEXT NOT NULL,
+        times INTEGER NOT NULL DEFAULT 1,
+        PRIMARY KEY (instance, torrent_id)
+    );
+    "#,
 ];
 
 impl History {
@@ -152,5 +165,43 @@ impl History {
             tx.pragma_update(None, "user_version", known).map_err(e)?;
         }
         tx.commit().map_err(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database written before a migration existed is brought up to date
+    /// when opened, and keeps its rows.
+    #[test]
+    fn an_older_database_gains_the_later_tables() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("h.sqlite3");
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(MIGRATIONS[1]).unwrap();
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.execute(
+                "INSERT INTO blob_index VALUES (?1, ?2, 1, '2026-11-22T00:00:00Z')",
+                ["a".repeat(40), "f".repeat(64)],
+            )
+            .unwrap();
+        }
+        let h = History::open(&path).unwrap();
+        let version: i64 = h
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let rows: i64 = h
+            .conn
+            .query_row("SELECT count(*) FROM blob_index", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1);
+        h.record_suspect("a", "aa", "run", "2026-11-22T00:00:00Z")
+            .unwrap();
+        assert_eq!(h.suspects("a").unwrap().get("aa"), Some(&1));
     }
 }

@@ -1,0 +1,150 @@
+//! Unit tests of the run's wiring: the deadline stops the queue, suspects
+//! go last and their warnings say so.
+
+use super::*;
+use crate::config::{CredentialSource, Credentials, Pace, Secret};
+use crate::manifest::RunKind;
+use crate::progress::NoProgress;
+use std::time::Duration;
+
+fn instance() -> Instance {
+    Instance {
+        name: "test".into(),
+        // Nothing listens on the discard port: no test here may reach it.
+        url: "http://127.0.0.1:9/".into(),
+        username: Some("admin".into()),
+        credential: CredentialSource::PasswordInline(Secret::new("x")),
+        ca_file: None,
+        accept_invalid_certs: false,
+        timeout: Duration::from_secs(1),
+        pace: Pace {
+            exports_per_second: 1000.0,
+            retries: 0,
+            max_in_flight: 2,
+            run_deadline: Some(Duration::from_secs(60)),
+        },
+    }
+}
+
+/// A run's manifest as it starts, its row begun in `history`.
+fn begun(history: &History) -> Manifest {
+    let opts = RunOptions {
+        kind: RunKind::Manual,
+        dry_run: false,
+    };
+    let started = time::OffsetDateTime::UNIX_EPOCH;
+    let report = RunReport::new("r1", &instance(), &opts, started, vec![]);
+    begin(history, &report).unwrap()
+}
+
+fn torrent(hash: &str) -> (TorrentInfo, ExportAction) {
+    let t = serde_json::from_value(serde_json::json!({ "hash": hash, "name": hash })).unwrap();
+    (t, ExportAction::Export)
+}
+
+/// Once the deadline has passed no export starts: every queued torrent is
+/// left for the next run, with the deadline's warning. An interruption
+/// or a server found gone keep their own words.
+#[tokio::test]
+async fn after_the_deadline_no_export_starts() {
+    // (deadline passed, cancelled, server down, left by the deadline,
+    // every warning starts with "not attempted: " and then)
+    let cases = [
+        (true, false, false, 3, "the run reached its deadline of "),
+        (true, true, false, 0, "the run was interrupted"),
+        (true, false, true, 0, "qBittorrent stopped answering"),
+        (false, true, false, 0, "the run was interrupted"),
+    ];
+    for (passed, cancelled, down, left, reason) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        store.init().unwrap();
+        let inst = instance();
+        let credentials = Credentials::Password {
+            username: "admin".into(),
+            password: Secret::new("x"),
+        };
+        let client = Client::new(&inst, credentials).unwrap();
+        let limit = if passed {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(3600)
+        };
+        let deadline = Deadline::new(Instant::now(), limit, true);
+        let cancel = Arc::new(AtomicBool::new(cancelled));
+        let shared = Arc::new(Shared::new(client, &store, &inst, cancel, deadline));
+        shared.down.store(down, Ordering::SeqCst);
+        let steps = vec![torrent("aa"), torrent("bb"), torrent("cc")];
+        let turns = Turns {
+            results: HashMap::new(),
+            queue: vec![(0, false), (1, false), (2, false)],
+            serial_from: 3,
+        };
+        let mut history = History::open_store(&store).unwrap();
+        let mut manifest = begun(&history);
+        let clock = crate::clock::SystemClock;
+        let mut blobs = IndexWriter::new(&mut history, "r1", &clock);
+        let exports = export_all(&shared, &steps, turns, &mut blobs, 2, &NoProgress)
+            .await
+            .unwrap();
+        let what = format!("passed={passed} cancelled={cancelled} down={down}");
+        assert_eq!(exports.past_deadline.len(), left, "{what}");
+        assert_eq!(exports.results.len(), 3 - left, "{what}");
+        record_results(
+            &mut manifest,
+            &steps,
+            exports,
+            &Suspects::default(),
+            &deadline,
+        );
+        assert_eq!(manifest.torrents.len(), 3, "{what}");
+        assert_eq!(manifest.warnings.len(), 3, "{what}");
+        for w in &manifest.warnings {
+            let rest = w.reason.strip_prefix("not attempted: ").unwrap_or_default();
+            assert!(rest.starts_with(reason), "{what}: {}", w.reason);
+        }
+    }
+}
+
+#[test]
+fn the_export_queue_puts_suspects_last() {
+    let steps = vec![torrent("aa"), torrent("BB"), torrent("cc"), torrent("dd")];
+    let queue = vec![(0, false), (1, true), (2, false), (3, false)];
+    let suspects: HashMap<String, u32> = [("bb".to_string(), 1), ("aa".to_string(), 1)].into();
+    let got = export_order(&steps, queue, &suspects);
+    assert_eq!(
+        got,
+        (vec![(2, false), (3, false), (0, false), (1, true)], 2)
+    );
+}
+
+/// A suspect's warning says it was left for last; a deadline warning too.
+#[test]
+fn a_suspects_warning_says_it_was_left_for_last() {
+    let deadline = Deadline::new(Instant::now(), Duration::from_secs(60), true);
+    let steps = vec![torrent("aa"), torrent("bb")];
+    let exports = Exports {
+        results: HashMap::new(),
+        fatal_error: None,
+        past_deadline: vec![0, 1],
+    };
+    let suspects = Suspects::new(["bb".to_string()].into(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let history = History::open(&dir.path().join("h.sqlite3")).unwrap();
+    let mut manifest = begun(&history);
+    record_results(&mut manifest, &steps, exports, &suspects, &deadline);
+    let reasons: Vec<&str> = manifest
+        .warnings
+        .iter()
+        .map(|w| w.reason.as_str())
+        .collect();
+    assert_eq!(reasons.len(), 2);
+    assert!(!reasons[0].contains("left for last"), "{}", reasons[0]);
+    assert!(
+        reasons[1].ends_with(
+            "; qBittorrent stopped answering while exporting this torrent in an earlier run, so it was left for last"
+        ),
+        "{}",
+        reasons[1]
+    );
+}
