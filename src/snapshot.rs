@@ -1,0 +1,375 @@
+//! A run's torrent metadata as a content-addressed tree of chunks (store
+//! format 2), so that a run costs what changed, not the size of the
+//! instance.
+//!
+//! Every torrent becomes a [`Record`]: the fields a restore needs that stay
+//! the same from run to run (no live state such as `stalledUP`, no per-run
+//! "exported or reused"). Records are sorted by id and arranged in a trie on
+//! the hex digits of their ids: a range of at most [`LEAF_MAX`] records is a
+//! **leaf** chunk; a larger one is a **node** chunk with one child per next
+//! hex digit. Each chunk is canonical JSON (fixed field order, sorted
+//! records and tags), named by the SHA-256 of those bytes. So:
+//! - the same set of records always gives the same chunks and root id;
+//! - a run where nothing changed produces the root id of the previous run,
+//!   and writes no chunk at all;
+//! - a torrent that changed rewrites its leaf and the nodes above it (about
+//!   log16(N / 8) of them), nothing else.
+//!
+//! This module is pure: [`build`] hands each chunk to a callback (the store
+//! writes the ones it lacks) and [`read`] asks a callback for chunk bytes,
+//! checking each against its name. It knows nothing of files or SQLite.
+
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::BlobRef;
+
+/// A range of at most this many records is one leaf chunk.
+pub const LEAF_MAX: usize = 16;
+
+/// How deep the trie may go: ids are at least 40 hex digits.
+const MAX_DEPTH: usize = 40;
+
+/// One torrent, as a run's metadata keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub infohash_v1: String,
+    pub infohash_v2: String,
+    pub name: String,
+    pub category: String,
+    /// Sorted.
+    pub tags: Vec<String>,
+    pub save_path: String,
+    pub auto_tmm: bool,
+    pub paused: bool,
+    pub added_on: i64,
+    pub size: i64,
+    /// Only when there is no blob (a magnet without metadata): it holds
+    /// tracker URLs, possibly with passkeys, so it is never printed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub magnet_uri: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob: Option<BlobRef>,
+}
+
+/// One child of a node chunk: the hex digit its ids continue with, its
+/// chunk id, and how many records lie below it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Child {
+    pub key: String,
+    pub id: String,
+    pub count: usize,
+}
+
+/// What a chunk holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Chunk {
+    Leaf { records: Vec<Record> },
+    Node { depth: usize, children: Vec<Child> },
+}
+
+/// A chunk ready to store: its id (SHA-256 of `bytes`, lowercase hex) and
+/// its canonical JSON bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    pub id: String,
+    pub bytes: Vec<u8>,
+}
+
+impl Chunk {
+    pub fn encode(&self) -> Encoded {
+        // Plain structs of strings and numbers always serialize.
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        Encoded {
+            id: crate::torrent::sha256_hex(&bytes),
+            bytes,
+        }
+    }
+}
+
+/// The root of a tree: its chunk id and the number of records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Root {
+    pub id: String,
+    pub count: usize,
+}
+
+/// Sorts the records into canonical order (by id, tags sorted, duplicates
+/// by id dropped: the first wins).
+pub fn canonical(mut records: Vec<Record>) -> Vec<Record> {
+    for r in &mut records {
+        r.tags.sort();
+        r.tags.dedup();
+    }
+    records.sort_by(|a, b| a.id.cmp(&b.id));
+    records.dedup_by(|b, a| a.id == b.id);
+    records
+}
+
+/// Builds the tree of `records` (in any order), handing every chunk to
+/// `emit` children first, so a stored node never names a chunk that is not
+/// stored yet. Returns the root.
+pub fn build<E>(
+    records: Vec<Record>,
+    emit: &mut dyn FnMut(Encoded) -> Result<(), E>,
+) -> Result<Root, E> {
+    let records = canonical(records);
+    let count = records.len();
+    let id = build_range(0, &records, emit)?;
+    Ok(Root { id, count })
+}
+
+fn build_range<E>(
+    depth: usize,
+    records: &[Record],
+    emit: &mut dyn FnMut(Encoded) -> Result<(), E>,
+) -> Result<String, E> {
+    if records.len() <= LEAF_MAX || depth >= MAX_DEPTH {
+        let enc = Chunk::Leaf {
+            records: records.to_vec(),
+        }
+        .encode();
+        let id = enc.id.clone();
+        emit(enc)?;
+        return Ok(id);
+    }
+    let mut children = Vec::new();
+    let mut start = 0;
+    while start < records.len() {
+        let key = digit(&records[start].id, depth);
+        let end = start
+            + records[start..]
+                .iter()
+                .take_while(|r| digit(&r.id, depth) == key)
+                .count();
+        let id = build_range(depth + 1, &records[start..end], emit)?;
+        children.push(Child {
+            key: key.to_string(),
+            id,
+            count: end - start,
+        });
+        start = end;
+    }
+    let enc = Chunk::Node { depth, children }.encode();
+    let id = enc.id.clone();
+    emit(enc)?;
+    Ok(id)
+}
+
+/// The character at `depth` of an id (ids are validated hex; a shorter or
+/// odd one still sorts and groups consistently).
+fn digit(id: &str, depth: usize) -> &str {
+    id.get(depth..depth + 1).unwrap_or("")
+}
+
+/// Why a tree could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError<E: std::error::Error + 'static> {
+    #[error(transparent)]
+    Load(E),
+    #[error("metadata chunk {id} is damaged (its SHA-256 no longer matches its name)")]
+    Mismatch { id: String },
+    #[error("metadata chunk {id} is damaged ({detail})")]
+    Decode { id: String, detail: String },
+    #[error("metadata chunk {id} does not fit the tree ({detail})")]
+    Shape { id: String, detail: String },
+}
+
+/// Reads every record under `root`, in id order. `load` returns a chunk's
+/// canonical bytes; each is checked against its id before it is parsed.
+pub fn read<E: std::error::Error + 'static>(
+    root: &str,
+    load: &mut dyn FnMut(&str) -> Result<Vec<u8>, E>,
+) -> Result<Vec<Record>, ReadError<E>> {
+    let mut out = Vec::new();
+    walk(root, 0, load, &mut |c| {
+        if let Chunk::Leaf { records } = c {
+            out.extend(records);
+        }
+    })?;
+    Ok(out)
+}
+
+/// Every chunk id under `root` (root included), for `check` and prune.
+pub fn chunk_ids<E: std::error::Error + 'static>(
+    root: &str,
+    load: &mut dyn FnMut(&str) -> Result<Vec<u8>, E>,
+) -> Result<Vec<String>, ReadError<E>> {
+    let mut ids = vec![root.to_string()];
+    walk(root, 0, load, &mut |c| {
+        if let Chunk::Node { children, .. } = c {
+            ids.extend(children.into_iter().map(|ch| ch.id));
+        }
+    })?;
+    Ok(ids)
+}
+
+fn walk<E: std::error::Error + 'static>(
+    id: &str,
+    depth: usize,
+    load: &mut dyn FnMut(&str) -> Result<Vec<u8>, E>,
+    visit: &mut dyn FnMut(Chunk),
+) -> Result<(), ReadError<E>> {
+    let chunk = load_chunk(id, load)?;
+    let shape = |detail: String| ReadError::Shape {
+        id: id.to_string(),
+        detail,
+    };
+    match &chunk {
+        Chunk::Leaf { .. } => visit(chunk),
+        Chunk::Node { depth: d, children } => {
+            if *d != depth || depth >= MAX_DEPTH {
+                return Err(shape(format!("a node at depth {d} where {depth} belongs")));
+            }
+            let kids: Vec<String> = children.iter().map(|c| c.id.clone()).collect();
+            visit(chunk);
+            for kid in kids {
+                walk(&kid, depth + 1, load, visit)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Loads, checks and parses one chunk.
+pub fn load_chunk<E: std::error::Error + 'static>(
+    id: &str,
+    load: &mut dyn FnMut(&str) -> Result<Vec<u8>, E>,
+) -> Result<Chunk, ReadError<E>> {
+    let bytes = load(id).map_err(ReadError::Load)?;
+    if crate::torrent::sha256_hex(&bytes) != id {
+        return Err(ReadError::Mismatch { id: id.to_string() });
+    }
+    serde_json::from_slice(&bytes).map_err(|e| ReadError::Decode {
+        id: id.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn rec(i: u32) -> Record {
+        let id = crate::torrent::sha256_hex(&i.to_le_bytes())[..40].to_string();
+        Record {
+            id: id.clone(),
+            infohash_v1: id,
+            infohash_v2: String::new(),
+            name: format!("torrent {i}"),
+            category: if i.is_multiple_of(3) {
+                "tv".into()
+            } else {
+                String::new()
+            },
+            tags: vec!["b".into(), "a".into()],
+            save_path: "/data".into(),
+            auto_tmm: false,
+            paused: i.is_multiple_of(2),
+            added_on: 1_700_000_000 + i64::from(i),
+            size: 1000,
+            magnet_uri: String::new(),
+            blob: None,
+        }
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("chunk {0} is missing")]
+    struct Missing(String);
+
+    /// Builds into a map; returns (root, ids written by this build).
+    fn build_into(store: &mut HashMap<String, Vec<u8>>, records: Vec<Record>) -> (Root, usize) {
+        let mut new = 0;
+        let root = build(records, &mut |e: Encoded| -> Result<(), Missing> {
+            if let std::collections::hash_map::Entry::Vacant(v) = store.entry(e.id) {
+                new += 1;
+                v.insert(e.bytes);
+            }
+            Ok(())
+        })
+        .expect("infallible");
+        (root, new)
+    }
+
+    fn read_from(store: &HashMap<String, Vec<u8>>, root: &str) -> Vec<Record> {
+        read(root, &mut |id: &str| {
+            store.get(id).cloned().ok_or_else(|| Missing(id.into()))
+        })
+        .expect("readable")
+    }
+
+    #[test]
+    fn round_trip_in_canonical_order() {
+        for n in [0u32, 1, 16, 17, 300, 5000] {
+            let mut store = HashMap::new();
+            let records: Vec<Record> = (0..n).rev().map(rec).collect();
+            let (root, _) = build_into(&mut store, records.clone());
+            assert_eq!(root.count, n as usize);
+            let back = read_from(&store, &root.id);
+            assert_eq!(back, canonical(records), "n={n}");
+        }
+    }
+
+    #[test]
+    fn the_same_records_give_the_same_root_and_no_new_chunks() {
+        let mut store = HashMap::new();
+        let (a, first) = build_into(&mut store, (0..2000).map(rec).collect());
+        let (b, second) = build_into(&mut store, (0..2000).rev().map(rec).collect());
+        assert_eq!(a, b);
+        assert!(first > 100, "{first}");
+        assert_eq!(second, 0);
+    }
+
+    #[test]
+    fn one_change_rewrites_one_leaf_and_the_path_above_it() {
+        let mut store = HashMap::new();
+        let mut records: Vec<Record> = (0..20_000).map(rec).collect();
+        let (a, _) = build_into(&mut store, records.clone());
+        records[1234].category = "moved".into();
+        let (b, new) = build_into(&mut store, records);
+        assert_ne!(a.id, b.id);
+        // A leaf plus log16(20000/16) ≈ 3 nodes.
+        assert!((2..=6).contains(&new), "{new} chunks rewritten");
+    }
+
+    #[test]
+    fn damage_is_detected() {
+        let mut store = HashMap::new();
+        let (root, _) = build_into(&mut store, (0..100).map(rec).collect());
+        let leaf = store
+            .iter()
+            .find(|(_, b)| b.starts_with(br#"{"kind":"leaf""#))
+            .map(|(k, _)| k.clone())
+            .expect("a leaf");
+        let mut bad = store.clone();
+        bad.get_mut(&leaf).expect("leaf").push(b' ');
+        let err = read(&root.id, &mut |id: &str| {
+            bad.get(id).cloned().ok_or_else(|| Missing(id.into()))
+        });
+        assert!(matches!(err, Err(ReadError::Mismatch { .. })), "{err:?}");
+        bad = store.clone();
+        bad.remove(&leaf);
+        let err = read(&root.id, &mut |id: &str| {
+            bad.get(id).cloned().ok_or_else(|| Missing(id.into()))
+        });
+        assert!(matches!(err, Err(ReadError::Load(_))), "{err:?}");
+        let ids = chunk_ids(&root.id, &mut |id: &str| {
+            store.get(id).cloned().ok_or_else(|| Missing(id.into()))
+        })
+        .expect("ids");
+        assert_eq!(ids.len(), store.len());
+    }
+
+    #[test]
+    fn duplicates_and_tag_order_do_not_matter() {
+        let mut r = rec(1);
+        let mut dup = r.clone();
+        dup.tags.reverse();
+        r.tags = vec!["a".into(), "b".into(), "a".into()];
+        let c = canonical(vec![r, dup]);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].tags, vec!["a".to_string(), "b".to_string()]);
+    }
+}
