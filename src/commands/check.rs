@@ -3,31 +3,30 @@
 use clap::Args;
 
 use super::{Printer, outln};
-use crate::check::check;
+use crate::check::{CheckRequest, check};
 use crate::config::Config;
 use crate::error::Error;
-use crate::history::History;
 use crate::status::ExitStatus;
 use crate::store::Store;
+use crate::text::printable;
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Drop damaged blobs from the index and rewrite lost or damaged manifests
-    /// from the history database
+    /// Fix what can be fixed without qBittorrent: rebuild a lost or damaged
+    /// history database from the run files, adopt run files it does not
+    /// know, drop damaged blobs from the index, rewrite lost or damaged run
+    /// files from the database, remove stale temporary files
     #[arg(long)]
     pub repair: bool,
 }
 
 pub fn run(config: &Config, args: &CheckArgs, p: &Printer) -> Result<ExitStatus, Error> {
     let store = Store::new(&config.store);
-    if !store.db_path().exists() {
-        return Err(Error::Usage(format!(
-            "no history database in {}: nothing to check yet",
-            store.root().display()
-        )));
-    }
-    let history = History::open_store(&store)?;
-    let report = check(&store, &history, args.repair)?;
+    let req = CheckRequest {
+        repair: args.repair,
+        instances: config.instances.iter().map(|i| i.name.clone()).collect(),
+    };
+    let report = check(&store, &req)?;
     let code = if report.unrepaired() == 0 {
         ExitStatus::Success
     } else {
@@ -37,6 +36,8 @@ pub fn run(config: &Config, args: &CheckArgs, p: &Printer) -> Result<ExitStatus,
         let v = serde_json::json!({
             "blobs_checked": report.blobs_checked,
             "manifests_checked": report.manifests_checked,
+            "run_files": report.run_files,
+            "rebuilt": report.rebuilt,
             "problems": report.problems,
             "exit_code": code.code(),
         });
@@ -44,11 +45,12 @@ pub fn run(config: &Config, args: &CheckArgs, p: &Printer) -> Result<ExitStatus,
         return Ok(code);
     }
     for problem in &report.problems {
+        // File names and run file contents are untrusted text.
         outln!(
             p,
             "{}: {}{}",
-            problem.id,
-            problem.what,
+            printable(&problem.id, 200),
+            printable(&problem.what, 4000),
             if problem.repaired { " (repaired)" } else { "" }
         );
     }

@@ -26,7 +26,8 @@ pub struct ForgetArgs {
     /// Keep the newest run of each of the last N months that have runs
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub keep_monthly: usize,
-    /// Also delete blobs that no remaining run (or torrent still in the index) needs
+    /// Also delete blobs that no remaining run file (or torrent still in the
+    /// index) needs, and temporary files of killed runs
     #[arg(long)]
     pub prune: bool,
     /// Say what would be removed, remove nothing
@@ -68,7 +69,11 @@ pub fn run(config: &Config, a: &ForgetArgs, p: &Printer) -> Result<ExitStatus, E
         report.kept.len(),
         report.removed.len(),
         if a.prune && !a.dry_run {
-            format!(", {} unreferenced blobs", report.blobs_removed)
+            let temps = match report.temp_files_removed {
+                0 => String::new(),
+                n => format!(" and {n} stale temporary files"),
+            };
+            format!(", {} unreferenced blobs{temps}", report.blobs_removed)
         } else {
             String::new()
         }

@@ -16,7 +16,6 @@ pub mod runs;
 pub mod show;
 pub mod summary;
 
-use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +26,6 @@ pub(crate) use printer::outln;
 use crate::config::{Config, default_config_path};
 use crate::error::Error;
 use crate::history::History;
-use crate::store::Store;
 
 /// Reads the config: `--config`, else `$QBACKUP_CONFIG`, else the XDG path.
 pub fn load_config(path: Option<&Path>) -> Result<Config, Error> {
@@ -40,19 +38,27 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, Error> {
 }
 
 /// Logs on stderr: warnings by default, `-v` info, `-vv` debug;
-/// `QBACKUP_LOG` takes a tracing filter.
+/// `QBACKUP_LOG` takes a tracing filter. Every record goes through
+/// [`printer::SafeStderr`], which escapes control and bidi characters (a
+/// torrent name in any field cannot drive the terminal or forge a line);
+/// hence no ANSI colours, whose escapes it would show as text.
 pub fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn",
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("QBACKUP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("qbackup={default},warn")));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("QBACKUP_LOG").unwrap_or_else(|_| {
+        // rustls' platform verifier logs its own ERROR line for a refused
+        // certificate; qbackup's one-line error already says what to do.
+        tracing_subscriber::EnvFilter::new(format!(
+            "qbackup={default},rustls_platform_verifier=off,warn"
+        ))
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(printer::SafeStderr)
+        .with_ansi(false)
         .with_target(false)
         .try_init();
 }
@@ -97,12 +103,4 @@ pub(crate) fn mark_dead_runs(history: &History) {
     if let Err(e) = history.mark_dead_processes(&now) {
         tracing::warn!("cannot update interrupted runs: {e}");
     }
-}
-
-/// The store's history database, if it has one yet.
-pub(crate) fn open_history_if_any(store: &Store) -> Result<Option<History>, Error> {
-    if !store.db_path().exists() {
-        return Ok(None);
-    }
-    Ok(Some(History::open_store(store)?))
 }

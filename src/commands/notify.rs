@@ -103,7 +103,7 @@ fn test(config: &Config, a: &TestArgs, p: &Printer) -> Result<ExitStatus, Error>
             "{}: test notification ({}) failed: {}",
             d.target,
             target.format.as_str(),
-            d.error.as_deref().unwrap_or("unknown error")
+            super::summary::text(d.error.as_deref().unwrap_or("unknown error"))
         );
     }
     Ok(if d.delivered() {

@@ -147,14 +147,20 @@ fn print_report(r: &RestoreReport, p: &Printer) {
         r.restore_id
     );
     if let Some(e) = &r.error {
-        outln!(p, "  error: {}", one_line(e));
+        outln!(p, "  error: {}", summary::text(&one_line(e)));
     }
     for w in &r.warnings {
-        outln!(p, "  warning: {}", one_line(w));
+        outln!(p, "  warning: {}", summary::text(&one_line(w)));
     }
     let shown = summary::shown(r.failures.len(), p.is_verbose());
     for f in &r.failures[..shown] {
-        outln!(p, "  failed: {} ({}): {}", f.name, f.id, f.reason);
+        outln!(
+            p,
+            "  failed: {} ({}): {}",
+            summary::name(&f.name),
+            summary::name(&f.id),
+            summary::text(&f.reason)
+        );
     }
     if r.failures.len() > shown {
         outln!(
@@ -212,33 +218,45 @@ fn plan_lines(r: &RestoreReport, plan: &PlanView, verbose: bool) -> Vec<String> 
     let cats = summary::shown(plan.categories.len(), verbose);
     for c in &plan.categories[..cats] {
         let path = if c.save_path.is_empty() {
-            "default save path"
+            "default save path".into()
         } else {
-            &c.save_path
+            summary::text(&c.save_path)
         };
         out.push(format!(
             "  category {:<7} {} ({path})",
             action(c.action),
-            c.name
+            summary::name(&c.name)
         ));
         if let Some(n) = &c.note {
-            out.push(format!("           note: {n}"));
+            out.push(format!("           note: {}", summary::text(n)));
         }
     }
     out.extend(summary::more_line(plan.categories.len(), cats).map(|m| format!("  {m}")));
     let tags = summary::shown(plan.tags.len(), verbose);
     for t in &plan.tags[..tags] {
-        out.push(format!("  tag      {:<7} {}", action(t.action), t.name));
+        out.push(format!(
+            "  tag      {:<7} {}",
+            action(t.action),
+            summary::name(&t.name)
+        ));
     }
     out.extend(summary::more_line(plan.tags.len(), tags).map(|m| format!("  {m}")));
 
     // Then the torrents: the problems first.
     let total = plan.not_restorable.len() + plan.to_add.len() + plan.already_present.len();
     let shown = summary::shown(total, verbose);
-    let cannot = (plan.not_restorable.iter())
-        .map(|t| format!("  cannot   {} {}: {}", t.id, t.name, t.reason));
+    let cannot = (plan.not_restorable.iter()).map(|t| {
+        let (id, name) = (summary::name(&t.id), summary::name(&t.name));
+        format!("  cannot   {id} {name}: {}", summary::text(&t.reason))
+    });
     let add = plan.to_add.iter().map(add_line);
-    let present = (plan.already_present.iter()).map(|t| format!("  present  {} {}", t.id, t.name));
+    let present = (plan.already_present.iter()).map(|t| {
+        format!(
+            "  present  {} {}",
+            summary::name(&t.id),
+            summary::name(&t.name)
+        )
+    });
     out.extend(cannot.chain(add).chain(present).take(shown));
     out.extend(summary::more_line(total, shown).map(|m| format!("  {m}")));
 
@@ -257,7 +275,7 @@ fn plan_lines(r: &RestoreReport, plan: &PlanView, verbose: bool) -> Vec<String> 
             .count(),
     ));
     if let Some(e) = &r.error {
-        out.push(format!("  error: {}", one_line(e)));
+        out.push(format!("  error: {}", summary::text(&one_line(e))));
     }
     out
 }
@@ -271,15 +289,15 @@ const NOT_RESTORABLE: &str = "not restorable";
 fn add_line(t: &TorrentStep) -> String {
     format!(
         "  add      {} {} [{}] tags {} -> {}{} ({}{})",
-        t.id,
-        t.name,
-        t.category,
+        summary::name(&t.id),
+        summary::name(&t.name),
+        summary::name(&t.category),
         if t.tags.is_empty() {
             "-".to_string()
         } else {
-            t.tags.join(",")
+            summary::tags(&t.tags)
         },
-        t.save_path,
+        summary::text(&t.save_path),
         if t.auto_tmm { " (automatic)" } else { "" },
         if t.paused { "paused" } else { "started" },
         if t.action == RestoreAction::AddMagnet {

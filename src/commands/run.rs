@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Args, ValueEnum};
 
-use super::{Printer, outln, runtime, watch_signals};
+use super::{Printer, outln, runtime, summary, watch_signals};
 use crate::backup::{RunOptions, RunReport};
 use crate::clock::SystemClock;
 use crate::config::Config;
@@ -179,17 +179,17 @@ fn print_report(r: &RunReport, p: &Printer) {
     }
     outln!(p, "{line}");
     if let Some(e) = &r.error {
-        outln!(p, "  error: {}", one_line(e));
+        outln!(p, "  error: {}", summary::text(&one_line(e)));
     }
     const SHOWN: usize = 10;
     for w in r.warning_list.iter().take(SHOWN) {
         outln!(
             p,
             "  warning: {} ({}): {}: {}",
-            w.name,
-            w.id,
+            summary::name(&w.name),
+            summary::name(&w.id),
             w.class.as_str(),
-            w.reason
+            summary::text(&w.reason)
         );
     }
     if r.warning_list.len() > SHOWN {

@@ -3,10 +3,10 @@
 use clap::Args;
 use serde::Serialize;
 
-use super::{Printer, mark_dead_runs, open_history_if_any, outln};
+use super::{Printer, mark_dead_runs, outln};
 use crate::config::Config;
 use crate::error::Error;
-use crate::history::{RestoreSummary, RunSummary};
+use crate::history::{History, RestoreSummary, RunSummary};
 use crate::status::ExitStatus;
 use crate::store::Store;
 
@@ -14,8 +14,12 @@ use crate::store::Store;
 pub struct RunsArgs {
     #[arg(long, short = 'i', value_name = "NAME")]
     pub instance: Option<String>,
-    /// Show at most this many runs
-    #[arg(long, default_value_t = 20)]
+    /// Show at most this many runs (at least 1)
+    #[arg(
+        long,
+        default_value_t = 20,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     pub limit: usize,
 }
 
@@ -24,7 +28,7 @@ pub fn run(config: &Config, a: &RunsArgs, p: &Printer) -> Result<ExitStatus, Err
         config.instance(i)?;
     }
     let store = Store::new(&config.store);
-    let Some(history) = open_history_if_any(&store)? else {
+    let Some(history) = History::open_store_for_reading(&store)? else {
         if p.is_json() {
             outln!(p, "[]");
         } else {
@@ -37,7 +41,7 @@ pub fn run(config: &Config, a: &RunsArgs, p: &Printer) -> Result<ExitStatus, Err
     let restores = history.list_restores(a.instance.as_deref(), a.limit)?;
     let entries = merge_history(runs, restores, a.limit);
     if p.is_json() {
-        outln!(p, "{}", serde_json::to_string(&entries).unwrap_or_default());
+        p.json(&entries);
         return Ok(ExitStatus::Success);
     }
     if entries.is_empty() {

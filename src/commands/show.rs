@@ -3,10 +3,10 @@
 use clap::Args;
 use serde::Serialize;
 
-use super::{Printer, mark_dead_runs, open_history_if_any, outln, summary};
+use super::{Printer, mark_dead_runs, outln, summary};
 use crate::config::Config;
 use crate::error::Error;
-use crate::history::{RestoreSummary, RunSource};
+use crate::history::{History, RestoreSummary, RunSource};
 use crate::manifest::{Item, ItemSource, Manifest};
 use crate::status::ExitStatus;
 use crate::store::Store;
@@ -44,7 +44,7 @@ pub fn run(config: &Config, a: &ShowArgs, p: &Printer) -> Result<ExitStatus, Err
         config.instance(i)?;
     }
     let store = Store::new(&config.store);
-    let Some(history) = open_history_if_any(&store)? else {
+    let Some(history) = History::open_store_for_reading(&store)? else {
         return Err(crate::history::HistoryError::NoSuchRun(a.run.clone()).into());
     };
     mark_dead_runs(&history);
@@ -120,17 +120,17 @@ pub fn run(config: &Config, a: &ShowArgs, p: &Printer) -> Result<ExitStatus, Err
     outln!(p, "categories {}", m.categories.len());
     outln!(p, "tags       {}", m.tags.len());
     if let Some(e) = &m.error {
-        outln!(p, "error      {}", one_line(e));
+        outln!(p, "error      {}", summary::text(&one_line(e)));
     }
     let shown = summary::shown(m.warnings.len(), p.is_verbose());
     for w in &m.warnings[..shown] {
         outln!(
             p,
             "warning    {} ({}): {}: {}",
-            w.name,
-            w.id,
+            summary::name(&w.name),
+            summary::name(&w.id),
             w.class.as_str(),
-            w.reason
+            summary::text(&w.reason)
         );
     }
     if let Some(more) = summary::more_line(m.warnings.len(), shown) {
@@ -145,7 +145,7 @@ pub fn run(config: &Config, a: &ShowArgs, p: &Printer) -> Result<ExitStatus, Err
             n.outcome,
             n.error
                 .as_deref()
-                .map(|e| format!(": {e}"))
+                .map(|e| format!(": {}", summary::text(e)))
                 .unwrap_or_default()
         );
     }
@@ -179,11 +179,11 @@ fn torrent_lines(torrents: &[Item], verbose: bool) -> Vec<String> {
     out.extend(torrents[..shown].iter().map(|t| {
         format!(
             "torrent    {} {:<20} {} [{}] {}",
-            t.id,
+            summary::name(&t.id),
             t.source.as_str(),
-            t.name,
-            t.category,
-            t.tags.join(",")
+            summary::name(&t.name),
+            summary::name(&t.category),
+            summary::tags(&t.tags)
         )
     }));
     out.extend(summary::more_line(torrents.len(), shown));
@@ -241,7 +241,7 @@ fn show_restore(r: &RestoreSummary, p: &Printer) {
         r.failed
     );
     if let Some(e) = &r.error {
-        outln!(p, "error      {}", one_line(e));
+        outln!(p, "error      {}", summary::text(&one_line(e)));
     }
     let list = |key: &str| {
         report
@@ -252,7 +252,11 @@ fn show_restore(r: &RestoreSummary, p: &Printer) {
             .unwrap_or_default()
     };
     for w in list("warnings") {
-        outln!(p, "warning    {}", w.as_str().unwrap_or_default());
+        outln!(
+            p,
+            "warning    {}",
+            summary::text(w.as_str().unwrap_or_default())
+        );
     }
     let failures = list("failures");
     let shown = summary::shown(failures.len(), p.is_verbose());
@@ -260,9 +264,9 @@ fn show_restore(r: &RestoreSummary, p: &Printer) {
         outln!(
             p,
             "failed     {} ({}): {}",
-            f["name"].as_str().unwrap_or_default(),
-            f["id"].as_str().unwrap_or_default(),
-            f["reason"].as_str().unwrap_or_default()
+            summary::name(f["name"].as_str().unwrap_or_default()),
+            summary::name(f["id"].as_str().unwrap_or_default()),
+            summary::text(f["reason"].as_str().unwrap_or_default())
         );
     }
     if let Some(more) = summary::more_line(failures.len(), shown) {

@@ -3,14 +3,44 @@
 //! lists everything). Pure, and table-tested below; the commands decide
 //! what to count and how a line looks.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Display;
+
+use crate::text::printable;
 
 /// Lines of a long list shown without `-v`.
 pub const SHOWN: usize = 20;
 
 /// Keys named on one count line; the rest are added up as "others".
 pub const KEYS_SHOWN: usize = 10;
+
+/// Longest torrent name, category or tag printed, in bytes.
+pub const NAME_BYTES: usize = 200;
+
+/// Longest reason, path, note, list of tags or error message printed, in
+/// bytes: with a name, an id and some words, a line stays under 1 KB.
+pub const TEXT_BYTES: usize = 600;
+
+/// A torrent name, category or tag from the server as a human line shows
+/// it: escaped ([`printable`]) and at most [`NAME_BYTES`]. `--json` has the
+/// exact value.
+pub fn name(s: &str) -> Cow<'_, str> {
+    printable(s, NAME_BYTES)
+}
+
+/// A reason, path, note or message as a human line shows it: escaped and at
+/// most [`TEXT_BYTES`].
+pub fn text(s: &str) -> Cow<'_, str> {
+    printable(s, TEXT_BYTES)
+}
+
+/// A list of tags as a human line shows it: each tag a [`name`], the whole
+/// list a [`text`].
+pub fn tags(tags: &[String]) -> String {
+    let joined: Vec<Cow<'_, str>> = tags.iter().map(|t| name(t)).collect();
+    text(&joined.join(",")).into_owned()
+}
 
 /// How many items have each key: most first, ties in key order.
 pub fn count_by<K: Ord>(keys: impl IntoIterator<Item = K>) -> Vec<(K, usize)> {
@@ -45,7 +75,8 @@ pub fn count_in_order<K: PartialEq + Copy>(
 }
 
 /// `"3 movies, 2 (no category), 4 in 3 others"`: count first, at most `max`
-/// keys named, the rest added up; `"none"` when there is nothing.
+/// keys named (each a [`name`]: categories and states come from the server),
+/// the rest added up; `"none"` when there is nothing.
 pub fn format_counts<K: Display>(counts: &[(K, usize)], max: usize) -> String {
     if counts.is_empty() {
         return "none".to_string();
@@ -53,7 +84,7 @@ pub fn format_counts<K: Display>(counts: &[(K, usize)], max: usize) -> String {
     let named = counts.len().min(max);
     let mut parts: Vec<String> = counts[..named]
         .iter()
-        .map(|(k, n)| format!("{n} {k}"))
+        .map(|(k, n)| format!("{n} {}", name(&k.to_string())))
         .collect();
     let rest = &counts[named..];
     if !rest.is_empty() {
@@ -139,6 +170,9 @@ mod tests {
         for (counts, max, want) in cases {
             assert_eq!(format_counts(counts, max), want, "{counts:?} {max}");
         }
+        let long = format!("tv\x1b[2J{}", "x".repeat(1000));
+        let got = format_counts(&[(long.as_str(), 2), ("a", 1)], 10);
+        assert_eq!(got, format!("2 tv\\x1b[2J{}…, 1 a", "x".repeat(188)));
     }
 
     #[test]
@@ -166,6 +200,30 @@ mod tests {
             assert_eq!(n, want_shown, "{total} {verbose}");
             assert_eq!(more_line(total, n).as_deref(), want_more, "{total}");
         }
+    }
+
+    #[test]
+    fn names_and_texts_are_escaped_and_clipped() {
+        let long = format!("evil\x1b[2J\r\n{}", "A".repeat(4000));
+        let cases = [
+            (name("movies"), "movies".to_string()),
+            (name("a\u{202e}b"), "a\\u{202e}b".to_string()),
+            (
+                name(&long),
+                format!("evil\\x1b[2J\\r\\n{}…", "A".repeat(182)),
+            ),
+            (
+                text(&long),
+                format!("evil\\x1b[2J\\r\\n{}…", "A".repeat(582)),
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, want);
+        }
+        assert_eq!(name(&long).len(), NAME_BYTES);
+        assert_eq!(tags(&["a".into(), "b\tc".into()]), "a,b\\tc");
+        let many: Vec<String> = (0..100).map(|_| long.clone()).collect();
+        assert_eq!(tags(&many).len(), TEXT_BYTES);
     }
 
     #[test]

@@ -79,6 +79,16 @@ pub enum PatternError {
     BadMapping(String),
     #[error("--save-path-map: {0:?} is mapped twice")]
     DuplicateMapping(String),
+    #[error(
+        "--save-path-map {spec:?}: {side} {path:?} is not an absolute path; \
+         start it with /, a drive (D:\\ or D:/) or \\\\server\\share"
+    )]
+    RelativePath {
+        spec: String,
+        /// "OLD" or "NEW".
+        side: &'static str,
+        path: String,
+    },
 }
 
 impl Glob {
@@ -195,6 +205,21 @@ fn is_sep(c: char) -> bool {
     c == '/' || c == '\\'
 }
 
+/// An absolute path on the server's system, POSIX or Windows: `/x`, a drive
+/// (`D:\x`, `D:/x`, `D:\`) or a UNC share (`\\server\share`). A bare `D:`
+/// or `\x` is relative to a current drive or directory, so not absolute.
+pub(super) fn is_absolute(p: &str) -> bool {
+    let b = p.as_bytes();
+    if p.starts_with('/') {
+        return true;
+    }
+    if b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && is_sep(b[2] as char) {
+        return true;
+    }
+    p.strip_prefix("\\\\")
+        .is_some_and(|rest| rest.split(is_sep).filter(|s| !s.is_empty()).count() >= 2)
+}
+
 /// Drops trailing separators, but keeps a root (`/`, `C:\`) whole.
 pub(super) fn trim_sep(p: &str) -> &str {
     let t = p.trim_end_matches(is_sep);
@@ -214,6 +239,15 @@ impl PathMap {
             };
             if old.is_empty() || new.is_empty() {
                 return Err(PatternError::BadMapping(spec.clone()));
+            }
+            for (side, path) in [("OLD", old), ("NEW", new)] {
+                if !is_absolute(path) {
+                    return Err(PatternError::RelativePath {
+                        spec: spec.clone(),
+                        side,
+                        path: path.into(),
+                    });
+                }
             }
             let old = trim_sep(old).to_string();
             if rules.iter().any(|(o, _)| *o == old) {
@@ -346,6 +380,8 @@ mod tests {
         assert_eq!(only.apply("/other/data"), "/other/data", "prefix only");
         let win = PathMap::parse(&["C:\\old=E:\\new".into()]).unwrap();
         assert_eq!(win.apply("C:\\old\\a b"), "E:\\new\\a b");
+        let unc = PathMap::parse(&["\\\\nas\\old=\\\\nas2\\media".into()]).unwrap();
+        assert_eq!(unc.apply("\\\\nas\\old\\x"), "\\\\nas2\\media\\x");
         for bad in ["nothing", "=/x", "/x=", ""] {
             assert!(PathMap::parse(&[bad.into()]).is_err(), "{bad}");
         }
@@ -353,5 +389,72 @@ mod tests {
             PathMap::parse(&["/a=/b".into(), "/a/=/c".into()]),
             Err(PatternError::DuplicateMapping(_))
         ));
+    }
+
+    #[test]
+    fn absolute_path_table() {
+        let cases = [
+            ("/", true),
+            ("/data", true),
+            ("//server/share", true),
+            ("D:\\Media", true),
+            ("d:/media", true),
+            ("C:\\", true),
+            ("\\\\server\\share", true),
+            ("\\\\server\\share\\dir", true),
+            ("\\\\?\\C:\\x", true),
+            ("", false),
+            ("data", false),
+            ("./data", false),
+            ("../data", false),
+            ("~/data", false),
+            ("C:", false),
+            ("C:media", false),
+            ("\\media", false),
+            ("\\\\server", false),
+            ("\\\\server\\", false),
+            ("1:\\x", false),
+        ];
+        for (path, want) in cases {
+            assert_eq!(is_absolute(path), want, "{path:?}");
+        }
+    }
+
+    #[test]
+    fn a_relative_side_is_refused() {
+        let cases = [
+            ("/data=mnt/data", "NEW", "mnt/data"),
+            ("/data=./mnt", "NEW", "./mnt"),
+            ("/data=C:media", "NEW", "C:media"),
+            ("data=/mnt/data", "OLD", "data"),
+        ];
+        for (spec, side, path) in cases {
+            let err = PathMap::parse(&["/ok=/fine".into(), spec.into()]).unwrap_err();
+            assert_eq!(
+                err,
+                PatternError::RelativePath {
+                    spec: spec.into(),
+                    side,
+                    path: path.into()
+                },
+                "{spec}"
+            );
+        }
+        let msg = PathMap::parse(&["/data=mnt".into()])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            msg,
+            "--save-path-map \"/data=mnt\": NEW \"mnt\" is not an absolute path; \
+             start it with /, a drive (D:\\ or D:/) or \\\\server\\share"
+        );
+        // Windows paths on either side, and a Windows OLD with a POSIX NEW.
+        for ok in [
+            "D:\\Media=/mnt/media",
+            "/data=E:\\data",
+            "/x=\\\\nas\\share",
+        ] {
+            assert!(PathMap::parse(&[ok.into()]).is_ok(), "{ok}");
+        }
     }
 }
