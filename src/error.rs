@@ -14,8 +14,20 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Lock(#[from] LockError),
-    #[error("{0}{hint}", hint = if .0.is_disk_full() { " (the disk is full: free space and run again)" } else { "" })]
+    #[error("{0}{hint}", hint = if .0.is_disk_full() { " (the disk is full: free space and run again)" } else if .0.is_read_only() { " (the store is on a read-only file system: this command writes to it)" } else { "" })]
     Store(#[from] StoreError),
+    /// A command that writes, on a store mounted read-only.
+    #[error("the store {} is on a read-only file system and `qbackup {command}` writes to it; remount it read-write (or copy the store somewhere writable) and run again", store.display())]
+    ReadOnlyStore {
+        store: std::path::PathBuf,
+        command: &'static str,
+    },
+    /// `forget --prune` can't tell which blobs a run file needs.
+    #[error("not pruning: run file {} {why}, so the blobs it needs can't be told from unused ones; nothing was removed: run `qbackup check`, then fix or remove that file", path.display())]
+    PruneRefused {
+        path: std::path::PathBuf,
+        why: String,
+    },
     #[error(transparent)]
     History(#[from] HistoryError),
     #[error(transparent)]

@@ -40,6 +40,30 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Whether this process may write to `path` (access(2) with `W_OK`): an
+/// error of kind `ReadOnlyFilesystem` on a read-only mount, even for root.
+pub fn check_writable(path: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;
+    // SAFETY: `c` is a valid NUL-terminated string for the whole call.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// True for the error a write gets on a read-only file system (EROFS).
+pub fn is_read_only_error(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EROFS) || e.kind() == io::ErrorKind::ReadOnlyFilesystem
+}
+
+/// True when `path` (which must exist) is on a read-only file system.
+pub fn is_read_only_fs(path: &Path) -> bool {
+    check_writable(path).is_err_and(|e| is_read_only_error(&e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -161,6 +161,106 @@ pub struct Manifest {
     pub error: Option<String>,
 }
 
+/// A SHA-256 as qbackup writes it: 64 lowercase hex digits. Blob files are
+/// named by it, so nothing else may reach a path.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// `len` hex digits, either case (info-hashes as the WebAPI gives them).
+pub fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The canonical store path of the blob with this SHA-256,
+/// `blobs/xx/<sha256>.torrent`; None for a malformed hash.
+pub fn blob_rel_path(sha256: &str) -> Option<String> {
+    is_sha256_hex(sha256).then(|| format!("blobs/{}/{sha256}.torrent", &sha256[..2]))
+}
+
+/// What is wrong with one torrent's record in a run file: a malformed hash
+/// (the record cannot be trusted to find or check its .torrent) or a blob
+/// path that is not the canonical one for its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemFault {
+    Id(String),
+    InfohashV1(String),
+    InfohashV2(String),
+    BlobSha256(String),
+    BlobPath { found: String, want: String },
+}
+
+impl ItemFault {
+    /// A malformed hash, as opposed to a merely misplaced path.
+    pub fn is_bad_hash(&self) -> bool {
+        !matches!(self, ItemFault::BlobPath { .. })
+    }
+}
+
+impl std::fmt::Display for ItemFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |s: &str| format!("{:?}", crate::text::clip(s, 80));
+        match self {
+            ItemFault::Id(s) => write!(f, "a malformed torrent id {}", shown(s)),
+            ItemFault::InfohashV1(s) => {
+                write!(
+                    f,
+                    "a malformed v1 info-hash {} (want 40 hex digits)",
+                    shown(s)
+                )
+            }
+            ItemFault::InfohashV2(s) => {
+                write!(
+                    f,
+                    "a malformed v2 info-hash {} (want 64 hex digits)",
+                    shown(s)
+                )
+            }
+            ItemFault::BlobSha256(s) => write!(
+                f,
+                "a malformed blob SHA-256 {} (want 64 lowercase hex digits)",
+                shown(s)
+            ),
+            ItemFault::BlobPath { found, want } => {
+                write!(f, "blob path {} instead of {want}", shown(found))
+            }
+        }
+    }
+}
+
+impl Item {
+    /// Every [`ItemFault`] of this record, none for a sound one.
+    pub fn faults(&self) -> Vec<ItemFault> {
+        let mut out = Vec::new();
+        if !(is_hex(&self.id, 40) || is_hex(&self.id, 64)) {
+            out.push(ItemFault::Id(self.id.clone()));
+        }
+        if !self.infohash_v1.is_empty() && !is_hex(&self.infohash_v1, 40) {
+            out.push(ItemFault::InfohashV1(self.infohash_v1.clone()));
+        }
+        if !self.infohash_v2.is_empty() && !is_hex(&self.infohash_v2, 64) {
+            out.push(ItemFault::InfohashV2(self.infohash_v2.clone()));
+        }
+        if let Some(b) = &self.blob {
+            match blob_rel_path(&b.sha256) {
+                None => out.push(ItemFault::BlobSha256(b.sha256.clone())),
+                Some(want) if b.path != want => out.push(ItemFault::BlobPath {
+                    found: b.path.clone(),
+                    want,
+                }),
+                Some(_) => {}
+            }
+        }
+        out
+    }
+
+    /// The first malformed hash of this record, if any: such a torrent
+    /// cannot be restored or re-verified from this run.
+    pub fn bad_hash(&self) -> Option<ItemFault> {
+        self.faults().into_iter().find(ItemFault::is_bad_hash)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("manifest {path} is missing")]
@@ -209,8 +309,18 @@ impl Manifest {
                 });
             }
         };
+        Self::parse(&bytes, path, expected_sha256)
+    }
+
+    /// [`Manifest::read`] of bytes already read from `path`.
+    pub fn parse(
+        bytes: &[u8],
+        path: &Path,
+        expected_sha256: Option<&str>,
+    ) -> Result<Manifest, ManifestError> {
+        let shown = path.display().to_string();
         if let Some(want) = expected_sha256
-            && crate::torrent::sha256_hex(&bytes) != want
+            && crate::torrent::sha256_hex(bytes) != want
         {
             return Err(ManifestError::Damaged {
                 path: shown,
@@ -221,7 +331,7 @@ impl Manifest {
         struct Probe {
             schema_version: u32,
         }
-        let probe: Probe = serde_json::from_slice(&bytes).map_err(|e| ManifestError::Damaged {
+        let probe: Probe = serde_json::from_slice(bytes).map_err(|e| ManifestError::Damaged {
             path: shown.clone(),
             detail: e.to_string(),
         })?;
@@ -231,9 +341,39 @@ impl Manifest {
                 found: probe.schema_version,
             });
         }
-        serde_json::from_slice(&bytes).map_err(|e| ManifestError::Damaged {
-            path: shown,
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| ManifestError::Damaged {
+            path: shown.clone(),
             detail: e.to_string(),
-        })
+        })?;
+        // The run id and instance name become file and lock names.
+        for (what, v) in [("run id", &m.run_id), ("instance name", &m.instance)] {
+            if !safe_name(v) {
+                return Err(ManifestError::Damaged {
+                    path: shown,
+                    detail: format!(
+                        "its {what} {:?} is not a valid name",
+                        crate::text::clip(v, 80)
+                    ),
+                });
+            }
+        }
+        Ok(m)
     }
+
+    /// Every torrent record with a fault, by index (see [`Item::faults`]).
+    pub fn faults(&self) -> Vec<(usize, ItemFault)> {
+        let each = self.torrents.iter().enumerate();
+        each.flat_map(|(i, it)| it.faults().into_iter().map(move |f| (i, f)))
+            .collect()
+    }
+}
+
+/// A run id or instance name that can be a file name: not empty, no path
+/// separator or control character, not `.`/`..`, at most 200 bytes.
+pub fn safe_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 200
+        && s != "."
+        && s != ".."
+        && !s.chars().any(|c| c == '/' || c == '\\' || c.is_control())
 }

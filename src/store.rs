@@ -4,13 +4,17 @@
 //! ```text
 //! STORE/
 //!   blobs/ab/ab12…ef.torrent     one file per distinct .torrent, named by SHA-256
-//!   manifests/INSTANCE/RUN.json  one manifest per run
+//!   manifests/INSTANCE/RUN.json  one manifest ("run file") per run
 //!   history.sqlite3              run history and the blob index
 //!   locks/INSTANCE.lock          held while a run or restore is in progress
+//!   …/.tmp-*                     an atomic write in progress, or a killed one's leftover
 //! ```
 //!
 //! A blob is only ever written whole (see [`crate::fsutil::write_atomic`]), so
-//! a blob left by a run that crashed is as good as any other.
+//! a blob left by a run that crashed is as good as any other. A blob is
+//! found by its SHA-256 alone, and only a well-formed one (64 lowercase hex
+//! digits) becomes a path. The run files on disk ([`Store::run_files`]) are
+//! the primary record: the history database can be rebuilt from them.
 
 use std::fs;
 use std::io;
@@ -43,6 +47,12 @@ impl StoreError {
     pub fn is_disk_full(&self) -> bool {
         let StoreError::Io { source, .. } = self;
         source.raw_os_error() == Some(libc::ENOSPC) || source.kind() == io::ErrorKind::StorageFull
+    }
+
+    /// True when the store is on a read-only file system (EROFS).
+    pub fn is_read_only(&self) -> bool {
+        let StoreError::Io { source, .. } = self;
+        fsutil::is_read_only_error(source)
     }
 }
 
@@ -88,8 +98,21 @@ impl Store {
         format!("manifests/{instance}/{run_id}.json")
     }
 
-    pub fn blob_rel_path(sha256: &str) -> String {
-        format!("blobs/{}/{sha256}.torrent", &sha256[..2])
+    /// `blobs/xx/<sha256>.torrent`; None for a malformed hash (see
+    /// [`crate::manifest::is_sha256_hex`]).
+    pub fn blob_rel_path(sha256: &str) -> Option<String> {
+        crate::manifest::blob_rel_path(sha256)
+    }
+
+    /// The absolute path of the blob with this SHA-256, if it is well formed.
+    pub fn blob_path(&self, sha256: &str) -> Option<PathBuf> {
+        Self::blob_rel_path(sha256).map(|rel| self.abs(&rel))
+    }
+
+    /// True when the store's directory is on a read-only file system (a
+    /// read-only mount, a snapshot): only reading commands can use it.
+    pub fn is_read_only(&self) -> bool {
+        fsutil::is_read_only_fs(&self.root)
     }
 
     pub fn abs(&self, rel: &str) -> PathBuf {
@@ -100,7 +123,7 @@ impl Store {
     /// present and intact is a no-op; a damaged copy is replaced.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<BlobRef, StoreError> {
         let sha256 = sha256_hex(bytes);
-        let rel = Self::blob_rel_path(&sha256);
+        let rel = format!("blobs/{}/{sha256}.torrent", &sha256[..2]);
         let path = self.abs(&rel);
         let intact = fs::read(&path).map(|have| have == bytes).unwrap_or(false);
         if !intact {
@@ -114,27 +137,173 @@ impl Store {
         })
     }
 
-    /// Reads a blob and checks it still hashes to its name.
+    /// Reads a blob (the file its SHA-256 names, whatever `blob.path` says)
+    /// and checks it still hashes to its name.
     pub fn read_blob(&self, blob: &BlobRef) -> Result<Vec<u8>, BlobReadError> {
-        let path = self.abs(&Self::blob_rel_path(&blob.sha256));
+        let Some(path) = self.blob_path(&blob.sha256) else {
+            return Err(BlobReadError::BadHash {
+                sha256: blob.sha256.clone(),
+            });
+        };
         let bytes = match fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(BlobReadError::Missing),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(BlobReadError::Missing { path });
+            }
             Err(e) => return Err(BlobReadError::Store(StoreError::io("read blob", &path, e))),
         };
         if sha256_hex(&bytes) != blob.sha256 {
-            return Err(BlobReadError::Corrupt);
+            return Err(BlobReadError::Corrupt { path });
         }
         Ok(bytes)
     }
+
+    /// Every run file (`manifests/INSTANCE/*.json`, temp files left out),
+    /// sorted by path. An empty list when there is no `manifests` directory.
+    pub fn run_files(&self) -> Result<Vec<RunFile>, StoreError> {
+        let mut out = Vec::new();
+        for (instance, dir) in self.subdirs("manifests")? {
+            for (name, path) in list_dir(&dir)? {
+                let Some(run_id) = name.strip_suffix(".json") else {
+                    continue;
+                };
+                if name.starts_with(TEMP_PREFIX) || !path.is_file() {
+                    continue;
+                }
+                out.push(RunFile {
+                    rel: format!("manifests/{instance}/{name}"),
+                    instance: instance.clone(),
+                    run_id: run_id.to_string(),
+                    path,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.rel.cmp(&b.rel));
+        Ok(out)
+    }
+
+    /// How many run files the store holds (see [`Store::run_files`]).
+    pub fn count_run_files(&self) -> Result<usize, StoreError> {
+        Ok(self.run_files()?.len())
+    }
+
+    /// Every temporary file (`.tmp-*`) left in `blobs/xx/` or
+    /// `manifests/INSTANCE/` by a write that never finished (a killed run),
+    /// with its size and age. Sorted by path.
+    pub fn temp_files(&self) -> Result<Vec<TempFile>, StoreError> {
+        let now = std::time::SystemTime::now();
+        let mut out = Vec::new();
+        for top in ["blobs", "manifests"] {
+            for (sub, dir) in self.subdirs(top)? {
+                for (name, path) in list_dir(&dir)? {
+                    if !name.starts_with(TEMP_PREFIX) {
+                        continue;
+                    }
+                    let Ok(meta) = fs::symlink_metadata(&path) else {
+                        continue;
+                    };
+                    if !meta.is_file() {
+                        continue;
+                    }
+                    let age = meta
+                        .modified()
+                        .ok()
+                        .and_then(|m| now.duration_since(m).ok())
+                        .unwrap_or_default();
+                    out.push(TempFile {
+                        rel: format!("{top}/{sub}/{name}"),
+                        path,
+                        size: meta.len(),
+                        age,
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.rel.cmp(&b.rel));
+        Ok(out)
+    }
+
+    /// The names of the instances that have a directory under `manifests/`.
+    pub fn manifest_instances(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .subdirs("manifests")?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect())
+    }
+
+    /// The directories directly under `STORE/top`, as (name, path); names
+    /// that are not UTF-8 are left out (qbackup never writes them).
+    fn subdirs(&self, top: &str) -> Result<Vec<(String, PathBuf)>, StoreError> {
+        let dir = self.root.join(top);
+        let mut out: Vec<(String, PathBuf)> = list_dir(&dir)?
+            .into_iter()
+            .filter(|(_, p)| p.is_dir())
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// A temporary file this old belongs to no live write: an atomic write
+/// creates, fills, syncs and renames its temporary file at once.
+pub const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// Temporary files of atomic writes start with this (see
+/// [`crate::fsutil::write_atomic`]).
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+/// A run file (manifest) on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFile {
+    /// Relative to the store root, as the history database records it.
+    pub rel: String,
+    pub path: PathBuf,
+    /// The directory it is in and its name without `.json`: what its run
+    /// id and instance must be.
+    pub instance: String,
+    pub run_id: String,
+}
+
+/// A temporary file left by an atomic write that never finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TempFile {
+    pub rel: String,
+    pub path: PathBuf,
+    pub size: u64,
+    /// Since it was last written.
+    pub age: std::time::Duration,
+}
+
+/// (file name, path) of each entry of `dir` whose name is UTF-8; empty when
+/// `dir` does not exist.
+fn list_dir(dir: &Path) -> Result<Vec<(String, PathBuf)>, StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io("read directory", dir, e)),
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let e = e.map_err(|e| StoreError::io("read directory", dir, e))?;
+        if let Ok(name) = e.file_name().into_string() {
+            out.push((name, e.path()));
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlobReadError {
-    #[error("the stored blob is missing")]
-    Missing,
-    #[error("the stored blob is damaged (its content no longer matches its SHA-256)")]
-    Corrupt,
+    #[error("the stored blob {} is missing", path.display())]
+    Missing { path: PathBuf },
+    #[error("the stored blob {} is damaged (its content no longer matches its SHA-256)", path.display())]
+    Corrupt { path: PathBuf },
+    #[error(
+        "the blob's SHA-256 {:?} is malformed (want 64 lowercase hex digits)",
+        crate::text::clip(sha256, 80)
+    )]
+    BadHash { sha256: String },
     #[error(transparent)]
     Store(StoreError),
 }
@@ -168,10 +337,69 @@ mod tests {
         s.init().unwrap();
         let a = s.put_blob(b"hello").unwrap();
         fs::write(s.abs(&a.path), b"hellp").unwrap();
-        assert!(matches!(s.read_blob(&a), Err(BlobReadError::Corrupt)));
+        assert!(matches!(
+            s.read_blob(&a),
+            Err(BlobReadError::Corrupt { .. })
+        ));
         s.put_blob(b"hello").unwrap();
         assert_eq!(s.read_blob(&a).unwrap(), b"hello");
         fs::remove_file(s.abs(&a.path)).unwrap();
-        assert!(matches!(s.read_blob(&a), Err(BlobReadError::Missing)));
+        assert!(matches!(
+            s.read_blob(&a),
+            Err(BlobReadError::Missing { .. })
+        ));
+    }
+
+    /// A malformed SHA-256 (one byte, not ASCII, upper case) is an error,
+    /// never a slice out of range.
+    #[test]
+    fn a_malformed_hash_is_an_error_not_a_panic() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::new(d.path());
+        for bad in [
+            "a",
+            "é",
+            "",
+            &"A".repeat(64),
+            &"é".repeat(32),
+            "../../etc/passwd",
+        ] {
+            assert_eq!(Store::blob_rel_path(bad), None, "{bad}");
+            let b = BlobRef {
+                sha256: bad.to_string(),
+                size: 1,
+                path: "x".into(),
+            };
+            assert!(matches!(
+                s.read_blob(&b),
+                Err(BlobReadError::BadHash { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn run_files_and_temp_files_are_listed() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::new(d.path());
+        s.init().unwrap();
+        let m = d.path().join("manifests/a");
+        fs::create_dir_all(&m).unwrap();
+        fs::write(m.join("R1.json"), b"{}").unwrap();
+        fs::write(m.join(".tmp-x1"), b"partial").unwrap();
+        fs::write(m.join("notes.txt"), b"").unwrap();
+        let a = s.put_blob(b"hello").unwrap();
+        let shard = s.abs(&a.path);
+        fs::write(shard.parent().unwrap().join(".tmp-y"), b"").unwrap();
+        let runs = s.run_files().unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].rel, "manifests/a/R1.json");
+        assert_eq!(
+            (runs[0].instance.as_str(), runs[0].run_id.as_str()),
+            ("a", "R1")
+        );
+        let temps: Vec<String> = s.temp_files().unwrap().into_iter().map(|t| t.rel).collect();
+        assert_eq!(temps.len(), 2, "{temps:?}");
+        assert!(temps.contains(&"manifests/a/.tmp-x1".to_string()));
+        assert_eq!(s.manifest_instances().unwrap(), ["a"]);
     }
 }

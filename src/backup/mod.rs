@@ -428,10 +428,10 @@ async fn dry_run(
     let started = clock.now();
     let mut report = RunReport::new(&run_id(started), instance, opts, started, Vec::new());
     let (version, torrents, _, _) = list_all(&client).await?;
-    let index = if store.db_path().exists() {
-        History::open_store(store)?.blob_index()?
-    } else {
-        HashMap::new()
+    // Only read: a dry run works on a read-only store too.
+    let index = match History::open_store_for_reading(store)? {
+        Some(h) => h.blob_index()?,
+        None => HashMap::new(),
     };
     let p = plan_exports(torrents, &index);
     report.counts = Counts {

@@ -6,29 +6,90 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::params;
 
 use super::{History, HistoryError, sqlite};
+use crate::manifest::is_hex;
 use crate::store::{BlobRef, Store};
 
+/// One row of the blob index as stored, whether or not it is well formed
+/// (for `qbackup check`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexRow {
+    pub torrent_id: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+impl IndexRow {
+    /// The blob it names, None when its hash or torrent id is malformed.
+    pub fn blob(&self) -> Option<BlobRef> {
+        let id_ok = is_hex(&self.torrent_id, 40) || is_hex(&self.torrent_id, 64);
+        let path = Store::blob_rel_path(&self.sha256).filter(|_| id_ok)?;
+        Some(BlobRef {
+            sha256: self.sha256.clone(),
+            size: self.size,
+            path,
+        })
+    }
+}
+
 impl History {
-    /// Torrent id → stored blob, for planning.
+    /// Torrent id → stored blob, for planning. A malformed row (a damaged
+    /// database) is left out, so its torrent is exported again.
     pub fn blob_index(&self) -> Result<HashMap<String, BlobRef>, HistoryError> {
+        let rows = self.index_rows()?;
+        let n = rows.len();
+        let index: HashMap<String, BlobRef> = rows
+            .into_iter()
+            .filter_map(|r| Some((r.torrent_id.clone(), r.blob()?)))
+            .collect();
+        if index.len() < n {
+            tracing::warn!(
+                "{} rows of the blob index are malformed; their torrents are exported again (`qbackup check --repair` drops the rows)",
+                n - index.len()
+            );
+        }
+        Ok(index)
+    }
+
+    /// Every row of the blob index, as stored, by torrent id.
+    pub fn index_rows(&self) -> Result<Vec<IndexRow>, HistoryError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT torrent_id, sha256, size FROM blob_index")
+            .prepare("SELECT torrent_id, sha256, size FROM blob_index ORDER BY torrent_id")
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
-                let sha: String = r.get(1)?;
-                Ok((
-                    r.get::<_, String>(0)?,
-                    BlobRef {
-                        path: Store::blob_rel_path(&sha),
-                        sha256: sha,
-                        size: r.get::<_, i64>(2)? as u64,
-                    },
-                ))
+                Ok(IndexRow {
+                    torrent_id: r.get(0)?,
+                    sha256: r.get(1)?,
+                    size: r.get::<_, i64>(2)?.max(0) as u64,
+                })
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Adds index rows (torrent id → verified blob) in one transaction, for
+    /// a database rebuilt from run files.
+    pub fn index_blobs(
+        &mut self,
+        blobs: &[(String, BlobRef)],
+        now: &str,
+    ) -> Result<(), HistoryError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| sqlite(&path, e))?;
+        {
+            let mut stmt = tx
+                .prepare(
+                    "INSERT INTO blob_index (torrent_id, sha256, size, stored_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(torrent_id) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, stored_at = excluded.stored_at",
+                )
+                .map_err(|e| sqlite(&path, e))?;
+            for (id, b) in blobs {
+                stmt.execute(params![id, b.sha256, b.size as i64, now])
+                    .map_err(|e| sqlite(&path, e))?;
+            }
+        }
+        tx.commit().map_err(|e| sqlite(&path, e))
     }
 
     /// Records freshly stored blobs, and the run's progress, in one transaction.

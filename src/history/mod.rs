@@ -11,10 +11,12 @@
 //!
 //! | file | holds |
 //! |---|---|
-//! | `mod.rs` | [`HistoryError`], [`History`], opening, shared helpers |
+//! | `mod.rs` | [`HistoryError`], [`History`], shared helpers |
+//! | `open.rs` | opening: read-write, read-only (a read-only mount), refusing a lost database |
 //! | `schema.rs` | the schema migrations |
 //! | `runs.rs` | backup runs: begin, finish, list, find, mark interrupted |
 //! | `rebuild.rs` | a run's manifest, or its rebuild from the rows ([`load_manifest`]) |
+//! | `adopt.rs` | the reverse: a run file's run written into the database (`check --repair`) |
 //! | `blobs.rs` | the blob index: lookup, record, forget, prune |
 //! | `retention.rs` | finished runs and their deletion, for `forget` / `--prune` |
 //! | `restores.rs` | restores: begin, finish, list, find |
@@ -22,14 +24,15 @@
 
 use crate::text::one_line;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use rusqlite::Connection;
 
-use crate::store::Store;
+use crate::store::StoreError;
 
+mod adopt;
 mod blobs;
 mod notifications;
+mod open;
 mod rebuild;
 mod restores;
 mod retention;
@@ -37,7 +40,10 @@ mod runs;
 mod schema;
 mod suspects;
 
+pub use adopt::KnownRun;
+pub use blobs::IndexRow;
 pub use notifications::{NotificationRecord, NotificationRow};
+pub use open::DbState;
 pub use rebuild::{RunSource, load_manifest};
 pub use restores::{NewRestore, RestoreEnd, RestoreSummary};
 pub use retention::RunMeta;
@@ -45,8 +51,20 @@ pub use runs::{NewRun, RunSummary};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
-    #[error("history database {} is damaged or not a qbackup database ({detail}); move it aside and run again: qbackup starts a new one, blobs and manifests are kept, and the next run exports everything once more", path.display())]
+    #[error("history database {} is damaged or not a qbackup database ({detail}); run `qbackup check --repair`: it moves the file aside and rebuilds the database from the run files in the store (blobs and run files are kept)", path.display())]
     Corrupt { path: PathBuf, detail: String },
+    /// Missing, empty or damaged while the store holds run files: a new
+    /// database would forget every backup.
+    #[error("history database {} {why}, but the store holds {run_files} run files: run `qbackup check --repair` to rebuild it from them{aside}", path.display(), aside = why.aside())]
+    Unusable {
+        path: PathBuf,
+        why: Unusable,
+        run_files: usize,
+    },
+    #[error("history database {}: the store is on a read-only file system and this command writes to it; remount it read-write (or copy the store somewhere writable) and run again", path.display())]
+    ReadOnly { path: PathBuf },
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("history database {} was written by a newer qbackup (schema {found}, this one knows {known}); upgrade qbackup", path.display())]
     TooNew {
         path: PathBuf,
@@ -65,58 +83,48 @@ pub enum HistoryError {
     Ambiguous(String),
 }
 
+/// Why a history database cannot be used as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unusable {
+    Missing,
+    /// 0 bytes: SQLite would take it for a new database.
+    Empty,
+    /// Not a database, not qbackup's, or failing SQLite's checks.
+    Damaged(String),
+}
+
+impl Unusable {
+    fn aside(&self) -> &'static str {
+        match self {
+            Unusable::Missing => "",
+            _ => " (the old file is moved aside, not deleted)",
+        }
+    }
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unusable::Missing => f.write_str("is missing"),
+            Unusable::Empty => f.write_str("is empty (0 bytes)"),
+            Unusable::Damaged(d) => write!(f, "is damaged or not a qbackup database ({d})"),
+        }
+    }
+}
+
 /// An open history database; its methods are spread over this module's files.
 pub struct History {
     conn: Connection,
     path: PathBuf,
+    /// Opened read-only (a read-only store): writes are skipped or refused.
+    read_only: bool,
+    /// When a read-only database could only be read through a private copy
+    /// (its WAL holds data and no `-shm` can be made): the copy's directory,
+    /// removed on drop.
+    _copy: Option<tempfile::TempDir>,
 }
 
 impl History {
-    /// Opens (creating if needed) and migrates. Several processes share one
-    /// database (runs of different instances, `runs` while a run writes), so
-    /// a busy database is waited for; SQLite does not always call its busy
-    /// handler (changing the journal mode, WAL recovery), hence the retries.
-    pub fn open(path: &Path) -> Result<History, HistoryError> {
-        let mut delay = Duration::from_millis(20);
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            match Self::open_once(path) {
-                Err(HistoryError::Busy { .. }) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(delay);
-                    delay = (delay * 2).min(Duration::from_millis(500));
-                }
-                other => return other,
-            }
-        }
-    }
-
-    fn open_once(path: &Path) -> Result<History, HistoryError> {
-        let existed = path.exists();
-        let e = |err: rusqlite::Error| sqlite(path, err);
-        let conn = Connection::open(path).map_err(e)?;
-        if !existed {
-            // Holds passkey-bearing magnet links: owner only.
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-        }
-        conn.busy_timeout(Duration::from_secs(30)).map_err(e)?;
-        // Switching to WAL needs an exclusive lock: only do it once.
-        let mode: String = conn
-            .pragma_query_value(None, "journal_mode", |r| r.get(0))
-            .map_err(e)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
-        }
-        conn.pragma_update(None, "synchronous", "FULL").map_err(e)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(e)?;
-        let mut h = History {
-            conn,
-            path: path.to_path_buf(),
-        };
-        h.migrate()?;
-        Ok(h)
-    }
-
     /// SQLite's own consistency check (reads the whole database: for
     /// `qbackup check`, not for every command).
     pub fn integrity_problem(&self) -> Result<Option<String>, HistoryError> {
@@ -127,8 +135,14 @@ impl History {
         Ok((quick != "ok").then(|| one_line(&quick)))
     }
 
-    pub fn open_store(store: &Store) -> Result<History, HistoryError> {
-        Self::open(&store.db_path())
+    /// True when opened read-only (see [`History::open_store_for_reading`]).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// The database file this history was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     fn err(&self, e: rusqlite::Error) -> HistoryError {
@@ -193,6 +207,15 @@ fn sqlite(path: &Path, e: rusqlite::Error) -> HistoryError {
             };
         }
         _ => {}
+    }
+    let read_only = matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen)
+    );
+    if read_only && crate::fsutil::is_read_only_fs(path.parent().unwrap_or(path)) {
+        return HistoryError::ReadOnly {
+            path: path.to_path_buf(),
+        };
     }
     let corrupt = matches!(
         e.sqlite_error_code(),

@@ -73,7 +73,8 @@ impl History {
                     size: r.get(11)?,
                     magnet_uri: r.get(12)?,
                     blob: sha.map(|s| BlobRef {
-                        path: Store::blob_rel_path(&s),
+                        // Empty for a malformed hash: `check` reports it.
+                        path: Store::blob_rel_path(&s).unwrap_or_default(),
                         sha256: s,
                         size: size.unwrap_or(0) as u64,
                     }),

@@ -172,6 +172,11 @@ impl History {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
+    /// Every backup run, newest first.
+    pub fn all_runs(&self) -> Result<Vec<RunSummary>, HistoryError> {
+        self.list_runs(None, i64::MAX as usize)
+    }
+
     /// A run by exact id, unique prefix, or `latest` (of `instance` if given).
     pub fn find_run(&self, spec: &str, instance: Option<&str>) -> Result<RunSummary, HistoryError> {
         if spec == "latest" {
@@ -215,6 +220,9 @@ impl History {
     /// interrupted. For read-only commands, which must not take an instance's
     /// lock even briefly (a cron run starting at that moment would be refused).
     pub fn mark_dead_processes(&self, now: &str) -> Result<usize, HistoryError> {
+        if self.read_only {
+            return Ok(0);
+        }
         let mut marked = 0;
         for table in ["runs", "restores"] {
             let mut stmt = self

@@ -96,6 +96,11 @@ impl<'a> Notifier<'a> {
         }
         match History::open(path) {
             Ok(h) => Some(h),
+            // A read-only store (restore from a backup disk) was said once.
+            Err(e @ crate::history::HistoryError::ReadOnly { .. }) => {
+                debug!("notifications are not recorded: {e}");
+                None
+            }
             Err(e) => {
                 warn!("notifications cannot use the history database: {e}");
                 None

@@ -6,6 +6,7 @@
 //! torrents back. Not pure: this is the restore's I/O; the decisions it
 //! applies are the pure `plan`, `batch` and `report`.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -84,10 +85,41 @@ async fn read_and_plan(
         categories: client.categories().await?,
         tags: client.tags().await?,
     };
-    let the_plan = plan_restore(manifest, &state, &req.filters, &req.path_map, req.options);
+    let mut the_plan = plan_restore(manifest, &state, &req.filters, &req.path_map, req.options);
     drop(state);
+    refuse_bad_hashes(&mut the_plan, manifest, !req.filters.is_empty());
     report.record_plan(&the_plan);
     Ok((version, the_plan))
+}
+
+/// A torrent whose record has a malformed hash (a damaged run file) is not
+/// restorable: decided here, with the plan, before anything is created on
+/// the target. With filters, the categories and tags only such torrents
+/// used are no longer created (as the plan does for what it can't add).
+fn refuse_bad_hashes(the_plan: &mut RestorePlan, manifest: &Manifest, filtered: bool) {
+    let mut refused = false;
+    for step in the_plan.torrents.iter_mut().filter(|s| s.action.is_add()) {
+        let Some(fault) = manifest
+            .torrents
+            .get(step.item_index)
+            .and_then(Item::bad_hash)
+        else {
+            continue;
+        };
+        step.action = RestoreAction::NotRestorable;
+        step.reason = Some(format!(
+            "the run file records {fault} for it (a damaged run file; see `qbackup check`)"
+        ));
+        refused = true;
+    }
+    if !(refused && filtered) {
+        return;
+    }
+    let adds = || the_plan.torrents.iter().filter(|t| t.action.is_add());
+    let cats: HashSet<String> = adds().map(|t| t.category.clone()).collect();
+    let tags: HashSet<String> = adds().flat_map(|t| t.tags.iter().cloned()).collect();
+    the_plan.categories.retain(|c| cats.contains(&c.name));
+    the_plan.tags.retain(|t| tags.contains(&t.name));
 }
 
 /// Creates the plan's new categories with their save paths. A refusal is a
@@ -432,14 +464,15 @@ fn load_blob(store: &Store, it: &Item) -> Result<(Vec<u8>, Option<String>), AddP
         ));
     };
     let bytes = store.read_blob(blob).map_err(|e| match e {
-        BlobReadError::Missing => AddProblem::Blob(format!(
+        BlobReadError::Missing { path } => AddProblem::Blob(format!(
             "the stored .torrent {} is missing from the store",
-            blob.path
+            path.display()
         )),
-        BlobReadError::Corrupt => AddProblem::Blob(format!(
+        BlobReadError::Corrupt { path } => AddProblem::Blob(format!(
             "the stored .torrent {} is damaged (its SHA-256 no longer matches)",
-            blob.path
+            path.display()
         )),
+        e @ BlobReadError::BadHash { .. } => AddProblem::Blob(e.to_string()),
         BlobReadError::Store(e) => AddProblem::Blob(one_line(&e.to_string())),
     })?;
     crate::torrent::verify(

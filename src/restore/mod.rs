@@ -40,7 +40,7 @@ use std::time::Instant;
 use crate::clock::{Clock, rfc3339};
 use crate::config::Instance;
 use crate::error::Error;
-use crate::history::{History, HistoryError, NewRestore, RestoreEnd, RunSummary};
+use crate::history::{DbState, History, HistoryError, NewRestore, RestoreEnd, RunSummary};
 use crate::qbt::Client;
 use crate::status::RunStatus;
 use crate::store::Store;
@@ -102,10 +102,13 @@ pub async fn restore(
     let target = &req.target;
     let from = req.from.clone().unwrap_or_else(|| target.name.clone());
     let credentials = target.credentials()?;
-    if !store.db_path().exists() {
+    if DbState::of(&store.db_path()) == DbState::Absent && store.count_run_files()? == 0 {
         return Err(HistoryError::NoSuchRun(req.run.clone()).into());
     }
-    let _lock = if req.dry_run {
+    // A store on a read-only mount can still be restored from; it just
+    // can't hold the lock file or record the restore.
+    let read_only_fs = store.root().exists() && store.is_read_only();
+    let _lock = if req.dry_run || read_only_fs {
         None
     } else {
         store.init()?;
@@ -114,9 +117,19 @@ pub async fn restore(
             &target.name,
         )?)
     };
-    let history = History::open_store(store)?;
+    let history = History::open_store_for_reading(store)?
+        .ok_or_else(|| HistoryError::NoSuchRun(req.run.clone()))?;
+    let record = !history.is_read_only();
+    if !record {
+        let what = if req.dry_run {
+            "this dry run is not recorded in its history"
+        } else {
+            "restoring without taking the target's lock and without recording the restore in its history"
+        };
+        tracing::warn!("the store {} is read-only: {what}", store.root().display());
+    }
     let started = clock.now();
-    if !req.dry_run {
+    if !req.dry_run && record {
         // We hold the target's lock: no restore into it can be alive.
         history.mark_restores_interrupted(&target.name, &rfc3339(started))?;
     }
@@ -153,7 +166,7 @@ pub async fn restore(
         manifest_source,
         plan: None,
     };
-    if !req.dry_run {
+    if !req.dry_run && record {
         history.begin_restore(&new_restore(&report))?;
     }
 
@@ -184,10 +197,10 @@ pub async fn restore(
         report_json: &stored,
         error: report.error.as_deref(),
     };
-    if req.dry_run {
-        history.record_restore(&new_restore(&report), &end)?;
-    } else {
-        history.finish_restore(&report.restore_id, &end)?;
+    match (record, req.dry_run) {
+        (false, _) => {}
+        (true, true) => history.record_restore(&new_restore(&report), &end)?,
+        (true, false) => history.finish_restore(&report.restore_id, &end)?,
     }
     Ok(report)
 }

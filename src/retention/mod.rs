@@ -1,13 +1,16 @@
 //! `qbackup forget`: which runs to keep, restic-style, and `--prune` to
-//! delete the blobs no kept run needs any more.
+//! delete the blobs no kept run needs any more (`prune.rs`): a blob is kept
+//! while the blob index or any run file on disk names it, known to the
+//! database or not, and nothing is pruned while a run file can't be read.
 //!
 //! Policies count only runs that saved something (`success`, `partial`);
 //! `failed` and `interrupted` runs carry nothing to restore and are removed
 //! once they are older than the newest kept run. The newest run that saved
 //! something is always kept, whatever the policy says.
 
-use std::collections::{BTreeSet, HashSet};
-use std::path::Path;
+mod prune;
+
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -15,7 +18,7 @@ use time::OffsetDateTime;
 use crate::clock::parse_rfc3339;
 use crate::config::Config;
 use crate::error::Error;
-use crate::history::{History, RunMeta};
+use crate::history::{DbState, History, RunMeta};
 use crate::lock::{InstanceLock, try_lock};
 use crate::store::Store;
 
@@ -113,6 +116,9 @@ pub struct ForgetReport {
     pub removed: Vec<String>,
     pub blobs_removed: usize,
     pub index_entries_dropped: usize,
+    /// Temporary files of killed writes, older than
+    /// [`crate::store::STALE_TEMP_AGE`].
+    pub temp_files_removed: usize,
     pub dry_run: bool,
 }
 
@@ -126,11 +132,17 @@ pub fn forget(config: &Config, req: &ForgetRequest) -> Result<ForgetReport, Erro
         ));
     }
     let store = Store::new(&config.store);
-    if !store.db_path().exists() {
+    if DbState::of(&store.db_path()) == DbState::Absent && store.count_run_files()? == 0 {
         return Err(Error::Usage(format!(
             "no history in {}: nothing to forget",
             store.root().display()
         )));
+    }
+    if !req.dry_run && store.is_read_only() {
+        return Err(Error::ReadOnlyStore {
+            store: store.root().to_path_buf(),
+            command: "forget",
+        });
     }
     let mut history = History::open_store(&store)?;
     let runs = history.finished_runs(req.instance.as_deref())?;
@@ -142,11 +154,19 @@ pub fn forget(config: &Config, req: &ForgetRequest) -> Result<ForgetReport, Erro
         let mut names: BTreeSet<String> = instances.clone();
         if req.prune {
             names.extend(config.instances.iter().map(|i| i.name.clone()));
+            names.extend(store.manifest_instances()?);
         }
-        for name in &names {
+        for name in names.iter().filter(|n| crate::manifest::safe_name(n)) {
             locked.push(try_lock(&store.lock_path(name), name)?);
         }
     }
+    // Before anything is removed: every run file must be readable, or the
+    // prune can't know which blobs are still needed.
+    let named = if req.prune {
+        prune::blobs_named_by_run_files(&store)?
+    } else {
+        Vec::new()
+    };
     let mut report = ForgetReport {
         dry_run: req.dry_run,
         ..Default::default()
@@ -175,47 +195,12 @@ pub fn forget(config: &Config, req: &ForgetRequest) -> Result<ForgetReport, Erro
         if req.prune {
             let (dropped, keep) = history.prune_index()?;
             report.index_entries_dropped = dropped;
-            report.blobs_removed = remove_unreferenced_blobs(&store, &keep)?;
+            report.blobs_removed = prune::remove_unreferenced_blobs(&store, keep, named)?;
+            report.temp_files_removed = prune::remove_stale_temp_files(&store)?;
         }
     }
     drop(locked);
     Ok(report)
-}
-
-/// Deletes blob files whose SHA-256 is not in `keep`, and temp files left
-/// by crashed writes.
-fn remove_unreferenced_blobs(store: &Store, keep: &HashSet<String>) -> Result<usize, Error> {
-    let io = |p: &Path, e: std::io::Error| crate::store::StoreError::Io {
-        op: "prune",
-        path: p.to_path_buf(),
-        source: e,
-    };
-    let blobs = store.root().join("blobs");
-    let mut removed = 0;
-    let shards = match std::fs::read_dir(&blobs) {
-        Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(io(&blobs, e).into()),
-    };
-    for shard in shards {
-        let shard = shard.map_err(|e| io(&blobs, e))?.path();
-        if !shard.is_dir() {
-            continue;
-        }
-        for f in std::fs::read_dir(&shard).map_err(|e| io(&shard, e))? {
-            let p = f.map_err(|e| io(&shard, e))?.path();
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            let stale_tmp = name.starts_with(".tmp-");
-            let unreferenced = name
-                .strip_suffix(".torrent")
-                .is_some_and(|sha| !keep.contains(sha));
-            if stale_tmp || unreferenced {
-                std::fs::remove_file(&p).map_err(|e| io(&p, e))?;
-                removed += usize::from(unreferenced);
-            }
-        }
-    }
-    Ok(removed)
 }
 
 #[cfg(test)]

@@ -1,0 +1,154 @@
+//! A run file's run written into the database, the reverse of
+//! [`History::rebuild_manifest`]: `check --repair` uses it to rebuild a lost
+//! or damaged database from the run files on disk, and to adopt a run file
+//! the database does not know (a run killed between writing its manifest and
+//! recording it, whose row still says `running` or `interrupted`).
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{History, HistoryError};
+use crate::manifest::Manifest;
+use crate::status::RunStatus;
+
+/// What the database has for a run id, as adoption sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownRun {
+    pub instance: String,
+    pub status: RunStatus,
+    pub manifest: Option<String>,
+    /// The process that ran it.
+    pub pid: Option<i64>,
+}
+
+impl KnownRun {
+    /// Still running in a live process (it may be recording its run file
+    /// right now).
+    pub fn is_live(&self) -> bool {
+        self.status == RunStatus::Running && self.pid.is_some_and(crate::sys::pid_alive)
+    }
+}
+
+impl History {
+    /// The run `id`'s instance, status and manifest path, if it has a row.
+    pub fn known_run(&self, id: &str) -> Result<Option<KnownRun>, HistoryError> {
+        self.conn
+            .query_row(
+                "SELECT instance, status, manifest_path, pid FROM runs WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(KnownRun {
+                        instance: r.get(0)?,
+                        status: super::enum_col(r, 1, RunStatus::parse)?,
+                        manifest: r.get(2)?,
+                        pid: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records the run as its run file `rel` (whose bytes hash to `sha256`)
+    /// says: its row (created if missing), items and warnings, replacing
+    /// what the database had for it. A run file still saying `running`
+    /// (none is written so) is recorded as interrupted.
+    pub fn adopt_run(&mut self, m: &Manifest, rel: &str, sha256: &str) -> Result<(), HistoryError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (id, instance, kind, status, started_at) VALUES (?1, ?2, ?3, 'running', ?4)
+                 ON CONFLICT(id) DO NOTHING",
+                params![m.run_id, m.instance, m.kind.as_str(), m.started_at],
+            )
+            .map_err(|e| self.err(e))?;
+        if m.status == RunStatus::Running {
+            let mut m = m.clone();
+            m.status = RunStatus::Interrupted;
+            return self.finish_run(&m, Some((rel, sha256)));
+        }
+        self.finish_run(m, Some((rel, sha256)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{Counts, Item, ItemSource, RunKind};
+    use crate::store::BlobRef;
+
+    fn manifest(id: &str) -> Manifest {
+        let sha = "ab".repeat(32);
+        Manifest {
+            schema_version: crate::manifest::SCHEMA_VERSION,
+            qbackup_version: "0".into(),
+            run_id: id.into(),
+            instance: "a".into(),
+            kind: RunKind::Scheduled,
+            status: RunStatus::Success,
+            started_at: "2026-11-22T00:00:00Z".into(),
+            finished_at: Some("2026-11-22T00:00:01Z".into()),
+            qbittorrent: None,
+            counts: Counts {
+                listed: 1,
+                exported: 1,
+                stored: 1,
+                ..Counts::default()
+            },
+            categories: vec![],
+            tags: vec!["t".into()],
+            torrents: vec![Item {
+                id: "cd".repeat(20),
+                infohash_v1: "cd".repeat(20),
+                infohash_v2: String::new(),
+                name: "n".into(),
+                category: String::new(),
+                tags: vec![],
+                save_path: "/d".into(),
+                auto_tmm: false,
+                paused: true,
+                state: "pausedUP".into(),
+                added_on: 1,
+                size: 2,
+                magnet_uri: String::new(),
+                blob: Some(BlobRef {
+                    path: format!("blobs/ab/{sha}.torrent"),
+                    sha256: sha,
+                    size: 3,
+                }),
+                source: ItemSource::Exported,
+            }],
+            warnings: vec![],
+            error: None,
+        }
+    }
+
+    /// A killed run's row (still `running`, no manifest) takes what its run
+    /// file says; a run with no row gets one. Either rebuilds to the same
+    /// manifest.
+    #[test]
+    fn adopted_runs_read_back_as_their_run_files() {
+        let d = tempfile::tempdir().unwrap();
+        let mut h = History::open(&d.path().join("h.sqlite3")).unwrap();
+        h.begin_run(&super::super::NewRun {
+            run_id: "R1",
+            instance: "a",
+            kind: RunKind::Scheduled,
+            started_at: "2026-11-22T00:00:00Z",
+        })
+        .unwrap();
+        for id in ["R1", "R2"] {
+            let m = manifest(id);
+            h.adopt_run(&m, &format!("manifests/a/{id}.json"), "ff")
+                .unwrap();
+            let known = h.known_run(id).unwrap().unwrap();
+            assert_eq!(known.status, RunStatus::Success);
+            assert_eq!(
+                known.manifest.as_deref(),
+                Some(&*format!("manifests/a/{id}.json"))
+            );
+            let back = h.rebuild_manifest(id).unwrap();
+            assert_eq!(back.torrents, m.torrents);
+            assert_eq!(back.tags, m.tags);
+        }
+        assert_eq!(h.known_run("R3").unwrap(), None);
+    }
+}
