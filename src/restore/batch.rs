@@ -53,12 +53,12 @@ pub fn batches(
         let mut cur: Vec<usize> = Vec::new();
         let mut bytes = 0u64;
         for (i, size) in members {
-            if !cur.is_empty() && (cur.len() >= max || bytes + size > max_bytes) {
+            if !cur.is_empty() && (cur.len() >= max || bytes.saturating_add(size) > max_bytes) {
                 out.push((o.clone(), std::mem::take(&mut cur)));
                 bytes = 0;
             }
             cur.push(i);
-            bytes += size;
+            bytes = bytes.saturating_add(size);
         }
         if !cur.is_empty() {
             out.push((o.clone(), cur));
@@ -139,6 +139,31 @@ mod tests {
             got,
             vec![vec![0, 2, 3], vec![1], vec![7], vec![4], vec![5], vec![6]]
         );
+    }
+
+    /// Found by the `manifest_read` fuzz target
+    /// (fuzz/seeds/manifest_read/regression-batch-size-overflow.json): sizes
+    /// near u64::MAX once overflowed the byte count.
+    #[test]
+    fn huge_sizes_never_overflow_the_byte_count() {
+        let o = AddOptions {
+            magnet: true,
+            category: String::new(),
+            tags: vec![],
+            save_path: None,
+            paused: true,
+            rename: None,
+        };
+        let steps = vec![
+            (0, o.clone(), u64::MAX),
+            (1, o.clone(), u64::MAX),
+            (2, o, 1),
+        ];
+        let got: Vec<Vec<usize>> = batches(&steps, 50, 32 * 1024 * 1024)
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect();
+        assert_eq!(got, vec![vec![0], vec![1], vec![2]]);
     }
 
     #[test]

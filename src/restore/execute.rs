@@ -189,18 +189,20 @@ fn verify_blobs(
             continue;
         }
         let it = &manifest.torrents[step.item_index];
-        let info_name = if step.action == RestoreAction::AddFile {
+        // The size that counts towards a request is what is really sent:
+        // the verified file's length, nothing for a magnet link (never the
+        // run file's claim, which a damaged file could make anything).
+        let (info_name, size) = if step.action == RestoreAction::AddFile {
             match load_blob(store, it) {
-                Ok((_, name)) => name,
+                Ok((bytes, name)) => (name, bytes.len() as u64),
                 Err(p) => {
                     fail(report, step, &p);
                     continue;
                 }
             }
         } else {
-            None
+            (None, 0)
         };
-        let size = it.blob.as_ref().map_or(0, |b| b.size);
         keyed.push((si, add_options(step, info_name.as_deref()), size));
     }
     keyed
