@@ -9,6 +9,22 @@ use super::{History, HistoryError, sqlite};
 use crate::manifest::is_hex;
 use crate::store::{BlobRef, Store};
 
+/// Inserts or replaces index rows (torrent id → blob) inside `tx`.
+fn upsert_index(
+    tx: &rusqlite::Transaction<'_>,
+    blobs: &[(String, BlobRef)],
+    now: &str,
+) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare(
+        "INSERT INTO blob_index (torrent_id, sha256, size, stored_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(torrent_id) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, stored_at = excluded.stored_at",
+    )?;
+    for (id, b) in blobs {
+        stmt.execute(params![id, b.sha256, b.size as i64, now])?;
+    }
+    Ok(())
+}
+
 /// One row of the blob index as stored, whether or not it is well formed
 /// (for `qbackup check`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,18 +93,7 @@ impl History {
     ) -> Result<(), HistoryError> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| sqlite(&path, e))?;
-        {
-            let mut stmt = tx
-                .prepare(
-                    "INSERT INTO blob_index (torrent_id, sha256, size, stored_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT(torrent_id) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, stored_at = excluded.stored_at",
-                )
-                .map_err(|e| sqlite(&path, e))?;
-            for (id, b) in blobs {
-                stmt.execute(params![id, b.sha256, b.size as i64, now])
-                    .map_err(|e| sqlite(&path, e))?;
-            }
-        }
+        upsert_index(&tx, blobs, now).map_err(|e| sqlite(&path, e))?;
         tx.commit().map_err(|e| sqlite(&path, e))
     }
 
@@ -102,23 +107,12 @@ impl History {
     ) -> Result<(), HistoryError> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| sqlite(&path, e))?;
-        {
-            let mut stmt = tx
-                .prepare(
-                    "INSERT INTO blob_index (torrent_id, sha256, size, stored_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT(torrent_id) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, stored_at = excluded.stored_at",
-                )
-                .map_err(|e| sqlite(&path, e))?;
-            for (id, b) in blobs {
-                stmt.execute(params![id, b.sha256, b.size as i64, now])
-                    .map_err(|e| sqlite(&path, e))?;
-            }
-            tx.execute(
-                "UPDATE runs SET exported = ?2 WHERE id = ?1",
-                params![run_id, exported_so_far as i64],
-            )
-            .map_err(|e| sqlite(&path, e))?;
-        }
+        upsert_index(&tx, blobs, now).map_err(|e| sqlite(&path, e))?;
+        tx.execute(
+            "UPDATE runs SET exported = ?2 WHERE id = ?1",
+            params![run_id, exported_so_far as i64],
+        )
+        .map_err(|e| sqlite(&path, e))?;
         tx.commit().map_err(|e| sqlite(&path, e))
     }
 
