@@ -339,33 +339,20 @@ async fn export_all(
             && !shared.fatal.load(Ordering::SeqCst)
         {
             if shared.stopped_by_deadline() {
-                let left: Vec<usize> = queue.by_ref().map(|(i, _)| i).collect();
-                if !left.is_empty() {
-                    warn!(
-                        "the run reached its deadline of {} s; {} torrents are left for the next run",
-                        shared.deadline.limit_secs(),
-                        left.len()
-                    );
-                    progress.advance(left.len() as u64);
-                    past_deadline.extend(left);
-                }
+                past_deadline.extend(leave_for_next_run(shared, queue.by_ref(), progress));
                 break;
             }
             let Some((index, cache_was_bad)) = queue.next() else {
                 break;
             };
             started += 1;
-            let t = steps[index].0.clone();
-            let sh = shared.clone();
-            set.spawn(async move {
-                let result = export(&sh, &t).await;
-                Done {
-                    index,
-                    result,
-                    cache_was_bad,
-                    server_down: sh.down.load(Ordering::SeqCst),
-                }
-            });
+            spawn_export(
+                &mut set,
+                shared,
+                steps[index].0.clone(),
+                index,
+                cache_was_bad,
+            );
         }
         let Some(joined) = set.join_next().await else {
             break;
@@ -379,22 +366,7 @@ async fn export_all(
                 continue;
             }
         };
-        progress.advance(1);
-        let (t, _) = &steps[done.index];
-        match &done.result {
-            Ok((blob, ItemSource::Exported)) => blobs.exported(&t.hash, blob.clone()),
-            Ok(_) => {}
-            Err((f, _)) => {
-                if classify(f) == FailureClass::Fatal && fatal_error.is_none() {
-                    fatal_error = Some(f.to_string());
-                    shared.fatal.store(true, Ordering::SeqCst);
-                }
-                if done.cache_was_bad {
-                    blobs.forget(&t.hash)?;
-                }
-            }
-        }
-        blobs.flush_if_due()?;
+        take_done(shared, steps, &done, blobs, &mut fatal_error, progress)?;
         results.insert(done.index, done);
     }
     blobs.flush()?;
@@ -403,6 +375,71 @@ async fn export_all(
         fatal_error,
         past_deadline,
     })
+}
+
+/// Past the run's deadline: the rest of the queue, left for the next run (warned once).
+fn leave_for_next_run(
+    shared: &Shared,
+    queue: impl Iterator<Item = (usize, bool)>,
+    progress: &dyn Progress,
+) -> Vec<usize> {
+    let left: Vec<usize> = queue.map(|(i, _)| i).collect();
+    if !left.is_empty() {
+        warn!(
+            "the run reached its deadline of {} s; {} torrents are left for the next run",
+            shared.deadline.limit_secs(),
+            left.len()
+        );
+        progress.advance(left.len() as u64);
+    }
+    left
+}
+
+/// Starts the export of torrent `t` (step `index`) as a task in `set`.
+fn spawn_export(
+    set: &mut JoinSet<Done>,
+    shared: &Arc<Shared>,
+    t: TorrentInfo,
+    index: usize,
+    cache_was_bad: bool,
+) {
+    let sh = shared.clone();
+    set.spawn(async move {
+        let result = export(&sh, &t).await;
+        Done {
+            index,
+            result,
+            cache_was_bad,
+            server_down: sh.down.load(Ordering::SeqCst),
+        }
+    });
+}
+
+/// Takes one finished export: progress, blob index, and the first fatal failure.
+fn take_done(
+    shared: &Shared,
+    steps: &[(TorrentInfo, ExportAction)],
+    done: &Done,
+    blobs: &mut IndexWriter<'_>,
+    fatal_error: &mut Option<String>,
+    progress: &dyn Progress,
+) -> Result<(), Error> {
+    progress.advance(1);
+    let (t, _) = &steps[done.index];
+    match &done.result {
+        Ok((blob, ItemSource::Exported)) => blobs.exported(&t.hash, blob.clone()),
+        Ok(_) => {}
+        Err((f, _)) => {
+            if classify(f) == FailureClass::Fatal && fatal_error.is_none() {
+                *fatal_error = Some(f.to_string());
+                shared.fatal.store(true, Ordering::SeqCst);
+            }
+            if done.cache_was_bad {
+                blobs.forget(&t.hash)?;
+            }
+        }
+    }
+    blobs.flush_if_due()
 }
 
 /// Versions, torrents, categories and tags: everything a run lists. Any

@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use super::{Printer, outln, runtime, summary, watch_signals};
 use crate::backup::{RunOptions, RunReport};
 use crate::clock::SystemClock;
-use crate::config::Config;
+use crate::config::{Config, Instance};
 use crate::error::Error;
 use crate::manifest::RunKind;
 use crate::status::ExitStatus;
@@ -40,6 +40,49 @@ pub struct RunArgs {
 }
 
 pub fn run(config: &Config, a: &RunArgs, p: &Printer) -> Result<ExitStatus, Error> {
+    let instances = chosen_instances(config, a)?;
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let opts = RunOptions {
+        kind: run_kind(a.kind, interactive),
+        dry_run: a.dry_run,
+    };
+    let show_progress = !p.is_json() && std::io::stderr().is_terminal();
+    let store = Store::new(&config.store);
+    let rt = runtime()?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    rt.spawn(watch_signals(
+        *p,
+        cancel.clone(),
+        "finishing the torrents in flight and writing the manifest (again to quit now)",
+    ));
+
+    // Notifications never change a run's status or exit code.
+    let notifier = if a.dry_run {
+        None
+    } else {
+        crate::notify::Notifier::for_config(config, &SystemClock)
+    };
+    let batch = Batch {
+        rt: &rt,
+        store: &store,
+        opts: &opts,
+        notifier: notifier.as_ref(),
+        cancel: &cancel,
+        show_progress,
+        p,
+    };
+    let mut codes = Vec::new();
+    for inst in &instances {
+        if cancel.load(Ordering::SeqCst) {
+            break;
+        }
+        codes.push(batch.run_one(inst));
+    }
+    Ok(ExitStatus::worst(codes))
+}
+
+/// The instances to back up: `--all`, the `--instance` names, or the only one configured.
+fn chosen_instances(config: &Config, a: &RunArgs) -> Result<Vec<Instance>, Error> {
     let names: Vec<String> = if a.all {
         config.instances.iter().map(|i| i.name.clone()).collect()
     } else if !a.instance.is_empty() {
@@ -62,83 +105,86 @@ pub fn run(config: &Config, a: &RunArgs, p: &Printer) -> Result<ExitStatus, Erro
         .iter()
         .map(|n| config.instance(n).cloned())
         .collect::<Result<Vec<_>, _>>()?;
-    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let kind = match a.kind {
+    Ok(instances)
+}
+
+/// The kind recorded in the manifest: `--kind`, else manual on a terminal, else scheduled.
+fn run_kind(kind: Option<KindArg>, interactive: bool) -> RunKind {
+    match kind {
         Some(KindArg::Scheduled) => RunKind::Scheduled,
         Some(KindArg::Manual) => RunKind::Manual,
         Some(KindArg::PreUpgrade) => RunKind::PreUpgrade,
         None if interactive => RunKind::Manual,
         None => RunKind::Scheduled,
-    };
-    let opts = RunOptions {
-        kind,
-        dry_run: a.dry_run,
-    };
-    let show_progress = !p.is_json() && std::io::stderr().is_terminal();
-    let store = Store::new(&config.store);
-    let rt = runtime()?;
-    let cancel = Arc::new(AtomicBool::new(false));
-    rt.spawn(watch_signals(
-        *p,
-        cancel.clone(),
-        "finishing the torrents in flight and writing the manifest (again to quit now)",
-    ));
+    }
+}
 
-    // Notifications never change a run's status or exit code.
-    let notifier = if a.dry_run {
-        None
-    } else {
-        crate::notify::Notifier::for_config(config, &SystemClock)
-    };
-    let mut codes = Vec::new();
-    for inst in &instances {
-        if cancel.load(Ordering::SeqCst) {
-            break;
+/// What the runs of one `qbackup run` share: runtime, store, options, notifier, printer.
+struct Batch<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    store: &'a Store,
+    opts: &'a RunOptions,
+    notifier: Option<&'a crate::notify::Notifier<'a>>,
+    cancel: &'a Arc<AtomicBool>,
+    show_progress: bool,
+    p: &'a Printer,
+}
+
+impl Batch<'_> {
+    /// Backs up one instance (notify, run, print, notify); returns the exit status it leads to.
+    fn run_one(&self, inst: &Instance) -> ExitStatus {
+        if let Some(n) = self.notifier {
+            self.rt.block_on(n.run_started(&inst.name));
         }
-        if let Some(n) = &notifier {
-            rt.block_on(n.run_started(&inst.name));
-        }
-        let bar = Bar::new(show_progress);
-        let result = rt.block_on(crate::backup::run(
-            &store,
+        let bar = Bar::new(self.show_progress);
+        let result = self.rt.block_on(crate::backup::run(
+            self.store,
             inst,
-            &opts,
+            self.opts,
             &SystemClock,
             &bar,
-            cancel.clone(),
+            self.cancel.clone(),
         ));
         match result {
-            Ok(report) => {
-                print_report(&report, p);
-                codes.push(report.status.exit_status());
-                if let Some(n) = &notifier {
-                    rt.block_on(n.notify(&report.event()));
-                }
-            }
-            Err(e) => {
-                if p.is_json() {
-                    let obj = serde_json::json!({
-                        "instance": inst.name, "status": "error",
-                        "error": one_line(&e.to_string()), "exit_code": e.exit_code(),
-                    });
-                    p.json(&obj);
-                }
-                p.note(format_args!("error: {}: {}", inst.name, e));
-                codes.push(e.exit_status());
-                if let Some(n) = &notifier {
-                    let now = crate::clock::rfc3339(time::OffsetDateTime::now_utc());
-                    let event = crate::notify::Event::from_error(
-                        crate::notify::EventKind::Backup,
-                        &inst.name,
-                        &e.to_string(),
-                        &now,
-                    );
-                    rt.block_on(n.notify(&event));
-                }
-            }
+            Ok(report) => self.finished(&report),
+            Err(e) => self.failed(inst, &e),
         }
     }
-    Ok(ExitStatus::worst(codes))
+
+    /// A run that finished (in any status): print its report and notify it.
+    fn finished(&self, report: &RunReport) -> ExitStatus {
+        print_report(report, self.p);
+        let status = report.status.exit_status();
+        if let Some(n) = self.notifier {
+            self.rt.block_on(n.notify(&report.event()));
+        }
+        status
+    }
+
+    /// A run that could not start or went wrong: print the error and notify it.
+    fn failed(&self, inst: &Instance, e: &Error) -> ExitStatus {
+        let p = self.p;
+        if p.is_json() {
+            let obj = serde_json::json!({
+                "instance": inst.name, "status": "error",
+                "error": one_line(&e.to_string()), "exit_code": e.exit_code(),
+            });
+            p.json(&obj);
+        }
+        p.note(format_args!("error: {}: {}", inst.name, e));
+        let status = e.exit_status();
+        if let Some(n) = self.notifier {
+            let now = crate::clock::rfc3339(time::OffsetDateTime::now_utc());
+            let event = crate::notify::Event::from_error(
+                crate::notify::EventKind::Backup,
+                &inst.name,
+                &e.to_string(),
+                &now,
+            );
+            self.rt.block_on(n.notify(&event));
+        }
+        status
+    }
 }
 
 fn print_report(r: &RunReport, p: &Printer) {

@@ -1,5 +1,7 @@
 //! `qbackup show`: one backup run (or restore) in full.
 
+use std::path::{Path, PathBuf};
+
 use clap::Args;
 use serde::Serialize;
 
@@ -53,8 +55,53 @@ pub fn run(config: &Config, a: &ShowArgs, p: &Printer) -> Result<ExitStatus, Err
         show_restore(&r, p);
         return Ok(ExitStatus::Success);
     }
+    let mut shown = load_run(&store, &history, a, p)?;
+    if p.is_json() {
+        if !a.torrents {
+            shown.manifest.torrents.clear();
+        }
+        let view = ShowView {
+            manifest: &shown.manifest,
+            manifest_path: shown.manifest_path.map(|p| p.display().to_string()),
+            source: shown.source,
+            notifications: &shown.notifications,
+        };
+        p.json(&view);
+        return Ok(ExitStatus::Success);
+    }
+    let m = &shown.manifest;
+    let path = shown.manifest_path.as_deref();
+    let mut lines = run_lines(m, path, shown.source);
+    lines.extend(warning_lines(m, p.is_verbose()));
+    lines.extend(notification_lines(&shown.notifications));
+    if a.torrents {
+        lines.extend(torrent_lines(&m.torrents, p.is_verbose()));
+    }
+    for line in lines {
+        outln!(p, "{line}");
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// A backup run as `show` has it: manifest (magnets redacted), its source, notifications.
+struct ShownRun {
+    manifest: Manifest,
+    /// The manifest file named in the history, if any.
+    manifest_path: Option<PathBuf>,
+    source: RunSource,
+    /// Oldest first.
+    notifications: Vec<crate::history::NotificationRow>,
+}
+
+/// Finds the run and reads its manifest (or rebuild, with a note) and notifications.
+fn load_run(
+    store: &Store,
+    history: &History,
+    a: &ShowArgs,
+    p: &Printer,
+) -> Result<ShownRun, Error> {
     let summary = history.find_run(&a.run, a.instance.as_deref())?;
-    let (mut manifest, source, note) = crate::history::load_manifest(&store, &history, &summary)?;
+    let (mut manifest, source, note) = crate::history::load_manifest(store, history, &summary)?;
     for t in &mut manifest.torrents {
         t.magnet_uri = crate::redact::magnet(&t.magnet_uri);
     }
@@ -63,98 +110,92 @@ pub fn run(config: &Config, a: &ShowArgs, p: &Printer) -> Result<ExitStatus, Err
     }
     let mut notifications = history.list_notifications(Some(&summary.run_id), 100)?;
     notifications.reverse();
-    if p.is_json() {
-        if !a.torrents {
-            manifest.torrents.clear();
-        }
-        let view = ShowView {
-            manifest: &manifest,
-            manifest_path: summary
-                .manifest
-                .as_ref()
-                .map(|p| store.abs(p).display().to_string()),
-            source,
-            notifications: &notifications,
-        };
-        p.json(&view);
-        return Ok(ExitStatus::Success);
-    }
-    let m = &manifest;
-    outln!(p, "run        {}", m.run_id);
-    outln!(p, "instance   {}", m.instance);
-    outln!(p, "kind       {}", m.kind.as_str());
-    outln!(p, "status     {}", m.status.as_str());
-    outln!(p, "started    {}", m.started_at);
-    outln!(p, "finished   {}", m.finished_at.as_deref().unwrap_or("-"));
+    Ok(ShownRun {
+        manifest,
+        manifest_path: summary.manifest.as_ref().map(|rel| store.abs(rel)),
+        source,
+        notifications,
+    })
+}
+
+/// `show`'s first lines: the run, its server, manifest file, counts and error.
+fn run_lines(m: &Manifest, manifest_path: Option<&Path>, source: RunSource) -> Vec<String> {
+    let mut out = vec![
+        format!("run        {}", m.run_id),
+        format!("instance   {}", m.instance),
+        format!("kind       {}", m.kind.as_str()),
+        format!("status     {}", m.status.as_str()),
+        format!("started    {}", m.started_at),
+        format!("finished   {}", m.finished_at.as_deref().unwrap_or("-")),
+    ];
     if let Some(q) = &m.qbittorrent {
-        outln!(
-            p,
+        out.push(format!(
             "server     qBittorrent {} (WebAPI {})",
-            q.version,
-            q.webapi_version
-        );
+            q.version, q.webapi_version
+        ));
     }
-    if let Some(rel) = &summary.manifest {
-        outln!(
-            p,
+    if let Some(path) = manifest_path {
+        out.push(format!(
             "manifest   {}{}",
-            store.abs(rel).display(),
+            path.display(),
             if source == RunSource::History {
                 " (unusable; rebuilt from history)"
             } else {
                 ""
             }
-        );
+        ));
     }
     let c = &m.counts;
-    outln!(
-        p,
+    out.push(format!(
         "torrents   {} listed, {} stored ({} exported, {} reused), {} metadata-unavailable, {} warnings",
-        c.listed,
-        c.stored,
-        c.exported,
-        c.reused,
-        c.metadata_unavailable,
-        c.warnings
-    );
-    outln!(p, "categories {}", m.categories.len());
-    outln!(p, "tags       {}", m.tags.len());
+        c.listed, c.stored, c.exported, c.reused, c.metadata_unavailable, c.warnings
+    ));
+    out.push(format!("categories {}", m.categories.len()));
+    out.push(format!("tags       {}", m.tags.len()));
     if let Some(e) = &m.error {
-        outln!(p, "error      {}", summary::text(&one_line(e)));
+        out.push(format!("error      {}", summary::text(&one_line(e))));
     }
-    let shown = summary::shown(m.warnings.len(), p.is_verbose());
-    for w in &m.warnings[..shown] {
-        outln!(
-            p,
-            "warning    {} ({}): {}: {}",
-            summary::name(&w.name),
-            summary::name(&w.id),
-            w.class.as_str(),
-            summary::text(&w.reason)
-        );
-    }
+    out
+}
+
+/// The run's warnings: the first [`summary::SHOWN`] (every one with `-v`).
+fn warning_lines(m: &Manifest, verbose: bool) -> Vec<String> {
+    let shown = summary::shown(m.warnings.len(), verbose);
+    let mut out: Vec<String> = m.warnings[..shown]
+        .iter()
+        .map(|w| {
+            format!(
+                "warning    {} ({}): {}: {}",
+                summary::name(&w.name),
+                summary::name(&w.id),
+                w.class.as_str(),
+                summary::text(&w.reason)
+            )
+        })
+        .collect();
     if let Some(more) = summary::more_line(m.warnings.len(), shown) {
-        outln!(p, "warning    {more}");
+        out.push(format!("warning    {more}"));
     }
-    for n in &notifications {
-        outln!(
-            p,
-            "notified   {} ({}): {}{}",
-            n.target,
-            n.status,
-            n.outcome,
-            n.error
-                .as_deref()
-                .map(|e| format!(": {}", summary::text(e)))
-                .unwrap_or_default()
-        );
-    }
-    if a.torrents {
-        for line in torrent_lines(&m.torrents, p.is_verbose()) {
-            outln!(p, "{line}");
-        }
-    }
-    Ok(ExitStatus::Success)
+    out
+}
+
+/// One line per notification sent (or held back, or failed) about the run.
+fn notification_lines(notifications: &[crate::history::NotificationRow]) -> Vec<String> {
+    notifications
+        .iter()
+        .map(|n| {
+            format!(
+                "notified   {} ({}): {}{}",
+                n.target,
+                n.status,
+                n.outcome,
+                n.error
+                    .as_deref()
+                    .map(|e| format!(": {}", summary::text(e)))
+                    .unwrap_or_default()
+            )
+        })
+        .collect()
 }
 
 /// `show --torrents`: counts by source, category and qBittorrent state,
@@ -197,81 +238,92 @@ fn show_restore(r: &RestoreSummary, p: &Printer) {
         .as_deref()
         .and_then(|s| serde_json::from_str(s).ok());
     if p.is_json() {
-        let mut v = serde_json::to_value(r).unwrap_or_default();
-        if let Some(obj) = v.as_object_mut() {
-            obj.insert("type".into(), "restore".into());
-            if let Some(rep) = &report {
-                for key in [
-                    "failures",
-                    "warnings",
-                    "target",
-                    "to_add",
-                    "not_restorable",
-                    "categories_created",
-                    "tags_created",
-                    "duration_ms",
-                    "manifest_source",
-                ] {
-                    if let Some(x) = rep.get(key) {
-                        obj.insert(key.into(), x.clone());
-                    }
+        p.json(&restore_json(r, report.as_ref()));
+        return;
+    }
+    for line in restore_lines(r, report.as_ref(), p.is_verbose()) {
+        outln!(p, "{line}");
+    }
+}
+
+/// `show RESTORE_ID --json`: the restore's row, its type and its stored report's details.
+fn restore_json(r: &RestoreSummary, report: Option<&serde_json::Value>) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("type".into(), "restore".into());
+        if let Some(rep) = report {
+            for key in [
+                "failures",
+                "warnings",
+                "target",
+                "to_add",
+                "not_restorable",
+                "categories_created",
+                "tags_created",
+                "duration_ms",
+                "manifest_source",
+            ] {
+                if let Some(x) = rep.get(key) {
+                    obj.insert(key.into(), x.clone());
                 }
             }
         }
-        p.json(&v);
-        return;
     }
-    outln!(p, "restore    {}", r.run_id);
-    outln!(p, "from       {} run {}", r.source_instance, r.source_run);
-    outln!(p, "to         {}", r.target_instance);
-    outln!(
-        p,
-        "status     {}{}",
-        r.status,
-        if r.dry_run { " (dry run)" } else { "" }
-    );
-    outln!(p, "started    {}", r.started_at);
-    outln!(p, "finished   {}", r.finished_at.as_deref().unwrap_or("-"));
-    outln!(
-        p,
-        "torrents   {} planned, {} added, {} already present, {} failed",
-        r.planned,
-        r.added,
-        r.already_present,
-        r.failed
-    );
+    v
+}
+
+/// `show RESTORE_ID` for humans: the restore, its warnings, then its failures (cut unless verbose).
+fn restore_lines(
+    r: &RestoreSummary,
+    report: Option<&serde_json::Value>,
+    verbose: bool,
+) -> Vec<String> {
+    let mut out = vec![
+        format!("restore    {}", r.run_id),
+        format!("from       {} run {}", r.source_instance, r.source_run),
+        format!("to         {}", r.target_instance),
+        format!(
+            "status     {}{}",
+            r.status,
+            if r.dry_run { " (dry run)" } else { "" }
+        ),
+        format!("started    {}", r.started_at),
+        format!("finished   {}", r.finished_at.as_deref().unwrap_or("-")),
+        format!(
+            "torrents   {} planned, {} added, {} already present, {} failed",
+            r.planned, r.added, r.already_present, r.failed
+        ),
+    ];
     if let Some(e) = &r.error {
-        outln!(p, "error      {}", summary::text(&one_line(e)));
+        out.push(format!("error      {}", summary::text(&one_line(e))));
     }
     let list = |key: &str| {
         report
-            .as_ref()
             .and_then(|v| v.get(key))
             .and_then(|v| v.as_array())
             .cloned()
             .unwrap_or_default()
     };
     for w in list("warnings") {
-        outln!(
-            p,
+        out.push(format!(
             "warning    {}",
             summary::text(w.as_str().unwrap_or_default())
-        );
+        ));
     }
     let failures = list("failures");
-    let shown = summary::shown(failures.len(), p.is_verbose());
+    let shown = summary::shown(failures.len(), verbose);
     for f in &failures[..shown] {
-        outln!(
-            p,
+        out.push(format!(
             "failed     {} ({}): {}",
             summary::name(f["name"].as_str().unwrap_or_default()),
             summary::name(f["id"].as_str().unwrap_or_default()),
             summary::text(f["reason"].as_str().unwrap_or_default())
-        );
+        ));
     }
     if let Some(more) = summary::more_line(failures.len(), shown) {
-        outln!(p, "failed     {more}");
+        out.push(format!("failed     {more}"));
     }
+    out
 }
 
 #[cfg(test)]
@@ -366,5 +418,55 @@ mod tests {
         );
         let out = torrent_lines(&[item(1, ItemSource::Exported, "", "")], false);
         assert_eq!(out[2], "by state    1 (unknown)");
+    }
+
+    #[test]
+    fn a_restore_is_rendered_with_its_warnings_and_first_failures() {
+        let r = RestoreSummary {
+            run_id: "restore-1".into(),
+            instance: "nas".into(),
+            source_instance: "box".into(),
+            source_run: "20250101T000000Z-ab12".into(),
+            target_instance: "nas".into(),
+            status: crate::status::RunStatus::Partial,
+            dry_run: false,
+            started_at: "2025-01-02T00:00:00Z".into(),
+            finished_at: None,
+            planned: 30,
+            added: 5,
+            already_present: 0,
+            failed: 25,
+            error: Some("half\ndone".into()),
+            report_json: None,
+        };
+        let failures: Vec<_> = (0..25)
+            .map(|i| serde_json::json!({"name": format!("t{i}"), "id": format!("{i:02}"), "reason": "refused"}))
+            .collect();
+        let report = serde_json::json!({"warnings": ["slow"], "failures": failures});
+        let out = restore_lines(&r, Some(&report), false);
+        assert_eq!(
+            out[..10],
+            [
+                "restore    restore-1",
+                "from       box run 20250101T000000Z-ab12",
+                "to         nas",
+                "status     partial",
+                "started    2025-01-02T00:00:00Z",
+                "finished   -",
+                "torrents   30 planned, 5 added, 0 already present, 25 failed",
+                "error      half done",
+                "warning    slow",
+                "failed     t0 (00): refused",
+            ],
+            "{}",
+            out.join("\n")
+        );
+        assert_eq!(out.len(), 9 + summary::SHOWN + 1);
+        assert_eq!(
+            out.last().unwrap(),
+            "failed     … and 5 more (use -v or --json for the full list)"
+        );
+        assert_eq!(restore_lines(&r, Some(&report), true).len(), 9 + 25);
+        assert_eq!(restore_lines(&r, None, false).len(), 8);
     }
 }

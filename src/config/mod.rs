@@ -216,124 +216,7 @@ impl Config {
             })?,
         };
         let mut warnings = Vec::new();
-        let mut instances: Vec<Instance> = Vec::new();
-        for ri in raw.instance {
-            let name = ri.name.clone();
-            if !valid_name(&name) {
-                return Err(invalid(format!(
-                    "instance name {name:?} must be 1-64 letters, digits, '-', '_' or '.', not starting with '.'"
-                )));
-            }
-            if instances.iter().any(|i| i.name == name) {
-                return Err(invalid(format!("instance {name:?} is defined twice")));
-            }
-            let url = validate_url(&ri.url)
-                .map_err(|m| invalid(format!("instance {name:?}: url {m}")))?;
-            let mut sources = Vec::new();
-            if let Some(p) = ri.password_file {
-                let p = base.join(p);
-                warnings.extend(secret_file_warning(&name, "password_file", &p));
-                sources.push(CredentialSource::PasswordFile(p));
-            }
-            if let Some(v) = ri.password_env {
-                sources.push(CredentialSource::PasswordEnv(v));
-            }
-            if let Some(p) = ri.password {
-                warnings.push(format!(
-                    "instance {name:?} has its password in the config file; prefer password_file or password_env"
-                ));
-                sources.push(CredentialSource::PasswordInline(Secret::new(p)));
-            }
-            if let Some(p) = ri.api_key_file {
-                let p = base.join(p);
-                warnings.extend(secret_file_warning(&name, "api_key_file", &p));
-                sources.push(CredentialSource::ApiKeyFile(p));
-            }
-            if let Some(v) = ri.api_key_env {
-                sources.push(CredentialSource::ApiKeyEnv(v));
-            }
-            let credential = match sources.len() {
-                1 => sources.remove(0),
-                0 => {
-                    return Err(invalid(format!(
-                        "instance {name:?} needs one of password_file, password_env, password, api_key_file or api_key_env"
-                    )));
-                }
-                _ => {
-                    return Err(invalid(format!(
-                        "instance {name:?} sets more than one of password_file, password_env, password, api_key_file, api_key_env; keep one"
-                    )));
-                }
-            };
-            let needs_user = matches!(
-                credential,
-                CredentialSource::PasswordFile(_)
-                    | CredentialSource::PasswordEnv(_)
-                    | CredentialSource::PasswordInline(_)
-            );
-            if needs_user && ri.username.as_deref().is_none_or(str::is_empty) {
-                return Err(invalid(format!(
-                    "instance {name:?} needs a username to log in with its password"
-                )));
-            }
-            let timeout = ri.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS);
-            let (lo, hi) = TIMEOUT_SECS_RANGE;
-            if !(lo..=hi).contains(&timeout) {
-                return Err(invalid(format!(
-                    "instance {name:?}: timeout_secs is {timeout:?}; it must be between {lo} and {hi} seconds"
-                )));
-            }
-            let rate = ri.exports_per_second.unwrap_or(DEFAULT_EXPORTS_PER_SECOND);
-            let (lo, hi) = EXPORTS_PER_SECOND_RANGE;
-            if !(lo..=hi).contains(&rate) {
-                return Err(invalid(format!(
-                    "instance {name:?}: exports_per_second is {rate:?}; it must be between {lo} and {hi}"
-                )));
-            }
-            let retries = ri.retries.unwrap_or(DEFAULT_RETRIES);
-            if retries > 20 {
-                return Err(invalid(format!(
-                    "instance {name:?}: retries must be at most 20"
-                )));
-            }
-            let run_deadline = match ri.run_deadline_secs {
-                None => None,
-                Some(d) if (60.0..=30.0 * 86_400.0).contains(&d) => {
-                    Some(Duration::from_secs_f64(d))
-                }
-                Some(_) => {
-                    return Err(invalid(format!(
-                        "instance {name:?}: run_deadline_secs must be between 60 and 2592000 (30 days)"
-                    )));
-                }
-            };
-            let in_flight = ri.max_in_flight.unwrap_or(1);
-            if !(1..=MAX_IN_FLIGHT).contains(&in_flight) {
-                return Err(invalid(format!(
-                    "instance {name:?}: max_in_flight must be between 1 and {MAX_IN_FLIGHT}"
-                )));
-            }
-            if ri.accept_invalid_certs {
-                warnings.push(format!(
-                    "instance {name:?} accepts invalid TLS certificates; prefer ca_file"
-                ));
-            }
-            instances.push(Instance {
-                name,
-                url,
-                username: ri.username,
-                credential,
-                ca_file: ri.ca_file.map(|p| base.join(p)),
-                accept_invalid_certs: ri.accept_invalid_certs,
-                timeout: Duration::from_secs_f64(timeout),
-                pace: Pace {
-                    exports_per_second: rate,
-                    retries,
-                    max_in_flight: in_flight as usize,
-                    run_deadline,
-                },
-            });
-        }
+        let instances = resolve_instances(raw.instance, base, &mut warnings).map_err(invalid)?;
         let names: Vec<&str> = instances.iter().map(|i| i.name.as_str()).collect();
         let notify = notify::resolve(raw.notify, &names, base, &mut warnings).map_err(invalid)?;
         Ok(Config {
@@ -401,6 +284,168 @@ impl Instance {
             CredentialSource::ApiKeyEnv(v) => Credentials::ApiKey(read_env(v, "API key")?),
         })
     }
+}
+
+/// Validates the `[[instance]]` blocks; what is allowed but unwise adds a warning.
+fn resolve_instances(
+    raw: Vec<RawInstance>,
+    base: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Instance>, String> {
+    let mut instances: Vec<Instance> = Vec::new();
+    for ri in raw {
+        check_instance_name(&ri.name, &instances)?;
+        instances.push(resolve_instance(ri, base, warnings)?);
+    }
+    Ok(instances)
+}
+
+/// An instance name must be valid ([`valid_name`]) and not taken by an earlier instance.
+fn check_instance_name(name: &str, earlier: &[Instance]) -> Result<(), String> {
+    if !valid_name(name) {
+        return Err(format!(
+            "instance name {name:?} must be 1-64 letters, digits, '-', '_' or '.', not starting with '.'"
+        ));
+    }
+    if earlier.iter().any(|i| i.name == name) {
+        return Err(format!("instance {name:?} is defined twice"));
+    }
+    Ok(())
+}
+
+/// One `[[instance]]` block (its name already checked): URL, credential, timeout, pace, TLS.
+fn resolve_instance(
+    mut ri: RawInstance,
+    base: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Instance, String> {
+    let name = ri.name.clone();
+    let url = validate_url(&ri.url).map_err(|m| format!("instance {name:?}: url {m}"))?;
+    let credential = credential(&name, &mut ri, base, warnings)?;
+    let timeout = timeout(&name, ri.timeout_secs)?;
+    let pace = pace(&name, &ri)?;
+    warnings.extend(tls_warning(&name, ri.accept_invalid_certs));
+    Ok(Instance {
+        name,
+        url,
+        username: ri.username,
+        credential,
+        ca_file: ri.ca_file.map(|p| base.join(p)),
+        accept_invalid_certs: ri.accept_invalid_certs,
+        timeout,
+        pace,
+    })
+}
+
+/// The instance's one credential source (taken out of `ri`), and a username for a password.
+fn credential(
+    name: &str,
+    ri: &mut RawInstance,
+    base: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<CredentialSource, String> {
+    let mut sources = Vec::new();
+    if let Some(p) = ri.password_file.take() {
+        let p = base.join(p);
+        warnings.extend(secret_file_warning(name, "password_file", &p));
+        sources.push(CredentialSource::PasswordFile(p));
+    }
+    if let Some(v) = ri.password_env.take() {
+        sources.push(CredentialSource::PasswordEnv(v));
+    }
+    if let Some(p) = ri.password.take() {
+        warnings.push(format!(
+            "instance {name:?} has its password in the config file; prefer password_file or password_env"
+        ));
+        sources.push(CredentialSource::PasswordInline(Secret::new(p)));
+    }
+    if let Some(p) = ri.api_key_file.take() {
+        let p = base.join(p);
+        warnings.extend(secret_file_warning(name, "api_key_file", &p));
+        sources.push(CredentialSource::ApiKeyFile(p));
+    }
+    if let Some(v) = ri.api_key_env.take() {
+        sources.push(CredentialSource::ApiKeyEnv(v));
+    }
+    let credential = match sources.len() {
+        1 => sources.remove(0),
+        0 => {
+            return Err(format!(
+                "instance {name:?} needs one of password_file, password_env, password, api_key_file or api_key_env"
+            ));
+        }
+        _ => {
+            return Err(format!(
+                "instance {name:?} sets more than one of password_file, password_env, password, api_key_file, api_key_env; keep one"
+            ));
+        }
+    };
+    let needs_user = matches!(
+        credential,
+        CredentialSource::PasswordFile(_)
+            | CredentialSource::PasswordEnv(_)
+            | CredentialSource::PasswordInline(_)
+    );
+    if needs_user && ri.username.as_deref().is_none_or(str::is_empty) {
+        return Err(format!(
+            "instance {name:?} needs a username to log in with its password"
+        ));
+    }
+    Ok(credential)
+}
+
+/// The instance's `timeout_secs`, within [`TIMEOUT_SECS_RANGE`].
+fn timeout(name: &str, timeout_secs: Option<f64>) -> Result<Duration, String> {
+    let timeout = timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS);
+    let (lo, hi) = TIMEOUT_SECS_RANGE;
+    if !(lo..=hi).contains(&timeout) {
+        return Err(format!(
+            "instance {name:?}: timeout_secs is {timeout:?}; it must be between {lo} and {hi} seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(timeout))
+}
+
+/// The instance's [`Pace`]: exports per second, retries, run deadline, exports in flight.
+fn pace(name: &str, ri: &RawInstance) -> Result<Pace, String> {
+    let rate = ri.exports_per_second.unwrap_or(DEFAULT_EXPORTS_PER_SECOND);
+    let (lo, hi) = EXPORTS_PER_SECOND_RANGE;
+    if !(lo..=hi).contains(&rate) {
+        return Err(format!(
+            "instance {name:?}: exports_per_second is {rate:?}; it must be between {lo} and {hi}"
+        ));
+    }
+    let retries = ri.retries.unwrap_or(DEFAULT_RETRIES);
+    if retries > 20 {
+        return Err(format!("instance {name:?}: retries must be at most 20"));
+    }
+    let run_deadline = match ri.run_deadline_secs {
+        None => None,
+        Some(d) if (60.0..=30.0 * 86_400.0).contains(&d) => Some(Duration::from_secs_f64(d)),
+        Some(_) => {
+            return Err(format!(
+                "instance {name:?}: run_deadline_secs must be between 60 and 2592000 (30 days)"
+            ));
+        }
+    };
+    let in_flight = ri.max_in_flight.unwrap_or(1);
+    if !(1..=MAX_IN_FLIGHT).contains(&in_flight) {
+        return Err(format!(
+            "instance {name:?}: max_in_flight must be between 1 and {MAX_IN_FLIGHT}"
+        ));
+    }
+    Ok(Pace {
+        exports_per_second: rate,
+        retries,
+        max_in_flight: in_flight as usize,
+        run_deadline,
+    })
+}
+
+/// The warning for an instance that accepts invalid TLS certificates.
+fn tls_warning(name: &str, accept_invalid_certs: bool) -> Option<String> {
+    accept_invalid_certs
+        .then(|| format!("instance {name:?} accepts invalid TLS certificates; prefer ca_file"))
 }
 
 /// Instance names become file names, so keep them boring.

@@ -227,14 +227,15 @@ pub fn resolve(
     Ok(out)
 }
 
+/// One `[[notify]]` block: name, format, URLs or pings, events, instances, secret, limits.
 fn resolve_one(
     r: RawTarget,
     instances: &[&str],
     base: &Path,
     warnings: &mut Vec<String>,
 ) -> Result<Target, String> {
-    let name = r.name;
-    if !super::valid_name(&name) {
+    let name = &r.name;
+    if !super::valid_name(name) {
         return Err(format!(
             "notify name {name:?} must be 1-64 letters, digits, '-', '_' or '.', not starting with '.'"
         ));
@@ -247,235 +248,237 @@ fn resolve_one(
             Format::ALL.map(Format::as_str).join(", ")
         ))
     })?;
-    let healthchecks = format == Format::Healthchecks;
-
-    // URLs.
-    let check = |what: &str, u: &str| validate_url(u).map_err(|m| bad(format!("{what} {m}")));
-    let mut urls = Vec::new();
-    let mut pings = None;
-    if healthchecks {
-        if r.urls.is_some() {
-            return Err(bad(
-                "healthchecks takes one url (the check's ping URL), not urls; add a [[notify]] per check".into(),
-            ));
-        }
-        let base_url = r.url.as_deref().map(|u| check("url", u)).transpose()?;
-        let pick = |explicit: &Option<String>, what: &str, suffix: &str| match (explicit, &base_url)
-        {
-            (Some(u), _) => check(what, u).map(Some),
-            (None, Some(b)) => Ok(Some(join_path(b, suffix))),
-            (None, None) => Ok(None),
-        };
-        let success = pick(&r.success_url, "success_url", "")?;
-        let fail = pick(&r.fail_url, "fail_url", "fail")?;
-        let start = pick(&r.start_url, "start_url", "start")?;
-        let (Some(success), Some(fail)) = (success, fail) else {
-            return Err(bad(
-                "healthchecks needs url (the ping URL), or both success_url and fail_url".into(),
-            ));
-        };
-        let partial_is_success = match r.partial_ping.as_deref() {
-            None | Some("fail") => false,
-            Some("success") => true,
-            Some(o) => {
-                return Err(bad(format!(
-                    "partial_ping must be \"fail\" or \"success\", not {o:?}"
-                )));
-            }
-        };
-        pings = Some(Pings {
-            start,
-            success,
-            fail,
-            partial_is_success,
-        });
-    } else {
-        for (what, u) in [
-            ("start_url", &r.start_url),
-            ("success_url", &r.success_url),
-            ("fail_url", &r.fail_url),
-            ("partial_ping", &r.partial_ping),
-        ] {
-            if u.is_some() {
-                return Err(bad(format!("{what} is only for format healthchecks")));
-            }
-        }
-        match (r.url, r.urls) {
-            (Some(u), None) => urls.push(check("url", &u)?),
-            (None, Some(list)) if !list.is_empty() => {
-                for u in &list {
-                    urls.push(check("urls entry", u)?);
-                }
-            }
-            (Some(_), Some(_)) => return Err(bad("set url or urls, not both".into())),
-            _ => return Err(bad("needs a url".into())),
-        }
-        if format == Format::Gotify {
-            urls = urls.iter().map(|u| gotify_message_url(u)).collect();
-        }
-    }
-
-    // Which events.
-    let on = match r.on {
-        None if healthchecks => OnSet::ALL,
+    let (urls, pings) = match format {
+        Format::Healthchecks => (Vec::new(), Some(pings(&r).map_err(bad)?)),
+        _ => (post_urls(format, &r).map_err(bad)?, None),
+    };
+    let on = match r.on.as_deref() {
+        None if format == Format::Healthchecks => OnSet::ALL,
         None => OnSet::DEFAULT,
-        Some(list) => {
-            if list.is_empty() {
-                return Err(bad(
-                    "on is empty; list some of success, partial, failed (or remove the target)"
-                        .into(),
-                ));
-            }
-            let mut set = OnSet {
-                success: false,
-                partial: false,
-                failed: false,
-            };
-            for o in &list {
-                match o.as_str() {
-                    "success" => set.success = true,
-                    "partial" => set.partial = true,
-                    "failed" => set.failed = true,
-                    other => {
-                        return Err(bad(format!(
-                            "on has unknown outcome {other:?} (use success, partial, failed)"
-                        )));
-                    }
-                }
-            }
-            set
-        }
+        Some(list) => on_set(list).map_err(bad)?,
     };
-    let instances_filter = match r.instances {
-        None => None,
-        Some(list) => {
-            if list.is_empty() {
-                return Err(bad(
-                    "instances is empty; remove it to hear about every instance".into(),
-                ));
-            }
-            for i in &list {
-                if !instances.contains(&i.as_str()) {
-                    return Err(bad(format!(
-                        "instances names {i:?}, which is not a configured [[instance]]"
-                    )));
-                }
-            }
-            Some(list)
-        }
-    };
-
-    // The secret.
-    let mut sources = Vec::new();
-    if let Some(p) = r.secret_file {
-        sources.push(SecretSource::File(base.join(p)));
-    }
-    if let Some(v) = r.secret_env {
-        sources.push(SecretSource::Env(v));
-    }
-    if let Some(s) = r.secret {
-        sources.push(SecretSource::Inline(Secret::new(s)));
-    }
-    if sources.len() > 1 {
-        return Err(bad(
-            "sets more than one of secret, secret_file, secret_env; keep one".into(),
-        ));
-    }
-    let secret = sources.pop();
-    match (format.secret_use(), &secret) {
-        (None, Some(_)) => {
-            return Err(bad(format!(
-                "format {} takes no secret (for discord and slack the webhook URL is the secret)",
-                format.as_str()
-            )));
-        }
-        (Some(_), None) if format == Format::Gotify => {
-            return Err(bad(
-                "gotify needs its application token in secret_file, secret_env or secret".into(),
-            ));
-        }
-        (Some(what), Some(SecretSource::Inline(_))) => warnings.push(format!(
+    let instances = instance_list(r.instances.as_deref(), instances).map_err(bad)?;
+    let secret = secret(format, &r, base).map_err(bad)?;
+    if let (Some(what), Some(SecretSource::Inline(_))) = (format.secret_use(), &secret) {
+        warnings.push(format!(
             "notify {name:?} has its {what} in the config file; prefer secret_file or secret_env"
-        )),
-        _ => {}
-    }
-
-    // Limits.
-    let repeat_hours = r.repeat_after_hours.unwrap_or(DEFAULT_REPEAT_AFTER_HOURS);
-    if !(repeat_hours.is_finite() && (0.0..=8760.0).contains(&repeat_hours)) {
-        return Err(bad(
-            "repeat_after_hours must be between 0 (never hold back a repeat) and 8760".into(),
         ));
     }
-    let repeat_after = (repeat_hours > 0.0).then(|| Duration::from_secs_f64(repeat_hours * 3600.0));
-    let max_warnings = r.max_warnings.unwrap_or(DEFAULT_MAX_WARNINGS);
-    if max_warnings > 1000 {
-        return Err(bad("max_warnings must be at most 1000".into()));
-    }
-    let priority = match (format, r.priority) {
-        (_, None) => None,
-        (Format::Ntfy, Some(p @ 1..=5)) | (Format::Gotify, Some(p @ 0..=10)) => Some(p),
-        (Format::Ntfy, Some(_)) => return Err(bad("priority for ntfy is 1 to 5".into())),
-        (Format::Gotify, Some(_)) => return Err(bad("priority for gotify is 0 to 10".into())),
-        (f, Some(_)) => {
-            return Err(bad(format!(
-                "priority is only for ntfy and gotify, not {}",
-                f.as_str()
-            )));
-        }
-    };
-    let secs = |v: Option<f64>, default: f64, what: &str, min: f64, max: f64| {
-        let v = v.unwrap_or(default);
-        if v.is_finite() && v >= min && v <= max && (min > 0.0 || v >= 0.0) {
-            Ok(Duration::from_secs_f64(v))
-        } else {
-            Err(bad(format!("{what} must be between {min} and {max}")))
-        }
-    };
-    let timeout = secs(
-        r.timeout_secs,
-        DEFAULT_TIMEOUT_SECS,
-        "timeout_secs",
-        0.001,
-        300.0,
-    )?;
-    let retry_delay = secs(
-        r.retry_delay_secs,
-        DEFAULT_RETRY_DELAY_SECS,
-        "retry_delay_secs",
-        0.0,
-        60.0,
-    )?;
-    let deadline = secs(
-        r.deadline_secs,
-        DEFAULT_DEADLINE_SECS,
-        "deadline_secs",
-        0.001,
-        3600.0,
-    )?;
-    let retries = r.retries.unwrap_or(DEFAULT_RETRIES);
-    if retries > 10 {
-        return Err(bad("retries must be at most 10".into()));
-    }
-
     Ok(Target {
-        name,
+        name: name.clone(),
         format,
         urls,
         pings,
         on,
-        instances: instances_filter,
+        instances,
         secret,
-        repeat_after,
-        max_warnings,
-        priority,
-        delivery: RetryPolicy {
-            timeout,
-            retries,
-            retry_delay,
-            deadline,
-        },
+        repeat_after: repeat_after(r.repeat_after_hours).map_err(bad)?,
+        max_warnings: max_warnings(r.max_warnings).map_err(bad)?,
+        priority: priority(format, r.priority).map_err(bad)?,
+        delivery: delivery(&r).map_err(bad)?,
     })
+}
+
+/// healthchecks' ping URLs (given, or derived from `url`) and what a partial run pings.
+fn pings(r: &RawTarget) -> Result<Pings, String> {
+    if r.urls.is_some() {
+        return Err(
+            "healthchecks takes one url (the check's ping URL), not urls; add a [[notify]] per check".into(),
+        );
+    }
+    let check = |what: &str, u: &str| validate_url(u).map_err(|m| format!("{what} {m}"));
+    let base_url = r.url.as_deref().map(|u| check("url", u)).transpose()?;
+    let pick = |explicit: &Option<String>, what: &str, suffix: &str| match (explicit, &base_url) {
+        (Some(u), _) => check(what, u).map(Some),
+        (None, Some(b)) => Ok(Some(join_path(b, suffix))),
+        (None, None) => Ok(None),
+    };
+    let success = pick(&r.success_url, "success_url", "")?;
+    let fail = pick(&r.fail_url, "fail_url", "fail")?;
+    let start = pick(&r.start_url, "start_url", "start")?;
+    let (Some(success), Some(fail)) = (success, fail) else {
+        return Err(
+            "healthchecks needs url (the ping URL), or both success_url and fail_url".into(),
+        );
+    };
+    let partial_is_success = match r.partial_ping.as_deref() {
+        None | Some("fail") => false,
+        Some("success") => true,
+        Some(o) => {
+            return Err(format!(
+                "partial_ping must be \"fail\" or \"success\", not {o:?}"
+            ));
+        }
+    };
+    Ok(Pings {
+        start,
+        success,
+        fail,
+        partial_is_success,
+    })
+}
+
+/// The URLs every other format POSTs to (`url` or `urls`); no ping settings.
+fn post_urls(format: Format, r: &RawTarget) -> Result<Vec<String>, String> {
+    for (what, u) in [
+        ("start_url", &r.start_url),
+        ("success_url", &r.success_url),
+        ("fail_url", &r.fail_url),
+        ("partial_ping", &r.partial_ping),
+    ] {
+        if u.is_some() {
+            return Err(format!("{what} is only for format healthchecks"));
+        }
+    }
+    let check = |what: &str, u: &str| validate_url(u).map_err(|m| format!("{what} {m}"));
+    let mut urls = Vec::new();
+    match (&r.url, &r.urls) {
+        (Some(u), None) => urls.push(check("url", u)?),
+        (None, Some(list)) if !list.is_empty() => {
+            for u in list {
+                urls.push(check("urls entry", u)?);
+            }
+        }
+        (Some(_), Some(_)) => return Err("set url or urls, not both".into()),
+        _ => return Err("needs a url".into()),
+    }
+    if format == Format::Gotify {
+        urls = urls.iter().map(|u| gotify_message_url(u)).collect();
+    }
+    Ok(urls)
+}
+
+/// `on`: the outcomes the target hears about.
+fn on_set(list: &[String]) -> Result<OnSet, String> {
+    if list.is_empty() {
+        return Err(
+            "on is empty; list some of success, partial, failed (or remove the target)".into(),
+        );
+    }
+    let mut set = OnSet {
+        success: false,
+        partial: false,
+        failed: false,
+    };
+    for o in list {
+        match o.as_str() {
+            "success" => set.success = true,
+            "partial" => set.partial = true,
+            "failed" => set.failed = true,
+            other => {
+                return Err(format!(
+                    "on has unknown outcome {other:?} (use success, partial, failed)"
+                ));
+            }
+        }
+    }
+    Ok(set)
+}
+
+/// `instances`: None for every instance, else names from `known`.
+fn instance_list(list: Option<&[String]>, known: &[&str]) -> Result<Option<Vec<String>>, String> {
+    let Some(list) = list else { return Ok(None) };
+    if list.is_empty() {
+        return Err("instances is empty; remove it to hear about every instance".into());
+    }
+    for i in list {
+        if !known.contains(&i.as_str()) {
+            return Err(format!(
+                "instances names {i:?}, which is not a configured [[instance]]"
+            ));
+        }
+    }
+    Ok(Some(list.to_vec()))
+}
+
+/// The target's secret source, if any: at most one, and only for a format that takes one.
+fn secret(format: Format, r: &RawTarget, base: &Path) -> Result<Option<SecretSource>, String> {
+    let mut sources = Vec::new();
+    if let Some(p) = &r.secret_file {
+        sources.push(SecretSource::File(base.join(p)));
+    }
+    if let Some(v) = &r.secret_env {
+        sources.push(SecretSource::Env(v.clone()));
+    }
+    if let Some(s) = &r.secret {
+        sources.push(SecretSource::Inline(Secret::new(s.as_str())));
+    }
+    if sources.len() > 1 {
+        return Err("sets more than one of secret, secret_file, secret_env; keep one".into());
+    }
+    let secret = sources.pop();
+    match (format.secret_use(), &secret) {
+        (None, Some(_)) => Err(format!(
+            "format {} takes no secret (for discord and slack the webhook URL is the secret)",
+            format.as_str()
+        )),
+        (Some(_), None) if format == Format::Gotify => {
+            Err("gotify needs its application token in secret_file, secret_env or secret".into())
+        }
+        _ => Ok(secret),
+    }
+}
+
+/// `repeat_after_hours`: how long a repeat is held back (None: never).
+fn repeat_after(hours: Option<f64>) -> Result<Option<Duration>, String> {
+    let repeat_hours = hours.unwrap_or(DEFAULT_REPEAT_AFTER_HOURS);
+    if !(repeat_hours.is_finite() && (0.0..=8760.0).contains(&repeat_hours)) {
+        return Err(
+            "repeat_after_hours must be between 0 (never hold back a repeat) and 8760".into(),
+        );
+    }
+    Ok((repeat_hours > 0.0).then(|| Duration::from_secs_f64(repeat_hours * 3600.0)))
+}
+
+/// `max_warnings`, at most 1000.
+fn max_warnings(max: Option<usize>) -> Result<usize, String> {
+    match max.unwrap_or(DEFAULT_MAX_WARNINGS) {
+        n @ 0..=1000 => Ok(n),
+        _ => Err("max_warnings must be at most 1000".into()),
+    }
+}
+
+/// `priority`: only for ntfy (1 to 5) and gotify (0 to 10).
+fn priority(format: Format, priority: Option<u8>) -> Result<Option<u8>, String> {
+    match (format, priority) {
+        (_, None) => Ok(None),
+        (Format::Ntfy, Some(p @ 1..=5)) | (Format::Gotify, Some(p @ 0..=10)) => Ok(Some(p)),
+        (Format::Ntfy, Some(_)) => Err("priority for ntfy is 1 to 5".into()),
+        (Format::Gotify, Some(_)) => Err("priority for gotify is 0 to 10".into()),
+        (f, Some(_)) => Err(format!(
+            "priority is only for ntfy and gotify, not {}",
+            f.as_str()
+        )),
+    }
+}
+
+/// The delivery limits: timeout, retry delay and deadline per delivery, and retries.
+fn delivery(r: &RawTarget) -> Result<RetryPolicy, String> {
+    let timeout = r.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS);
+    let timeout = secs(timeout, "timeout_secs", 0.001, 300.0)?;
+    let retry_delay = r.retry_delay_secs.unwrap_or(DEFAULT_RETRY_DELAY_SECS);
+    let retry_delay = secs(retry_delay, "retry_delay_secs", 0.0, 60.0)?;
+    let deadline = r.deadline_secs.unwrap_or(DEFAULT_DEADLINE_SECS);
+    let deadline = secs(deadline, "deadline_secs", 0.001, 3600.0)?;
+    let retries = r.retries.unwrap_or(DEFAULT_RETRIES);
+    if retries > 10 {
+        return Err("retries must be at most 10".into());
+    }
+    Ok(RetryPolicy {
+        timeout,
+        retries,
+        retry_delay,
+        deadline,
+    })
+}
+
+/// A duration setting `what` of `v` seconds, finite and between `min` and `max`.
+fn secs(v: f64, what: &str, min: f64, max: f64) -> Result<Duration, String> {
+    if v.is_finite() && v >= min && v <= max && (min > 0.0 || v >= 0.0) {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(format!("{what} must be between {min} and {max}"))
+    }
 }
 
 /// http(s) with a host and no user info (that would end up in logs; use the

@@ -1,6 +1,8 @@
 //! Reading a run back: its manifest file, checked against the recorded
 //! checksum, or, when that is gone or damaged, a rebuild from the rows.
 
+use std::path::Path;
+
 use rusqlite::OptionalExtension;
 
 use super::{History, HistoryError, RunSummary};
@@ -11,39 +13,29 @@ use crate::store::{BlobRef, Store};
 impl History {
     /// The run as its manifest would have said, from the database alone.
     pub fn rebuild_manifest(&self, run_id: &str) -> Result<Manifest, HistoryError> {
-        let row = self
-            .conn
+        let row = self.read_run_row(run_id)?;
+        let torrents = self.read_items(run_id)?;
+        let warnings = self.read_warnings(run_id)?;
+        assemble(&self.path, row, torrents, warnings)
+    }
+
+    /// The run's row in `runs`; [`HistoryError::NoSuchRun`] when there is none.
+    fn read_run_row(&self, run_id: &str) -> Result<RunRow, HistoryError> {
+        self.conn
             .query_row(
                 "SELECT id, instance, kind, status, started_at, finished_at, qbt_version, webapi_version,
                  listed, exported, reused, metadata_unavailable, warnings, categories_json, tags_json, error
                  FROM runs WHERE id = ?1",
                 [run_id],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, String>(4)?,
-                        r.get::<_, Option<String>>(5)?,
-                        r.get::<_, Option<String>>(6)?,
-                        r.get::<_, Option<String>>(7)?,
-                        [r.get::<_, i64>(8)?, r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?],
-                        r.get::<_, String>(13)?,
-                        r.get::<_, String>(14)?,
-                        r.get::<_, Option<String>>(15)?,
-                    ))
-                },
+                run_row,
             )
             .optional()
             .map_err(|e| self.err(e))?
-            .ok_or_else(|| HistoryError::NoSuchRun(run_id.into()))?;
-        let (id, instance, kind, status, started_at, finished_at, qv, wv, n, cats, tags, error) =
-            row;
-        let bad = |what: &str| HistoryError::Corrupt {
-            path: self.path.clone(),
-            detail: format!("run {id} has an unreadable {what}"),
-        };
+            .ok_or_else(|| HistoryError::NoSuchRun(run_id.into()))
+    }
+
+    /// The run's torrents from `items`, in manifest order.
+    fn read_items(&self, run_id: &str) -> Result<Vec<Item>, HistoryError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -52,90 +44,147 @@ impl History {
                  FROM items WHERE run_id = ?1 ORDER BY seq",
             )
             .map_err(|e| self.err(e))?;
-        let torrents: Vec<Item> = stmt
-            .query_map([run_id], |r| {
-                let sha: Option<String> = r.get(13)?;
-                let size: Option<i64> = r.get(14)?;
-                let tags: String = r.get(5)?;
-                let source: String = r.get(15)?;
-                Ok(Item {
-                    id: r.get(0)?,
-                    infohash_v1: r.get(1)?,
-                    infohash_v2: r.get(2)?,
-                    name: r.get(3)?,
-                    category: r.get(4)?,
-                    tags: serde_json::from_str(&tags).unwrap_or_default(),
-                    save_path: r.get(6)?,
-                    auto_tmm: r.get(7)?,
-                    paused: r.get(8)?,
-                    state: r.get(9)?,
-                    added_on: r.get(10)?,
-                    size: r.get(11)?,
-                    magnet_uri: r.get(12)?,
-                    blob: sha.map(|s| BlobRef {
-                        // Empty for a malformed hash: `check` reports it.
-                        path: Store::blob_rel_path(&s).unwrap_or_default(),
-                        sha256: s,
-                        size: size.unwrap_or(0) as u64,
-                    }),
-                    source: ItemSource::parse(&source).unwrap_or(ItemSource::Missing),
-                })
-            })
+        stmt.query_map([run_id], item_row)
             .map_err(|e| self.err(e))?
             .collect::<Result<_, _>>()
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.err(e))
+    }
+
+    /// The run's warnings from `warnings`, in manifest order.
+    fn read_warnings(&self, run_id: &str) -> Result<Vec<Warning>, HistoryError> {
         let mut stmt = self
             .conn
             .prepare("SELECT torrent_id, name, class, reason FROM warnings WHERE run_id = ?1 ORDER BY seq")
             .map_err(|e| self.err(e))?;
-        let warnings: Vec<Warning> = stmt
-            .query_map([run_id], |r| {
-                let class: String = r.get(2)?;
-                Ok(Warning {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    class: FailureClass::parse(&class).unwrap_or(FailureClass::Recoverable),
-                    reason: r.get(3)?,
-                })
-            })
+        stmt.query_map([run_id], warning_row)
             .map_err(|e| self.err(e))?
             .collect::<Result<_, _>>()
-            .map_err(|e| self.err(e))?;
-        let categories: Vec<Category> =
-            serde_json::from_str(&cats).map_err(|_| bad("category list"))?;
-        let tags: Vec<String> = serde_json::from_str(&tags).map_err(|_| bad("tag list"))?;
-        let [listed, exported, reused, meta, warn] = n.map(|v| v.max(0) as usize);
-        Ok(Manifest {
-            schema_version: crate::manifest::SCHEMA_VERSION,
-            qbackup_version: crate::VERSION.to_string(),
-            run_id: id,
-            instance,
-            kind: RunKind::parse(&kind).unwrap_or(RunKind::Manual),
-            status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
-            started_at,
-            finished_at,
-            qbittorrent: match (qv, wv) {
-                (Some(version), Some(webapi_version)) => Some(ServerInfo {
-                    version,
-                    webapi_version,
-                }),
-                _ => None,
-            },
-            counts: Counts {
-                listed,
-                exported,
-                reused,
-                stored: exported + reused,
-                metadata_unavailable: meta,
-                warnings: warn,
-            },
-            categories,
-            tags,
-            torrents,
-            warnings,
-            error,
-        })
+            .map_err(|e| self.err(e))
     }
+}
+
+/// A run's row in `runs`, as the rebuild reads it.
+struct RunRow {
+    id: String,
+    instance: String,
+    kind: String,
+    status: String,
+    started_at: String,
+    finished_at: Option<String>,
+    qbt_version: Option<String>,
+    webapi_version: Option<String>,
+    /// listed, exported, reused, metadata_unavailable, warnings.
+    counts: [i64; 5],
+    categories_json: String,
+    tags_json: String,
+    error: Option<String>,
+}
+
+/// One row of [`History::read_run_row`]'s query.
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        id: r.get(0)?,
+        instance: r.get(1)?,
+        kind: r.get(2)?,
+        status: r.get(3)?,
+        started_at: r.get(4)?,
+        finished_at: r.get(5)?,
+        qbt_version: r.get(6)?,
+        webapi_version: r.get(7)?,
+        counts: [r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?],
+        categories_json: r.get(13)?,
+        tags_json: r.get(14)?,
+        error: r.get(15)?,
+    })
+}
+
+/// One row of [`History::read_items`]' query as a manifest item.
+fn item_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
+    let sha: Option<String> = r.get(13)?;
+    let size: Option<i64> = r.get(14)?;
+    let tags: String = r.get(5)?;
+    let source: String = r.get(15)?;
+    Ok(Item {
+        id: r.get(0)?,
+        infohash_v1: r.get(1)?,
+        infohash_v2: r.get(2)?,
+        name: r.get(3)?,
+        category: r.get(4)?,
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        save_path: r.get(6)?,
+        auto_tmm: r.get(7)?,
+        paused: r.get(8)?,
+        state: r.get(9)?,
+        added_on: r.get(10)?,
+        size: r.get(11)?,
+        magnet_uri: r.get(12)?,
+        blob: sha.map(|s| BlobRef {
+            // Empty for a malformed hash: `check` reports it.
+            path: Store::blob_rel_path(&s).unwrap_or_default(),
+            sha256: s,
+            size: size.unwrap_or(0) as u64,
+        }),
+        source: ItemSource::parse(&source).unwrap_or(ItemSource::Missing),
+    })
+}
+
+/// One row of [`History::read_warnings`]' query as a manifest warning.
+fn warning_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Warning> {
+    let class: String = r.get(2)?;
+    Ok(Warning {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        class: FailureClass::parse(&class).unwrap_or(FailureClass::Recoverable),
+        reason: r.get(3)?,
+    })
+}
+
+/// The manifest from the run's row, torrents and warnings (`path`: the database, for errors).
+fn assemble(
+    path: &Path,
+    row: RunRow,
+    torrents: Vec<Item>,
+    warnings: Vec<Warning>,
+) -> Result<Manifest, HistoryError> {
+    let id = row.id;
+    let bad = |what: &str| HistoryError::Corrupt {
+        path: path.to_path_buf(),
+        detail: format!("run {id} has an unreadable {what}"),
+    };
+    let categories: Vec<Category> =
+        serde_json::from_str(&row.categories_json).map_err(|_| bad("category list"))?;
+    let tags: Vec<String> = serde_json::from_str(&row.tags_json).map_err(|_| bad("tag list"))?;
+    let [listed, exported, reused, meta, warn] = row.counts.map(|v| v.max(0) as usize);
+    Ok(Manifest {
+        schema_version: crate::manifest::SCHEMA_VERSION,
+        qbackup_version: crate::VERSION.to_string(),
+        run_id: id,
+        instance: row.instance,
+        kind: RunKind::parse(&row.kind).unwrap_or(RunKind::Manual),
+        status: RunStatus::parse(&row.status).unwrap_or(RunStatus::Failed),
+        started_at: row.started_at,
+        finished_at: row.finished_at,
+        qbittorrent: match (row.qbt_version, row.webapi_version) {
+            (Some(version), Some(webapi_version)) => Some(ServerInfo {
+                version,
+                webapi_version,
+            }),
+            _ => None,
+        },
+        counts: Counts {
+            listed,
+            exported,
+            reused,
+            stored: exported + reused,
+            metadata_unavailable: meta,
+            warnings: warn,
+        },
+        categories,
+        tags,
+        torrents,
+        warnings,
+        error: row.error,
+    })
 }
 
 /// Where a run shown or restored was read from.
