@@ -8,10 +8,18 @@
 //! `up` starts `qbittorrent-nox` on 127.0.0.1 with its profile in DIR, detached
 //! (it outlives this command), loads it with paused torrents (every
 //! `*.torrent` in the fixtures directory, the magnet in
-//! `magnet-no-peers.txt`, and N generated ones), categories `movies` (save path
-//! DIR/data/movies) and `linux`, tags `keep` and `demo`; writes DIR/password
-//! (0600) and DIR/testbed.json, and prints the WebUI URL on stdout.
+//! `magnet-no-peers.txt`, and N generated ones, added `--batch` per request),
+//! categories `movies` (save path DIR/data/movies) and `linux`, tags `keep` and
+//! `demo`; waits until every torrent is listed, settled and on disk; writes
+//! DIR/password (0600) and DIR/testbed.json (with how long generating, adding
+//! and loading took), and prints the WebUI URL on stdout.
 //! `down` stops the process recorded in DIR/testbed.json.
+//!
+//! Sized for benchmarks too: 100,000 generated torrents load in minutes, not
+//! hours (large batches; progress on stderr; the waits poll the profile's
+//! `BT_backup` directory and list the instance only once everything is on
+//! disk, so polling does not compete with the adds for qBittorrent's one
+//! WebAPI thread).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -47,6 +55,9 @@ enum Cmd {
         /// Directory of fixture *.torrent files (and magnet-no-peers.txt); may be absent.
         #[arg(long, default_value = "fixtures")]
         fixtures: PathBuf,
+        /// Generated torrents per `torrents/add` request.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        batch: u32,
     },
     /// Stop the instance recorded in DIR/testbed.json (SIGTERM, then SIGKILL).
     Down {
@@ -62,7 +73,8 @@ fn main() -> ExitCode {
             dir,
             torrents,
             fixtures,
-        } => up(&dir, torrents, &fixtures),
+            batch,
+        } => up(&dir, torrents, &fixtures, batch as usize),
         Cmd::Down { dir } => down(&dir),
     };
     match r {
@@ -74,7 +86,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn up(dir: &Path, n: usize, fixtures: &Path) -> Result<()> {
+fn up(dir: &Path, n: usize, fixtures: &Path, batch: usize) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     let dir = fs::canonicalize(dir)?;
     if let Some(pid) = recorded_pid(&dir)?
@@ -160,41 +172,56 @@ fn up(dir: &Path, n: usize, fixtures: &Path) -> Result<()> {
     }
 
     // Generated: the first half in "movies" with tag "keep", the rest tagged "demo".
+    let t_gen = Instant::now();
     let generated = support::make_v1_torrents("testbed", n, 0x7e57_bed0);
+    let generate_ms = t_gen.elapsed().as_millis();
     let (first, rest) = generated.split_at(n / 2);
-    if !first.is_empty() {
-        let opts = AddOpts {
-            category: Some("movies".into()),
-            tags: vec!["keep".into()],
-            auto_tmm: Some(true),
-            ..Default::default()
-        };
-        report_adds(
-            &format!("{} generated torrents (movies, keep)", first.len()),
-            q.try_add_torrent_files(first, &opts),
-        );
+    let movies_keep = AddOpts {
+        category: Some("movies".into()),
+        tags: vec!["keep".into()],
+        auto_tmm: Some(true),
+        ..Default::default()
+    };
+    let demo = AddOpts {
+        tags: vec!["demo".into()],
+        ..Default::default()
+    };
+    let t_add = Instant::now();
+    let mut progress = Progress::new(n, t_add);
+    for (what, files, opts) in [("movies, keep", first, &movies_keep), ("demo", rest, &demo)] {
+        for chunk in files.chunks(batch) {
+            report_adds(
+                &format!("{} generated torrents ({what})", chunk.len()),
+                vec![add_batch(&q, chunk, opts)],
+            );
+            progress.sent(chunk.len());
+        }
     }
-    if !rest.is_empty() {
-        let opts = AddOpts {
-            tags: vec!["demo".into()],
-            ..Default::default()
-        };
-        report_adds(
-            &format!("{} generated torrents (demo)", rest.len()),
-            q.try_add_torrent_files(rest, &opts),
-        );
-    }
+    let add_ms = t_add.elapsed().as_millis();
     expected += n;
 
-    // Adds are asynchronous: wait until all are listed, settled and on disk (so a
-    // later kill -9 in the demo loses nothing).
-    let list = q.wait_until(
-        &format!("at least {expected} torrents listed"),
-        Duration::from_secs(60),
-        |l| l.len() >= expected,
-    );
-    q.wait_settled(Duration::from_secs(60));
-    q.wait_persisted(Duration::from_secs(30));
+    // Adds are asynchronous: wait until all are on disk, listed and settled
+    // (so a later kill -9 in the demo loses nothing). About 20 ms a torrent
+    // is far more than qBittorrent needs.
+    let timeout = Duration::from_secs(60) + Duration::from_millis(20 * expected as u64);
+    let listed = wait_loaded(&q, expected, timeout)?;
+    let load_ms = t_add.elapsed().as_millis();
+    if n > 0 {
+        // Below 1000 the fixed delays (qBittorrent saves its settings a few
+        // seconds after a change) make a rate meaningless.
+        let rate = if n >= 1000 {
+            format!(" ({:.2} s per 1000)", load_ms as f64 / n as f64)
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "testbed: {n} generated torrents: generated in {:.1} s, sent in {:.1} s, \
+             all listed, settled and on disk after {:.1} s{rate}",
+            generate_ms as f64 / 1000.0,
+            add_ms as f64 / 1000.0,
+            load_ms as f64 / 1000.0,
+        );
+    }
 
     let password_file = dir.join("password");
     support::write_private_file(&password_file, support::PASSWORD.as_bytes())
@@ -206,7 +233,12 @@ fn up(dir: &Path, n: usize, fixtures: &Path) -> Result<()> {
         "username": support::USERNAME,
         "password_file": password_file,
         "profile_dir": dir,
-        "torrents": list.len(),
+        "torrents": listed,
+        "generated": n,
+        "batch": batch,
+        "generate_ms": generate_ms,
+        "add_ms": add_ms,
+        "load_ms": load_ms,
     });
     let json_path = dir.join("testbed.json");
     let mut bytes = serde_json::to_vec_pretty(&info)?;
@@ -216,13 +248,206 @@ fn up(dir: &Path, n: usize, fixtures: &Path) -> Result<()> {
     let d = q.detach();
     eprintln!(
         "testbed: up: {} torrents, pid {}, profile {}, details in {}",
-        list.len(),
+        listed,
         d.pid,
         d.profile_dir.display(),
         json_path.display()
     );
     println!("{}", d.url);
     Ok(())
+}
+
+/// One `torrents/add` request (multipart, paused) with these .torrent files:
+/// `(status, body)`. The timeout grows with the batch.
+fn add_batch(q: &Qbt, files: &[(String, Vec<u8>)], opts: &AddOpts) -> (u16, String) {
+    let url = format!("{}api/v2/torrents/add", q.url());
+    let timeout = Duration::from_secs(60) + Duration::from_millis(50 * files.len() as u64);
+    let (status, body) = q.send(|c| {
+        let mut form = reqwest::multipart::Form::new()
+            .text("paused", "true")
+            .text("stopped", "true");
+        if let Some(cat) = &opts.category {
+            form = form.text("category", cat.clone());
+        }
+        if !opts.tags.is_empty() {
+            form = form.text("tags", opts.tags.join(","));
+        }
+        if let Some(a) = opts.auto_tmm {
+            form = form.text("autoTMM", if a { "true" } else { "false" });
+        }
+        for (name, data) in files {
+            let part = reqwest::multipart::Part::bytes(data.clone())
+                .file_name(name.clone())
+                .mime_str("application/x-bittorrent")
+                .expect("mime");
+            form = form.part("torrents", part);
+        }
+        c.post(&url).multipart(form).timeout(timeout)
+    });
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Progress of the adds on stderr, at most every 10 s.
+struct Progress {
+    total: usize,
+    done: usize,
+    t0: Instant,
+    last: Instant,
+}
+
+impl Progress {
+    fn new(total: usize, t0: Instant) -> Progress {
+        Progress {
+            total,
+            done: 0,
+            t0,
+            last: t0,
+        }
+    }
+
+    fn sent(&mut self, k: usize) {
+        self.done += k;
+        if self.last.elapsed() >= Duration::from_secs(10) {
+            self.last = Instant::now();
+            eprintln!(
+                "testbed: sent {} of {} generated torrents ({:.0} s)",
+                self.done,
+                self.total,
+                self.t0.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+/// Waits until `expected` torrents are on disk (one `.fastresume` each:
+/// cheap to poll), then listed with no torrent in a transient state
+/// (`checkingResumeData` and the like: a listing of 100,000 torrents takes
+/// seconds, so it is repeated only as often as it takes), then until the
+/// categories and tags are saved too. Returns how many are listed.
+fn wait_loaded(q: &Qbt, expected: usize, timeout: Duration) -> Result<usize> {
+    let t0 = Instant::now();
+    let deadline = t0 + timeout;
+    let mut last_note = t0;
+    let mut note = |what: String| {
+        if last_note.elapsed() >= Duration::from_secs(10) {
+            last_note = Instant::now();
+            eprintln!(
+                "testbed: waiting ({:.0} s): {what}",
+                t0.elapsed().as_secs_f64()
+            );
+        }
+    };
+    // Reading a directory of 200,000 files takes a few hundred ms of CPU:
+    // poll it at most a tenth of the time, so the waiting does not slow
+    // qBittorrent down.
+    let count_on_disk = || {
+        let t = Instant::now();
+        let n = q.persisted_torrent_count();
+        (n, (t.elapsed() * 10).max(Duration::from_millis(200)))
+    };
+    loop {
+        let (on_disk, pause) = count_on_disk();
+        if on_disk >= expected {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "after {timeout:?}: {on_disk} of {expected} torrents on disk\n{}",
+                q.log_tail(20)
+            );
+        }
+        note(format!("{on_disk} of {expected} torrents on disk"));
+        std::thread::sleep(pause);
+    }
+    let on_disk_after = t0.elapsed();
+    let listed = loop {
+        let t = Instant::now();
+        let states = list_states(q)?;
+        let busy = states
+            .iter()
+            .filter(|s| s.starts_with("checking") || *s == "moving" || *s == "allocating")
+            .count();
+        if states.len() >= expected && busy == 0 {
+            break states.len();
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "after {timeout:?}: {} of {expected} torrents listed, {busy} still checking or moving\n{}",
+                states.len(),
+                q.log_tail(20)
+            );
+        }
+        note(format!(
+            "{} of {expected} listed, {busy} still checking or moving",
+            states.len()
+        ));
+        std::thread::sleep(t.elapsed().max(Duration::from_millis(200)));
+    };
+    let settled_after = t0.elapsed();
+    loop {
+        let ((on_disk, pause), saved) = (count_on_disk(), categories_and_tags_saved(q));
+        if on_disk >= listed && saved {
+            if expected > 0 {
+                eprintln!(
+                    "testbed: after the last add: all on disk after {:.1} s, listed and settled \
+                     after {:.1} s, categories and tags saved after {:.1} s",
+                    on_disk_after.as_secs_f64(),
+                    settled_after.as_secs_f64(),
+                    t0.elapsed().as_secs_f64()
+                );
+            }
+            return Ok(listed);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "after {timeout:?}: {on_disk} .fastresume for {listed} listed, \
+                 categories and tags saved: {saved}"
+            );
+        }
+        std::thread::sleep(pause.min(Duration::from_secs(1)));
+    }
+}
+
+/// Every torrent's `state`, from one `torrents/info`.
+fn list_states(q: &Qbt) -> Result<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    struct T {
+        state: String,
+    }
+    let url = format!("{}api/v2/torrents/info", q.url());
+    let (status, body) = q.send(|c| c.get(&url).timeout(Duration::from_secs(600)));
+    if status != 200 {
+        bail!("torrents/info: HTTP {status}");
+    }
+    let list: Vec<T> = serde_json::from_slice(&body).context("torrents/info: bad JSON")?;
+    Ok(list.into_iter().map(|t| t.state).collect())
+}
+
+/// Every category in `categories.json` and every (ASCII) tag in
+/// `qBittorrent.conf` (saved some seconds after a change), as
+/// `Qbt::wait_persisted` checks, without listing the torrents again.
+fn categories_and_tags_saved(q: &Qbt) -> bool {
+    let config = q.profile_dir().join("qBittorrent/config");
+    let cats_json: serde_json::Value = fs::read(config.join("categories.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let cats_ok = q
+        .categories()
+        .as_object()
+        .is_none_or(|m| m.keys().all(|c| cats_json.get(c).is_some()));
+    let conf = fs::read_to_string(config.join("qBittorrent.conf")).unwrap_or_default();
+    let conf_tags: Vec<&str> = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("Session\\Tags="))
+        .map(|v| v.trim_matches('"').split(',').map(str::trim).collect())
+        .unwrap_or_default();
+    let tags_ok = q
+        .tags()
+        .iter()
+        .filter(|t| t.is_ascii())
+        .all(|t| conf_tags.contains(&t.as_str()));
+    cats_ok && tags_ok
 }
 
 fn report_adds(what: &str, replies: Vec<(u16, String)>) {
