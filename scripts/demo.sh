@@ -54,6 +54,9 @@ echo
 Q runs
 echo
 Q show latest --instance source
+echo
+echo "==> read the whole store back: every blob, every run file, the database"
+Q check
 if $BIN/qbackup restore --help >/dev/null 2>&1; then
     echo
     echo "==> restore plan for the empty instance (its data would live under target/, not source/)"
