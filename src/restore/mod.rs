@@ -42,7 +42,6 @@ use crate::config::Instance;
 use crate::error::Error;
 use crate::history::{DbState, History, HistoryError, NewRestore, RestoreEnd, RunSummary};
 use crate::qbt::Client;
-use crate::status::RunStatus;
 use crate::store::Store;
 use crate::text::one_line;
 
@@ -142,30 +141,14 @@ pub async fn restore(
     let client = Client::new(target, credentials)?;
 
     let restore_id = format!("restore-{}", crate::clock::run_id(started));
-    let mut report = RestoreReport {
-        restore_id: restore_id.clone(),
-        source_instance: manifest.instance.clone(),
-        source_run: manifest.run_id.clone(),
-        target_instance: target.name.clone(),
-        status: RunStatus::Running,
-        dry_run: req.dry_run,
-        started_at: rfc3339(started),
-        target: None,
-        planned: 0,
-        to_add: 0,
-        added: 0,
-        already_present: 0,
-        not_restorable: 0,
-        failed: 0,
-        categories_created: 0,
-        tags_created: 0,
-        failures: Vec::new(),
-        warnings: Vec::new(),
-        duration_ms: 0,
-        error: None,
+    let mut report = RestoreReport::start(
+        restore_id.clone(),
+        (&manifest.instance, &manifest.run_id),
+        &target.name,
+        req.dry_run,
+        rfc3339(started),
         manifest_source,
-        plan: None,
-    };
+    );
     if !req.dry_run && record {
         history.begin_restore(&new_restore(&report))?;
     }
@@ -219,6 +202,7 @@ fn new_restore(r: &RestoreReport) -> NewRestore<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::status::RunStatus;
 
     #[test]
     fn restores_in_history() {

@@ -96,6 +96,41 @@ pub struct RestoreReport {
 }
 
 impl RestoreReport {
+    /// A restore that has just started: identities filled in, every count zero.
+    pub fn start(
+        restore_id: String,
+        source: (&str, &str),
+        target_instance: &str,
+        dry_run: bool,
+        started_at: String,
+        manifest_source: RunSource,
+    ) -> RestoreReport {
+        RestoreReport {
+            restore_id,
+            source_instance: source.0.to_string(),
+            source_run: source.1.to_string(),
+            target_instance: target_instance.to_string(),
+            status: RunStatus::Running,
+            dry_run,
+            started_at,
+            target: None,
+            planned: 0,
+            to_add: 0,
+            added: 0,
+            already_present: 0,
+            not_restorable: 0,
+            failed: 0,
+            categories_created: 0,
+            tags_created: 0,
+            failures: Vec::new(),
+            warnings: Vec::new(),
+            duration_ms: 0,
+            error: None,
+            manifest_source,
+            plan: None,
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
         self.status.exit_code()
     }
@@ -322,34 +357,19 @@ mod tests {
 
     #[test]
     fn conclude_keeps_an_earlier_error() {
-        let mut r = RestoreReport {
-            restore_id: "restore-1".into(),
-            source_instance: "a".into(),
-            source_run: "R1".into(),
-            target_instance: "b".into(),
-            status: RunStatus::Running,
-            dry_run: false,
-            started_at: "2026-01-01T00:00:00Z".into(),
-            target: None,
-            planned: 0,
-            to_add: 0,
-            added: 0,
-            already_present: 0,
-            not_restorable: 0,
-            failed: 0,
-            categories_created: 0,
-            tags_created: 0,
-            failures: vec![Failure {
-                id: "aa".into(),
-                name: "x".into(),
-                reason: "r".into(),
-            }],
-            warnings: Vec::new(),
-            duration_ms: 0,
-            error: None,
-            manifest_source: RunSource::Manifest,
-            plan: None,
-        };
+        let mut r = RestoreReport::start(
+            "restore-1".into(),
+            ("a", "R1"),
+            "b",
+            false,
+            "2026-01-01T00:00:00Z".into(),
+            RunSource::Manifest,
+        );
+        r.failures.push(Failure {
+            id: "aa".into(),
+            name: "x".into(),
+            reason: "r".into(),
+        });
         let mut matched_nothing = r.clone();
         matched_nothing.conclude(false, false, true);
         assert_eq!(matched_nothing.failed, 1);
