@@ -13,6 +13,9 @@
 //! Prints `{"files":N,"added":A,"missing":M,"duration_ms":T}`; M counts the
 //! torrents not listed 60 s after their batch was accepted.
 
+#[path = "common/plain.rs"]
+mod plain;
+
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -34,23 +37,9 @@ async fn main() -> Result<()> {
     if batch == 0 {
         bail!("BATCH must be at least 1");
     }
-    let password = std::fs::read_to_string(password_file)?.trim().to_string();
-    let base = url.trim_end_matches('/');
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .gzip(true)
-        .build()?;
     let t0 = Instant::now();
-    let login = client
-        .post(format!("{base}/api/v2/auth/login"))
-        .form(&[("username", "admin"), ("password", password.as_str())])
-        .send()
-        .await?
-        .text()
-        .await?;
-    if login != "Ok." {
-        bail!("login failed");
-    }
+    let (client, base) = plain::login(url, password_file).await?;
+    let base = base.as_str();
     let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("read {dir}"))?
         .filter_map(|e| e.ok().map(|e| e.path()))

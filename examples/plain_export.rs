@@ -6,6 +6,9 @@
 //! plain_export URL PASSWORD_FILE OUT_DIR
 //! ```
 
+#[path = "common/plain.rs"]
+mod plain;
+
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -16,23 +19,9 @@ async fn main() -> Result<()> {
     let [_, url, password_file, out] = args.as_slice() else {
         bail!("usage: plain_export URL PASSWORD_FILE OUT_DIR");
     };
-    let password = std::fs::read_to_string(password_file)?.trim().to_string();
-    let base = url.trim_end_matches('/');
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .gzip(true)
-        .build()?;
     let t0 = Instant::now();
-    let login = client
-        .post(format!("{base}/api/v2/auth/login"))
-        .form(&[("username", "admin"), ("password", password.as_str())])
-        .send()
-        .await?
-        .text()
-        .await?;
-    if login != "Ok." {
-        bail!("login failed");
-    }
+    let (client, base) = plain::login(url, password_file).await?;
+    let base = base.as_str();
     #[derive(serde::Deserialize)]
     struct T {
         hash: String,
