@@ -20,7 +20,7 @@ pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// The process exit status, converted into the exit code in one place
 /// ([`ExitStatus::code`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExitStatus {
     Success,

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::{Printer, outln};
+use super::{Printer, outln, summary};
 use crate::check::{CheckRequest, check};
 use crate::config::Config;
 use crate::error::Error;
@@ -49,7 +49,7 @@ pub fn run(config: &Config, args: &CheckArgs, p: &Printer) -> Result<ExitStatus,
         outln!(
             p,
             "{}: {}{}",
-            printable(&problem.id, 200),
+            summary::name(&problem.id),
             printable(&problem.what, 4000),
             if problem.repaired { " (repaired)" } else { "" }
         );
