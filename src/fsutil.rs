@@ -11,6 +11,10 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
+/// Temporary files of atomic writes start with this; `check` and prune
+/// recognise leftovers of killed writes by it.
+pub const TEMP_PREFIX: &str = ".tmp-";
+
 /// Creates `dir` (and parents) with mode 0700 where it has to create them.
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     fs::DirBuilder::new()
@@ -26,7 +30,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     })?;
     create_private_dir(dir)?;
     let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
+        .prefix(TEMP_PREFIX)
         .permissions(fs::Permissions::from_mode(0o600))
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
@@ -80,7 +84,7 @@ mod tests {
         let leftovers: Vec<_> = fs::read_dir(p.parent().unwrap())
             .unwrap()
             .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+            .filter(|e| e.file_name().to_string_lossy().starts_with(TEMP_PREFIX))
             .collect();
         assert!(leftovers.is_empty());
     }

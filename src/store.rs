@@ -123,7 +123,8 @@ impl Store {
     /// present and intact is a no-op; a damaged copy is replaced.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<BlobRef, StoreError> {
         let sha256 = sha256_hex(bytes);
-        let rel = format!("blobs/{}/{sha256}.torrent", &sha256[..2]);
+        let rel = crate::manifest::blob_rel_path(&sha256)
+            .expect("sha256_hex gives 64 lowercase hex digits");
         let path = self.abs(&rel);
         let intact = fs::read(&path).map(|have| have == bytes).unwrap_or(false);
         if !intact {
@@ -249,9 +250,7 @@ impl Store {
 /// creates, fills, syncs and renames its temporary file at once.
 pub const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
-/// Temporary files of atomic writes start with this (see
-/// [`crate::fsutil::write_atomic`]).
-pub const TEMP_PREFIX: &str = ".tmp-";
+pub use crate::fsutil::TEMP_PREFIX;
 
 /// A run file (manifest) on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
