@@ -144,12 +144,6 @@ pub(super) async fn export(
     sh: &Arc<Shared>,
     t: &TorrentInfo,
 ) -> Result<(BlobRef, ItemSource), (ExportFailure, u32)> {
-    if sh.cancel.load(Ordering::SeqCst) {
-        return Err((ExportFailure::Cancelled, 0));
-    }
-    if sh.down.load(Ordering::SeqCst) {
-        return Err((ExportFailure::InstanceDown, 0));
-    }
     let attempts = std::sync::atomic::AtomicU32::new(0);
     let attempt = || async {
         if sh.cancel.load(Ordering::SeqCst) {

@@ -464,7 +464,9 @@ async fn dry_run(
     let client = Client::new(instance, instance.credentials()?)?;
     let started = clock.now();
     let mut report = RunReport::new(&run_id(started), instance, opts, started, Vec::new());
-    let (version, torrents, _, _) = list_all(&client).await?;
+    // Only what the plan needs: no categories or tags.
+    let version = client.version().await?;
+    let torrents = client.torrents().await?;
     // Only read: a dry run works on a read-only store too.
     let index = match History::open_store_for_reading(store)? {
         Some(h) => h.blob_index()?,
