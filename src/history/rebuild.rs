@@ -5,7 +5,7 @@ use std::path::Path;
 
 use rusqlite::OptionalExtension;
 
-use super::{History, HistoryError, RunSummary};
+use super::{History, HistoryError, RunSummary, enum_col};
 use crate::manifest::{Category, Counts, Item, ItemSource, Manifest, RunKind, ServerInfo, Warning};
 use crate::status::{FailureClass, RunStatus};
 use crate::store::{BlobRef, Store};
@@ -67,8 +67,8 @@ impl History {
 struct RunRow {
     id: String,
     instance: String,
-    kind: String,
-    status: String,
+    kind: RunKind,
+    status: RunStatus,
     started_at: String,
     finished_at: Option<String>,
     qbt_version: Option<String>,
@@ -85,8 +85,8 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
         id: r.get(0)?,
         instance: r.get(1)?,
-        kind: r.get(2)?,
-        status: r.get(3)?,
+        kind: enum_col(r, 2, RunKind::parse)?,
+        status: enum_col(r, 3, RunStatus::parse)?,
         started_at: r.get(4)?,
         finished_at: r.get(5)?,
         qbt_version: r.get(6)?,
@@ -103,7 +103,6 @@ fn item_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
     let sha: Option<String> = r.get(13)?;
     let size: Option<i64> = r.get(14)?;
     let tags: String = r.get(5)?;
-    let source: String = r.get(15)?;
     Ok(Item {
         id: r.get(0)?,
         infohash_v1: r.get(1)?,
@@ -124,17 +123,16 @@ fn item_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
             sha256: s,
             size: size.unwrap_or(0) as u64,
         }),
-        source: ItemSource::parse(&source).unwrap_or(ItemSource::Missing),
+        source: enum_col(r, 15, ItemSource::parse)?,
     })
 }
 
 /// One row of [`History::read_warnings`]' query as a manifest warning.
 fn warning_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Warning> {
-    let class: String = r.get(2)?;
     Ok(Warning {
         id: r.get(0)?,
         name: r.get(1)?,
-        class: FailureClass::parse(&class).unwrap_or(FailureClass::Recoverable),
+        class: enum_col(r, 2, FailureClass::parse)?,
         reason: r.get(3)?,
     })
 }
@@ -160,8 +158,8 @@ fn assemble(
         qbackup_version: crate::VERSION.to_string(),
         run_id: id,
         instance: row.instance,
-        kind: RunKind::parse(&row.kind).unwrap_or(RunKind::Manual),
-        status: RunStatus::parse(&row.status).unwrap_or(RunStatus::Failed),
+        kind: row.kind,
+        status: row.status,
         started_at: row.started_at,
         finished_at: row.finished_at,
         qbittorrent: match (row.qbt_version, row.webapi_version) {
