@@ -41,6 +41,7 @@ pub mod qbt;
 pub mod redact;
 pub mod restore;
 pub mod retention;
+pub mod rundoc;
 pub mod snapshot;
 pub mod status;
 pub mod store;

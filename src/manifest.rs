@@ -263,18 +263,18 @@ impl Item {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("manifest {path} is missing")]
+    #[error("run file {path} is missing")]
     Missing { path: String },
-    #[error("cannot read manifest {path}: {source}")]
+    #[error("cannot read run file {path}: {source}")]
     Read {
         path: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("manifest {path} is damaged ({detail})")]
+    #[error("run file {path} is damaged ({detail})")]
     Damaged { path: String, detail: String },
     #[error(
-        "manifest {path} has schema version {found}; this qbackup reads up to {SCHEMA_VERSION}: upgrade qbackup"
+        "run file {path} has a newer format ({found}) than this qbackup reads: upgrade qbackup"
     )]
     TooNew { path: String, found: u32 },
 }

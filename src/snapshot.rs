@@ -6,14 +6,18 @@
 //! the same from run to run (no live state such as `stalledUP`, no per-run
 //! "exported or reused"). Records are sorted by id and arranged in a trie on
 //! the hex digits of their ids: a range of at most [`LEAF_MAX`] records is a
-//! **leaf** chunk; a larger one is a **node** chunk with one child per next
-//! hex digit. Each chunk is canonical JSON (fixed field order, sorted
-//! records and tags), named by the SHA-256 of those bytes. So:
+//! **leaf** chunk; a larger one is a **node** chunk whose children split the
+//! range on the next hex digit, neighbouring digits with few records sharing
+//! one leaf (so leaves stay near [`LEAF_MAX`] records instead of the one or
+//! two a plain 16-way split leaves at the bottom). Each chunk is canonical
+//! JSON (fixed field order, sorted records and tags), named by the SHA-256
+//! of those bytes, and stored zstd-compressed ([`pack`], [`unpack`]). So:
 //! - the same set of records always gives the same chunks and root id;
 //! - a run where nothing changed produces the root id of the previous run,
 //!   and writes no chunk at all;
-//! - a torrent that changed rewrites its leaf and the nodes above it (about
-//!   log16(N / 8) of them), nothing else.
+//! - a torrent whose fields changed rewrites its leaf and the nodes above it
+//!   (about log16(N / 8) of them), nothing else; a torrent added or removed
+//!   may also regroup the leaves of its one parent node.
 //!
 //! This module is pure: [`build`] hands each chunk to a callback (the store
 //! writes the ones it lacks) and [`read`] asks a callback for chunk bytes,
@@ -21,10 +25,25 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::BlobRef;
+/// A range of at most this many records is one leaf chunk. Small, so that
+/// a run where 1% of torrents changed rewrites a few percent of the leaves.
+pub const LEAF_MAX: usize = 8;
 
-/// A range of at most this many records is one leaf chunk.
-pub const LEAF_MAX: usize = 16;
+/// zstd level of stored chunks (ids are of the uncompressed bytes, so the
+/// level can change without changing any id).
+const ZSTD_LEVEL: i32 = 9;
+
+/// The most bytes a chunk may expand to: a leaf holds at most
+/// [`LEAF_MAX`] records, a node at most 16 children.
+pub const MAX_CHUNK_BYTES: usize = 4 << 20;
+
+/// The .torrent a record's torrent is stored as: its SHA-256 (which names
+/// the blob file) and size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobSum {
+    pub sha256: String,
+    pub size: u64,
+}
 
 /// How deep the trie may go: ids are at least 40 hex digits.
 const MAX_DEPTH: usize = 40;
@@ -49,11 +68,12 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub magnet_uri: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blob: Option<BlobRef>,
+    pub blob: Option<BlobSum>,
 }
 
-/// One child of a node chunk: the hex digit its ids continue with, its
-/// chunk id, and how many records lie below it.
+/// One child of a node chunk: the hex digits its ids continue with (one, or
+/// several neighbouring ones sharing a leaf), its chunk id, and how many
+/// records lie below it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Child {
     pub key: String,
@@ -75,6 +95,18 @@ pub enum Chunk {
 pub struct Encoded {
     pub id: String,
     pub bytes: Vec<u8>,
+}
+
+/// A chunk's canonical bytes as they are stored: zstd-compressed.
+pub fn pack(bytes: &[u8]) -> Vec<u8> {
+    // Compressing a byte slice in memory cannot fail.
+    zstd::bulk::compress(bytes, ZSTD_LEVEL).unwrap_or_default()
+}
+
+/// A stored chunk's canonical bytes; None when it does not decompress (or
+/// would expand past [`MAX_CHUNK_BYTES`]).
+pub fn unpack(stored: &[u8]) -> Option<Vec<u8>> {
+    zstd::bulk::decompress(stored, MAX_CHUNK_BYTES).ok()
 }
 
 impl Chunk {
@@ -134,7 +166,8 @@ fn build_range<E>(
         emit(enc)?;
         return Ok(id);
     }
-    let mut children = Vec::new();
+    // Runs of records sharing the digit at `depth`: (digit, start, end).
+    let mut runs: Vec<(&str, usize, usize)> = Vec::new();
     let mut start = 0;
     while start < records.len() {
         let key = digit(&records[start].id, depth);
@@ -143,13 +176,28 @@ fn build_range<E>(
                 .iter()
                 .take_while(|r| digit(&r.id, depth) == key)
                 .count();
-        let id = build_range(depth + 1, &records[start..end], emit)?;
-        children.push(Child {
-            key: key.to_string(),
-            id,
-            count: end - start,
-        });
+        runs.push((key, start, end));
         start = end;
+    }
+    // Neighbouring small runs share one child while it stays a leaf.
+    let mut children = Vec::new();
+    let mut i = 0;
+    while i < runs.len() {
+        let (first, from, mut to) = runs[i];
+        let mut key = first.to_string();
+        let mut j = i + 1;
+        while j < runs.len() && runs[j].2 - from <= LEAF_MAX {
+            key.push_str(runs[j].0);
+            to = runs[j].2;
+            j += 1;
+        }
+        let id = build_range(depth + 1, &records[from..to], emit)?;
+        children.push(Child {
+            key,
+            id,
+            count: to - from,
+        });
+        i = j;
     }
     let enc = Chunk::Node { depth, children }.encode();
     let id = enc.id.clone();

@@ -3,12 +3,17 @@
 //!
 //! ```text
 //! STORE/
+//!   store.json                   {"format": 2}: the store format (docs/on-disk-layout.md)
 //!   blobs/ab/ab12…ef.torrent     one file per distinct .torrent, named by SHA-256
-//!   manifests/INSTANCE/RUN.json  one manifest ("run file") per run
-//!   history.sqlite3              run history and the blob index
+//!   chunks/ab/ab12…ef.json.zst   one metadata chunk (zstd), named by the SHA-256 of its JSON
+//!   runs/INSTANCE/RUN.json       one run file per run
+//!   history.sqlite3              run history, the chunks again, the blob index
 //!   locks/INSTANCE.lock          held while a run or restore is in progress
 //!   …/.tmp-*                     an atomic write in progress, or a killed one's leftover
 //! ```
+//!
+//! A format 1 store (before `store.json`) had `manifests/INSTANCE/RUN.json`
+//! instead of `runs/` and `chunks/`; see [`Store::format`].
 //!
 //! A blob is only ever written whole (see [`crate::fsutil::write_atomic`]), so
 //! a blob left by a run that crashed is as good as any other. A blob is
@@ -72,18 +77,136 @@ impl Store {
         &self.root
     }
 
-    /// Creates the store's directories (0700) if they are missing.
+    /// Creates the store's directories (0700) if they are missing, and
+    /// marks a new store as format 2. Call it only on a store whose
+    /// [`Store::format`] is not [`StoreFormat::V1`].
     pub fn init(&self) -> Result<(), StoreError> {
         for dir in [
             self.root.clone(),
             self.root.join("blobs"),
-            self.root.join("manifests"),
+            self.root.join("chunks"),
+            self.root.join("runs"),
             self.root.join("locks"),
         ] {
             fsutil::create_private_dir(&dir)
                 .map_err(|e| StoreError::io("create directory", &dir, e))?;
         }
+        if !self.format_path().exists() {
+            self.write_format()?;
+        }
         Ok(())
+    }
+
+    /// `STORE/store.json`.
+    pub fn format_path(&self) -> PathBuf {
+        self.root.join("store.json")
+    }
+
+    /// What format the store is in: `store.json` says so; without it, a
+    /// store with a `manifests/` directory or a history database is format
+    /// 1 (which must be migrated), and anything else is new.
+    pub fn format(&self) -> Result<StoreFormat, StoreError> {
+        let path = self.format_path();
+        match fs::read(&path) {
+            Ok(bytes) => {
+                #[derive(serde::Deserialize)]
+                struct Marker {
+                    format: u32,
+                }
+                match serde_json::from_slice::<Marker>(&bytes) {
+                    Ok(Marker { format: 2 }) => Ok(StoreFormat::V2),
+                    Ok(Marker { format }) => Ok(StoreFormat::Newer(format)),
+                    Err(e) => Err(StoreError::io(
+                        "read",
+                        &path,
+                        io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+                    )),
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if self.root.join("manifests").is_dir() || self.db_path().exists() {
+                    Ok(StoreFormat::V1)
+                } else {
+                    Ok(StoreFormat::New)
+                }
+            }
+            Err(e) => Err(StoreError::io("read", &path, e)),
+        }
+    }
+
+    /// Writes `store.json` saying format 2, atomically: the commit point of
+    /// a migration.
+    pub fn write_format(&self) -> Result<(), StoreError> {
+        let path = self.format_path();
+        let body = format!("{{\"format\": {}}}\n", crate::rundoc::FORMAT);
+        fsutil::write_atomic(&path, body.as_bytes()).map_err(|e| StoreError::io("write", &path, e))
+    }
+
+    /// Makes every write so far to the store's file system durable: the
+    /// end of a batch of [`Store::put_chunk`] (and unsynced blob) writes.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        fsutil::sync_fs(&self.root).map_err(|e| StoreError::io("sync", &self.root, e))
+    }
+
+    /// `chunks/xx/<id>.json.zst`; None for a malformed id.
+    pub fn chunk_rel_path(id: &str) -> Option<String> {
+        crate::manifest::is_sha256_hex(id).then(|| format!("chunks/{}/{id}.json.zst", &id[..2]))
+    }
+
+    /// Writes a chunk's stored (compressed) bytes, not yet durable: call
+    /// [`Store::sync`] before anything names it as stored.
+    pub fn put_chunk(&self, id: &str, packed: &[u8]) -> Result<(), StoreError> {
+        let Some(rel) = Self::chunk_rel_path(id) else {
+            return Err(StoreError::io(
+                "write chunk",
+                &self.root.join("chunks"),
+                io::Error::new(io::ErrorKind::InvalidInput, "malformed chunk id"),
+            ));
+        };
+        let path = self.abs(&rel);
+        fsutil::write_unsynced(&path, packed).map_err(|e| StoreError::io("write chunk", &path, e))
+    }
+
+    /// A chunk's canonical (uncompressed) bytes from its file, checked
+    /// against its id.
+    pub fn read_chunk(&self, id: &str) -> Result<Vec<u8>, ChunkReadError> {
+        let Some(rel) = Self::chunk_rel_path(id) else {
+            return Err(ChunkReadError::BadId { id: id.to_string() });
+        };
+        let path = self.abs(&rel);
+        let packed = match read_capped(&path, crate::snapshot::MAX_CHUNK_BYTES as u64) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(ChunkReadError::Missing { path });
+            }
+            Err(e) => {
+                return Err(ChunkReadError::Store(StoreError::io(
+                    "read chunk",
+                    &path,
+                    e,
+                )));
+            }
+        };
+        match crate::snapshot::unpack(&packed) {
+            Some(bytes) if sha256_hex(&bytes) == id => Ok(bytes),
+            _ => Err(ChunkReadError::Corrupt { path }),
+        }
+    }
+
+    /// Every chunk file (`chunks/xx/<id>.json.zst`) as (id, path), sorted.
+    pub fn chunk_files(&self) -> Result<Vec<(String, PathBuf)>, StoreError> {
+        let mut out = Vec::new();
+        for (_, dir) in self.subdirs("chunks")? {
+            for (name, path) in list_dir(&dir)? {
+                if let Some(id) = name.strip_suffix(".json.zst")
+                    && crate::manifest::is_sha256_hex(id)
+                {
+                    out.push((id.to_string(), path));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -94,8 +217,9 @@ impl Store {
         self.root.join("locks").join(format!("{instance}.lock"))
     }
 
-    pub fn manifest_rel_path(instance: &str, run_id: &str) -> String {
-        format!("manifests/{instance}/{run_id}.json")
+    /// Where a run's file goes: `runs/INSTANCE/RUN_ID.json`.
+    pub fn run_rel_path(instance: &str, run_id: &str) -> String {
+        format!("runs/{instance}/{run_id}.json")
     }
 
     /// `blobs/xx/<sha256>.torrent`; None for a malformed hash (see
@@ -159,11 +283,21 @@ impl Store {
         Ok(bytes)
     }
 
-    /// Every run file (`manifests/INSTANCE/*.json`, temp files left out),
-    /// sorted by path. An empty list when there is no `manifests` directory.
+    /// Every run file (`runs/INSTANCE/*.json`, temp files left out),
+    /// sorted by path. An empty list when there is no `runs` directory.
     pub fn run_files(&self) -> Result<Vec<RunFile>, StoreError> {
+        self.run_files_in("runs")
+    }
+
+    /// Every format 1 run file (`manifests/INSTANCE/*.json`): what a
+    /// migration reads.
+    pub fn v1_run_files(&self) -> Result<Vec<RunFile>, StoreError> {
+        self.run_files_in("manifests")
+    }
+
+    fn run_files_in(&self, top: &str) -> Result<Vec<RunFile>, StoreError> {
         let mut out = Vec::new();
-        for (instance, dir) in self.subdirs("manifests")? {
+        for (instance, dir) in self.subdirs(top)? {
             for (name, path) in list_dir(&dir)? {
                 let Some(run_id) = name.strip_suffix(".json") else {
                     continue;
@@ -172,7 +306,7 @@ impl Store {
                     continue;
                 }
                 out.push(RunFile {
-                    rel: format!("manifests/{instance}/{name}"),
+                    rel: format!("{top}/{instance}/{name}"),
                     instance: instance.clone(),
                     run_id: run_id.to_string(),
                     path,
@@ -194,7 +328,7 @@ impl Store {
     pub fn temp_files(&self) -> Result<Vec<TempFile>, StoreError> {
         let now = std::time::SystemTime::now();
         let mut out = Vec::new();
-        for top in ["blobs", "manifests"] {
+        for top in ["blobs", "chunks", "runs", "manifests"] {
             for (sub, dir) in self.subdirs(top)? {
                 for (name, path) in list_dir(&dir)? {
                     if !name.starts_with(TEMP_PREFIX) {
@@ -224,13 +358,9 @@ impl Store {
         Ok(out)
     }
 
-    /// The names of the instances that have a directory under `manifests/`.
+    /// The names of the instances that have a directory under `runs/`.
     pub fn manifest_instances(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self
-            .subdirs("manifests")?
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect())
+        Ok(self.subdirs("runs")?.into_iter().map(|(n, _)| n).collect())
     }
 
     /// The directories directly under `STORE/top`, as (name, path); names
@@ -290,6 +420,36 @@ fn list_dir(dir: &Path) -> Result<Vec<(String, PathBuf)>, StoreError> {
         }
     }
     Ok(out)
+}
+
+/// What a store is, by its `store.json` (see [`Store::format`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreFormat {
+    /// Nothing written yet.
+    New,
+    /// Format 1: must be migrated before use.
+    V1,
+    /// The format this qbackup writes.
+    V2,
+    /// Written by a newer qbackup.
+    Newer(u32),
+}
+
+pub use crate::fsutil::read_capped;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkReadError {
+    #[error("the metadata chunk {} is missing", path.display())]
+    Missing { path: PathBuf },
+    #[error("the metadata chunk {} is damaged (it no longer matches its SHA-256)", path.display())]
+    Corrupt { path: PathBuf },
+    #[error(
+        "the metadata chunk id {:?} is malformed (want 64 lowercase hex digits)",
+        crate::text::clip(id, 80)
+    )]
+    BadId { id: String },
+    #[error(transparent)]
+    Store(StoreError),
 }
 
 #[derive(Debug, thiserror::Error)]

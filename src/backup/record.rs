@@ -190,23 +190,33 @@ pub(super) fn finish(
     });
     manifest.finished_at = Some(rfc3339(clock.now()));
 
-    let rel = Store::manifest_rel_path(&manifest.instance, &manifest.run_id);
+    let rel = Store::run_rel_path(&manifest.instance, &manifest.run_id);
     let path = store.abs(&rel);
-    let written = match manifest.write(&path) {
+    // Metadata first (chunk files, made durable, then the database's
+    // copies), then the run file, then the run's rows: each names only
+    // what is already stored.
+    let root = (!manifest.torrents.is_empty())
+        .then(|| crate::history::store_tree(store, history, crate::rundoc::records(&manifest)))
+        .transpose()?
+        .map(|s| s.root);
+    let mut doc = crate::rundoc::doc_of(&manifest, root);
+    let written = match write_run_file(&path, &doc) {
         Ok(bytes) => Some(crate::torrent::sha256_hex(&bytes)),
         Err(e) => {
-            // The blobs are safe; without a manifest the run still counts as
+            // The blobs are safe; without a run file the run still counts as
             // failed, and the database keeps the list of what it saved.
-            let msg = format!("cannot write manifest {}: {e}", path.display());
+            let msg = format!("cannot write run file {}: {e}", path.display());
             manifest.status = RunStatus::Failed;
             manifest.error = Some(match manifest.error.take() {
                 Some(prev) => format!("{prev}; {msg}"),
                 None => msg,
             });
+            doc.status = manifest.status;
+            doc.error = manifest.error.clone();
             None
         }
     };
-    history.finish_run(&manifest, written.as_deref().map(|sha| (rel.as_str(), sha)))?;
+    history.finish_run(&doc, written.as_deref().map(|sha| (rel.as_str(), sha)))?;
 
     report.status = manifest.status;
     report.manifest = written.map(|_| path);
@@ -217,6 +227,13 @@ pub(super) fn finish(
     report.warning_list = manifest.warnings;
     report.duration_ms = t0.elapsed().as_millis();
     Ok(report)
+}
+
+/// Writes a run file atomically; returns the bytes written.
+fn write_run_file(path: &std::path::Path, doc: &crate::rundoc::RunDoc) -> std::io::Result<Vec<u8>> {
+    let bytes = doc.to_bytes();
+    crate::fsutil::write_atomic(path, &bytes)?;
+    Ok(bytes)
 }
 
 /// The manifest item of a listed torrent, before it has a blob.

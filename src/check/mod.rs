@@ -31,6 +31,7 @@ use crate::error::Error;
 use crate::history::{DbState, History, HistoryError, Unusable};
 use crate::lock::{InstanceLock, try_lock};
 use crate::manifest::{Manifest, ManifestError};
+use crate::rundoc::RunDoc;
 use crate::store::{RunFile, STALE_TEMP_AGE, Store};
 
 #[derive(Debug, Clone, Serialize)]
@@ -76,10 +77,13 @@ pub struct CheckRequest {
     pub instances: Vec<String>,
 }
 
-/// A run file as read from disk, with the SHA-256 of its bytes.
+/// A run file as read from disk: its document, the complete manifest it
+/// makes with the chunk files its metadata names, and the SHA-256 of its
+/// bytes.
 pub(crate) struct DiskRun {
     pub file: RunFile,
     pub read: Result<(Manifest, String), ManifestError>,
+    pub doc: Option<RunDoc>,
 }
 
 impl DiskRun {
@@ -91,24 +95,88 @@ impl DiskRun {
     }
 }
 
-/// Reads every run file on disk.
+/// Reads every run file on disk, with its torrents from the chunk files
+/// (a chunk file that is missing or damaged makes the run file unusable
+/// here: the database's copy is for `show`, `restore` and the repair).
 pub(crate) fn read_run_files(store: &Store) -> Result<Vec<DiskRun>, Error> {
     let files = store.run_files()?;
     Ok(files
         .into_iter()
         .map(|file| {
-            let read = std::fs::read(&file.path)
+            let shown = file.path.display().to_string();
+            let doc = crate::fsutil::read_capped(&file.path, crate::rundoc::MAX_RUN_FILE_BYTES)
                 .map_err(|source| ManifestError::Read {
-                    path: file.path.display().to_string(),
+                    path: shown.clone(),
                     source,
                 })
                 .and_then(|bytes| {
                     let sha = crate::torrent::sha256_hex(&bytes);
-                    Manifest::parse(&bytes, &file.path, None).map(|m| (m, sha))
+                    RunDoc::parse_checked(&bytes, &file.path, None).map(|d| (d, sha))
                 });
-            DiskRun { file, read }
+            let (read, doc) = match doc {
+                Err(e) => (Err(e), None),
+                Ok((d, sha)) => match records_from_files(store, &d) {
+                    Ok(records) => (Ok((crate::rundoc::join(d.clone(), records), sha)), Some(d)),
+                    Err(detail) => (
+                        Err(ManifestError::Damaged {
+                            path: shown,
+                            detail,
+                        }),
+                        Some(d),
+                    ),
+                },
+            };
+            DiskRun { file, read, doc }
         })
         .collect())
+}
+
+/// A run's records from the chunk files alone.
+pub(crate) fn records_from_files(
+    store: &Store,
+    d: &RunDoc,
+) -> Result<Vec<crate::snapshot::Record>, String> {
+    let Some(root) = &d.metadata else {
+        return Ok(Vec::new());
+    };
+    let records = crate::snapshot::read(&root.id, &mut |id| store.read_chunk(id))
+        .map_err(|e| e.to_string())?;
+    if records.len() != root.count {
+        return Err(format!(
+            "its metadata holds {} torrents where {} were recorded",
+            records.len(),
+            root.count
+        ));
+    }
+    Ok(records)
+}
+
+/// Records the run of a sound run file in the database (see
+/// [`History::adopt_run`]), its chunks first, copied from their files.
+pub(crate) fn adopt(
+    store: &Store,
+    history: &mut History,
+    d: &RunDoc,
+    rel: &str,
+    sha: &str,
+) -> Result<(), Error> {
+    if let Some(root) = &d.metadata {
+        let ids = crate::snapshot::chunk_ids(&root.id, &mut |id| store.read_chunk(id))
+            .map_err(|e| Error::Usage(format!("run file {rel}: {e}")))?;
+        let mut chunks = Vec::new();
+        for id in ids {
+            if history.has_chunk(&id)? {
+                continue;
+            }
+            let bytes = store
+                .read_chunk(&id)
+                .map_err(|e| Error::Usage(format!("run file {rel}: {e}")))?;
+            chunks.push((id, crate::snapshot::pack(&bytes)));
+        }
+        history.insert_chunks(&chunks)?;
+    }
+    history.adopt_run(d, rel, sha)?;
+    Ok(())
 }
 
 pub fn check(store: &Store, req: &CheckRequest) -> Result<CheckReport, Error> {

@@ -26,15 +26,18 @@ pub(super) fn rebuild(
     let path = store.db_path();
     let aside = move_aside(&path)?;
     let mut history = History::create(&path)?;
-    let mut sound: Vec<(&Manifest, &str, &str)> = disk
+    let mut sound: Vec<(&Manifest, &str, &str, &crate::rundoc::RunDoc)> = disk
         .iter()
-        .filter_map(|d| d.sound().map(|(m, sha)| (m, d.file.rel.as_str(), sha)))
+        .filter_map(|d| {
+            let (m, sha) = d.sound()?;
+            Some((m, d.file.rel.as_str(), sha, d.doc.as_ref()?))
+        })
         .collect();
     sound.sort_by(|a, b| (&a.0.started_at, &a.0.run_id).cmp(&(&b.0.started_at, &b.0.run_id)));
-    for (m, rel, sha) in &sound {
-        history.adopt_run(m, rel, sha)?;
+    for (_, rel, sha, doc) in &sound {
+        super::adopt(store, &mut history, doc, rel, sha)?;
     }
-    let runs: Vec<&Manifest> = sound.iter().map(|(m, _, _)| *m).collect();
+    let runs: Vec<&Manifest> = sound.iter().map(|(m, _, _, _)| *m).collect();
     let indexed = index_runs(store, &mut history, &runs)?;
     report.rebuilt = true;
     let moved = aside

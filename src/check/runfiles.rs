@@ -87,8 +87,8 @@ pub(super) fn check_unknown(
                 k.status
             ),
         };
-        if repair {
-            history.adopt_run(m, rel, sha)?;
+        if repair && let Some(doc) = &d.doc {
+            super::adopt(store, history, doc, rel, sha)?;
             adopted.push(m);
         }
         let what = format!(
@@ -197,7 +197,7 @@ fn rewrite_if_sound(
     report: &mut CheckReport,
     faults: &[usize],
 ) -> Result<(), Error> {
-    if !history.rebuild_manifest(run_id)?.faults().is_empty() {
+    if !rebuilt_faults(store, history, run_id)?.is_empty() {
         return Ok(());
     }
     if rewrite(store, history, run_id)? {
@@ -213,17 +213,36 @@ fn rewrite_if_sound(
 /// Rewrites a run's file from the database, at its canonical path. False
 /// when the database's copy is itself faulty (nothing is written).
 fn rewrite(store: &Store, history: &History, run_id: &str) -> Result<bool, Error> {
-    let m = history.rebuild_manifest(run_id)?;
-    if m.faults().iter().any(|(_, f)| f.is_bad_hash()) {
+    if rebuilt_faults(store, history, run_id)?
+        .iter()
+        .any(|(_, f)| f.is_bad_hash())
+    {
         return Ok(false);
     }
-    let rel = Store::manifest_rel_path(&m.instance, &m.run_id);
+    let d = history.rebuild_doc(run_id)?;
+    let rel = Store::run_rel_path(&d.instance, &d.run_id);
     let path = store.abs(&rel);
-    let bytes = m.write(&path).map_err(|e| StoreError::Io {
-        op: "write manifest",
+    let bytes = d.to_bytes();
+    crate::fsutil::write_atomic(&path, &bytes).map_err(|e| StoreError::Io {
+        op: "write run file",
         path: path.clone(),
         source: e,
     })?;
     history.set_manifest(run_id, &rel, &crate::torrent::sha256_hex(&bytes))?;
     Ok(true)
+}
+
+/// The faults of a run as the database has it (its row and the metadata
+/// its root names).
+fn rebuilt_faults(
+    store: &Store,
+    history: &History,
+    run_id: &str,
+) -> Result<Vec<(usize, crate::manifest::ItemFault)>, Error> {
+    let d = history.rebuild_doc(run_id)?;
+    let records = match &d.metadata {
+        Some(root) => crate::history::read_records(store, history, run_id, root)?.0,
+        None => Vec::new(),
+    };
+    Ok(crate::rundoc::join(d, records).faults())
 }

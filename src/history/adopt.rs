@@ -1,5 +1,5 @@
 //! A run file's run written into the database, the reverse of
-//! [`History::rebuild_manifest`]: `check --repair` uses it to rebuild a lost
+//! [`History::rebuild_doc`]: `check --repair` uses it to rebuild a lost
 //! or damaged database from the run files on disk, and to adopt a run file
 //! the database does not know (a run killed between writing its manifest and
 //! recording it, whose row still says `running` or `interrupted`).
@@ -7,7 +7,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::{History, HistoryError};
-use crate::manifest::Manifest;
+use crate::rundoc::RunDoc;
 use crate::status::RunStatus;
 
 /// What the database has for a run id, as adoption sees it.
@@ -49,10 +49,11 @@ impl History {
     }
 
     /// Records the run as its run file `rel` (whose bytes hash to `sha256`)
-    /// says: its row (created if missing), items and warnings, replacing
-    /// what the database had for it. A run file still saying `running`
-    /// (none is written so) is recorded as interrupted.
-    pub fn adopt_run(&mut self, m: &Manifest, rel: &str, sha256: &str) -> Result<(), HistoryError> {
+    /// says: its row (created if missing) and warnings, replacing what the
+    /// database had for it. The chunks its metadata names must be in the
+    /// database already. A run file still saying `running` (none is
+    /// written so) is recorded as interrupted.
+    pub fn adopt_run(&mut self, m: &RunDoc, rel: &str, sha256: &str) -> Result<(), HistoryError> {
         self.conn
             .execute(
                 "INSERT INTO runs (id, instance, kind, status, started_at) VALUES (?1, ?2, ?3, 'running', ?4)

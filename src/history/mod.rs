@@ -31,6 +31,7 @@ use crate::store::StoreError;
 
 mod adopt;
 mod blobs;
+mod chunks;
 mod notifications;
 mod open;
 mod rebuild;
@@ -42,9 +43,10 @@ mod suspects;
 
 pub use adopt::KnownRun;
 pub use blobs::IndexRow;
+pub use chunks::{Stored, store_tree};
 pub use notifications::{NotificationRecord, NotificationRow};
 pub use open::DbState;
-pub use rebuild::{RunSource, load_manifest};
+pub use rebuild::{ChunkLost, RunSource, load_manifest, read_chunk, read_records};
 pub use restores::{NewRestore, RestoreEnd, RestoreSummary};
 pub use retention::RunMeta;
 pub use runs::{NewRun, RunSummary};
@@ -77,6 +79,10 @@ pub enum HistoryError {
     Busy { path: PathBuf },
     #[error("history database {}: {detail}", path.display())]
     Sqlite { path: PathBuf, detail: String },
+    #[error(
+        "run {run_id}: its torrents can't be read ({detail}); this run can't be shown or restored: restore another run (see `qbackup runs`) and run `qbackup check`"
+    )]
+    MetadataLost { run_id: String, detail: String },
     #[error("no run {0:?} in the history; see `qbackup runs`")]
     NoSuchRun(String),
     #[error("run id {0:?} is ambiguous; give more characters")]

@@ -1,5 +1,7 @@
-//! Reading a run back: its manifest file, checked against the recorded
-//! checksum, or, when that is gone or damaged, a rebuild from the rows.
+//! Reading a run back: its run file, checked against the recorded
+//! checksum, or, when that is gone or damaged, a rebuild from the rows; and
+//! its torrents from the metadata chunks, each read from its file or, when
+//! that is gone or damaged, from the database's copy.
 
 use std::path::Path;
 
@@ -7,16 +9,69 @@ use rusqlite::OptionalExtension;
 
 use super::{History, HistoryError, RunSummary, enum_col};
 use crate::manifest::{Category, Counts, Item, ItemSource, Manifest, RunKind, ServerInfo, Warning};
+use crate::rundoc::{FORMAT, RunDoc};
+use crate::snapshot::{self, Record, Root};
 use crate::status::{FailureClass, RunStatus};
-use crate::store::{BlobRef, Store};
+use crate::store::{BlobRef, ChunkReadError, Store};
 
 impl History {
-    /// The run as its manifest would have said, from the database alone.
-    pub fn rebuild_manifest(&self, run_id: &str) -> Result<Manifest, HistoryError> {
+    /// A format 1 run as its manifest said, from the database's `items`
+    /// (for a migration: format 2 keeps no `items`).
+    pub fn rebuild_v1_manifest(&self, run_id: &str) -> Result<Manifest, HistoryError> {
         let row = self.read_run_row(run_id)?;
         let torrents = self.read_items(run_id)?;
         let warnings = self.read_warnings(run_id)?;
         assemble(&self.path, row, torrents, warnings)
+    }
+
+    /// The run's file as it would have said, from the database alone (its
+    /// row, warnings and metadata root).
+    pub fn rebuild_doc(&self, run_id: &str) -> Result<RunDoc, HistoryError> {
+        let row = self.read_run_row(run_id)?;
+        let (root, exported, missing): (Option<(String, i64)>, String, String) = self
+            .conn
+            .query_row(
+                "SELECT root_id, root_count, exported_json, missing_json FROM runs WHERE id = ?1",
+                [run_id],
+                |r| {
+                    let id: Option<String> = r.get(0)?;
+                    let count: Option<i64> = r.get(1)?;
+                    Ok((id.zip(count), r.get(2)?, r.get(3)?))
+                },
+            )
+            .map_err(|e| self.err(e))?;
+        let bad = |what: &str| HistoryError::Corrupt {
+            path: self.path.clone(),
+            detail: format!("run {run_id} has an unreadable {what}"),
+        };
+        let exported: Vec<String> =
+            serde_json::from_str(&exported).map_err(|_| bad("list of exported torrents"))?;
+        let missing: Vec<String> =
+            serde_json::from_str(&missing).map_err(|_| bad("list of missing torrents"))?;
+        let warnings = self.read_warnings(run_id)?;
+        let m = assemble(&self.path, row, Vec::new(), warnings)?;
+        Ok(RunDoc {
+            format: FORMAT,
+            qbackup_version: m.qbackup_version,
+            run_id: m.run_id,
+            instance: m.instance,
+            kind: m.kind,
+            status: m.status,
+            started_at: m.started_at,
+            finished_at: m.finished_at,
+            qbittorrent: m.qbittorrent,
+            counts: m.counts,
+            categories: m.categories,
+            tags: m.tags,
+            metadata: root.map(|(id, count)| Root {
+                id,
+                count: count.max(0) as usize,
+            }),
+            exported,
+            missing,
+            warnings: m.warnings,
+            error: m.error,
+        })
     }
 
     /// The run's row in `runs`; [`HistoryError::NoSuchRun`] when there is none.
@@ -189,46 +244,122 @@ fn assemble(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunSource {
-    /// Its manifest file, checked against the recorded checksum.
+    /// Its run file and chunk files, checked against their checksums.
     Manifest,
-    /// Rebuilt from the history database (the manifest was lost or damaged).
+    /// Rebuilt, wholly or in part, from the history database (a run file
+    /// or a chunk file was lost or damaged).
     History,
 }
 
-/// The run's manifest, or its rebuild from the database when the file is
-/// gone or damaged.
+/// Why a chunk could be read from neither the store nor the database.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ChunkLost(String);
+
+/// A chunk's canonical bytes: from its file, or when that is missing or
+/// damaged, from the database's copy (checked against its id too). The
+/// flag says the database's copy was used.
+pub fn read_chunk(
+    store: &Store,
+    history: &History,
+    id: &str,
+) -> Result<(Vec<u8>, bool), ChunkLost> {
+    let file_err = match store.read_chunk(id) {
+        Ok(bytes) => return Ok((bytes, false)),
+        Err(e @ ChunkReadError::BadId { .. }) => return Err(ChunkLost(e.to_string())),
+        Err(e) => e,
+    };
+    let db = match history.chunk(id) {
+        Ok(Some(packed)) => snapshot::unpack(&packed)
+            .filter(|b| crate::torrent::sha256_hex(b) == id)
+            .ok_or("the database's copy is damaged too".to_string()),
+        Ok(None) => Err("the database has no copy".to_string()),
+        Err(e) => Err(format!("the database's copy can't be read ({e})")),
+    };
+    db.map(|b| (b, true))
+        .map_err(|why| ChunkLost(format!("{file_err}, and {why}")))
+}
+
+/// Every record of the tree under `root`, reading each chunk as
+/// [`read_chunk`] does; the flag says a chunk came from the database.
+pub fn read_records(
+    store: &Store,
+    history: &History,
+    run_id: &str,
+    root: &Root,
+) -> Result<(Vec<Record>, bool), HistoryError> {
+    let mut from_db = false;
+    let records = snapshot::read(&root.id, &mut |id| {
+        let (bytes, db) = read_chunk(store, history, id)?;
+        from_db |= db;
+        Ok(bytes)
+    })
+    .map_err(
+        |e: snapshot::ReadError<ChunkLost>| HistoryError::MetadataLost {
+            run_id: run_id.to_string(),
+            detail: e.to_string(),
+        },
+    )?;
+    if records.len() != root.count {
+        return Err(HistoryError::MetadataLost {
+            run_id: run_id.to_string(),
+            detail: format!(
+                "its metadata holds {} torrents where {} were recorded",
+                records.len(),
+                root.count
+            ),
+        });
+    }
+    Ok((records, from_db))
+}
+
+/// The run's complete manifest: its run file (or, when that is gone or
+/// damaged, its rebuild from the database) joined with its torrents'
+/// records (see [`read_records`]). The note says what was rebuilt.
 pub fn load_manifest(
     store: &Store,
     history: &History,
     summary: &RunSummary,
 ) -> Result<(Manifest, RunSource, Option<String>), HistoryError> {
-    let Some(rel) = &summary.manifest else {
-        let m = history.rebuild_manifest(&summary.run_id)?;
-        let note = format!(
-            "run {} has no manifest ({}); shown from the history database",
-            summary.run_id, summary.status
-        );
-        return Ok((m, RunSource::History, Some(note)));
-    };
-    match Manifest::read(&store.abs(rel), summary.manifest_sha256.as_deref()) {
-        Ok(m) if m.run_id == summary.run_id => Ok((m, RunSource::Manifest, None)),
-        Ok(_) => {
-            let m = history.rebuild_manifest(&summary.run_id)?;
-            Ok((
-                m,
+    let (doc, mut source, mut note) = match &summary.manifest {
+        None => (
+            history.rebuild_doc(&summary.run_id)?,
+            RunSource::History,
+            Some(format!(
+                "run {} has no run file ({}); shown from the history database",
+                summary.run_id, summary.status
+            )),
+        ),
+        Some(rel) => match RunDoc::read(&store.abs(rel), summary.manifest_sha256.as_deref()) {
+            Ok(d) if d.run_id == summary.run_id => (d, RunSource::Manifest, None),
+            Ok(_) => (
+                history.rebuild_doc(&summary.run_id)?,
                 RunSource::History,
                 Some(format!(
-                    "manifest {rel} belongs to another run; rebuilt from the history database"
+                    "run file {rel} belongs to another run; rebuilt from the history database"
                 )),
-            ))
-        }
-        Err(e) => {
-            let m = history.rebuild_manifest(&summary.run_id)?;
-            Ok((
-                m,
+            ),
+            Err(e) => (
+                history.rebuild_doc(&summary.run_id)?,
                 RunSource::History,
                 Some(format!("{e}; rebuilt from the history database")),
-            ))
+            ),
+        },
+    };
+    let records = match &doc.metadata {
+        None => Vec::new(),
+        Some(root) => {
+            let (records, from_db) = read_records(store, history, &doc.run_id, root)?;
+            if from_db {
+                source = RunSource::History;
+                let more = "a metadata chunk file is missing or damaged; read from the history database (`qbackup check --repair` rewrites it)";
+                note = Some(match note {
+                    Some(n) => format!("{n}; {more}"),
+                    None => more.to_string(),
+                });
+            }
+            records
         }
-    }
+    };
+    Ok((crate::rundoc::join(doc, records), source, note))
 }

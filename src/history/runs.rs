@@ -1,11 +1,12 @@
-//! Backup runs: a row in `runs` when one starts, its items and warnings when
-//! it finishes, the lookups `qbackup runs` / `show` / `check` use, and the
+//! Backup runs: a row in `runs` when one starts, its warnings and metadata
+//! root when it finishes, the lookups `qbackup runs` / `show` / `check` use, and the
 //! marking of runs (and restores) whose process is gone.
 
 use rusqlite::{Connection, params};
 
 use super::{History, HistoryError, enum_col, json, one_by_prefix, sqlite};
-use crate::manifest::{Manifest, RunKind};
+use crate::manifest::RunKind;
+use crate::rundoc::RunDoc;
 use crate::status::RunStatus;
 
 /// What a run looks like when it starts.
@@ -67,19 +68,20 @@ impl History {
     }
 
     /// Writes the run's rows and marks it finished, in one transaction.
-    /// `manifest` is None when the manifest could not be written.
+    /// `file` (path, SHA-256) is None when the run file could not be
+    /// written. The chunks its metadata root names must be stored already
+    /// ([`History::insert_chunks`]).
     pub fn finish_run(
         &mut self,
-        m: &Manifest,
-        manifest: Option<(&str, &str)>,
+        d: &RunDoc,
+        file: Option<(&str, &str)>,
     ) -> Result<(), HistoryError> {
         let path = self.path.clone();
         let e = |err| sqlite(&path, err);
         let tx = self.conn.transaction().map_err(e)?;
-        clear_run_rows(&tx, &m.run_id).map_err(e)?;
-        insert_items(&tx, m).map_err(e)?;
-        insert_warnings(&tx, m).map_err(e)?;
-        mark_finished(&tx, m, manifest).map_err(e)?;
+        clear_run_rows(&tx, &d.run_id).map_err(e)?;
+        insert_warnings(&tx, d).map_err(e)?;
+        mark_finished(&tx, d, file).map_err(e)?;
         tx.commit().map_err(e)
     }
 
@@ -197,53 +199,21 @@ impl History {
     }
 }
 
-/// Removes the items and warnings an earlier attempt wrote for `run_id`.
+/// Removes the rows an earlier attempt wrote for `run_id`.
 fn clear_run_rows(conn: &Connection, run_id: &str) -> rusqlite::Result<()> {
     conn.execute("DELETE FROM items WHERE run_id = ?1", [run_id])?;
     conn.execute("DELETE FROM warnings WHERE run_id = ?1", [run_id])?;
     Ok(())
 }
 
-/// One `items` row per torrent of the manifest, in its order.
-fn insert_items(conn: &Connection, m: &Manifest) -> rusqlite::Result<()> {
-    let mut ins = conn.prepare(
-        "INSERT INTO items (run_id, seq, id, infohash_v1, infohash_v2, name, category, tags_json,
-                     save_path, auto_tmm, paused, state, added_on, size, magnet_uri, blob_sha256, blob_size, source)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-    )?;
-    for (seq, it) in m.torrents.iter().enumerate() {
-        ins.execute(params![
-            m.run_id,
-            seq as i64,
-            it.id,
-            it.infohash_v1,
-            it.infohash_v2,
-            it.name,
-            it.category,
-            json(&it.tags),
-            it.save_path,
-            it.auto_tmm,
-            it.paused,
-            it.state,
-            it.added_on,
-            it.size,
-            it.magnet_uri,
-            it.blob.as_ref().map(|b| b.sha256.clone()),
-            it.blob.as_ref().map(|b| b.size as i64),
-            it.source.as_str(),
-        ])?;
-    }
-    Ok(())
-}
-
-/// One `warnings` row per warning of the manifest, in its order.
-fn insert_warnings(conn: &Connection, m: &Manifest) -> rusqlite::Result<()> {
+/// One `warnings` row per warning of the run, in its order.
+fn insert_warnings(conn: &Connection, d: &RunDoc) -> rusqlite::Result<()> {
     let mut w = conn.prepare(
         "INSERT INTO warnings (run_id, seq, torrent_id, name, class, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
-    for (seq, wn) in m.warnings.iter().enumerate() {
+    for (seq, wn) in d.warnings.iter().enumerate() {
         w.execute(params![
-            m.run_id,
+            d.run_id,
             seq as i64,
             wn.id,
             wn.name,
@@ -254,34 +224,40 @@ fn insert_warnings(conn: &Connection, m: &Manifest) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// The run's own row: status, server, counts, manifest file, categories, tags and error.
+/// The run's own row: status, server, counts, run file, categories, tags,
+/// metadata root, exported and missing ids, and error.
 fn mark_finished(
     conn: &Connection,
-    m: &Manifest,
-    manifest: Option<(&str, &str)>,
+    d: &RunDoc,
+    file: Option<(&str, &str)>,
 ) -> rusqlite::Result<()> {
-    let c = &m.counts;
+    let c = &d.counts;
     conn.execute(
         "UPDATE runs SET status = ?2, finished_at = ?3, qbt_version = ?4, webapi_version = ?5,
              listed = ?6, exported = ?7, reused = ?8, metadata_unavailable = ?9, warnings = ?10,
-             manifest_path = ?11, manifest_sha256 = ?12, categories_json = ?13, tags_json = ?14, error = ?15
+             manifest_path = ?11, manifest_sha256 = ?12, categories_json = ?13, tags_json = ?14, error = ?15,
+             root_id = ?16, root_count = ?17, exported_json = ?18, missing_json = ?19
              WHERE id = ?1",
         params![
-            m.run_id,
-            m.status.as_str(),
-            m.finished_at,
-            m.qbittorrent.as_ref().map(|q| q.version.clone()),
-            m.qbittorrent.as_ref().map(|q| q.webapi_version.clone()),
+            d.run_id,
+            d.status.as_str(),
+            d.finished_at,
+            d.qbittorrent.as_ref().map(|q| q.version.clone()),
+            d.qbittorrent.as_ref().map(|q| q.webapi_version.clone()),
             c.listed as i64,
             c.exported as i64,
             c.reused as i64,
             c.metadata_unavailable as i64,
             c.warnings as i64,
-            manifest.map(|(p, _)| p.to_string()),
-            manifest.map(|(_, s)| s.to_string()),
-            json(&m.categories),
-            json(&m.tags),
-            m.error,
+            file.map(|(p, _)| p.to_string()),
+            file.map(|(_, s)| s.to_string()),
+            json(&d.categories),
+            json(&d.tags),
+            d.error,
+            d.metadata.as_ref().map(|r| r.id.clone()),
+            d.metadata.as_ref().map(|r| r.count as i64),
+            json(&d.exported),
+            json(&d.missing),
         ],
     )?;
     Ok(())

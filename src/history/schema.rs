@@ -112,6 +112,20 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (instance, torrent_id)
     );
     "#,
+    // 4: store format 2. A run's torrents are a tree of metadata chunks
+    // (stored once in `chunks`, named by many runs); the run row names the
+    // tree's root and lists what the run exported and could not save.
+    // `items` stays only for reading a format 1 store being migrated.
+    r#"
+    ALTER TABLE runs ADD COLUMN root_id TEXT;
+    ALTER TABLE runs ADD COLUMN root_count INTEGER;
+    ALTER TABLE runs ADD COLUMN exported_json TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE runs ADD COLUMN missing_json TEXT NOT NULL DEFAULT '[]';
+    CREATE TABLE chunks (
+        id TEXT PRIMARY KEY,
+        data BLOB NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 impl History {

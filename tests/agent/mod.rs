@@ -118,12 +118,27 @@ impl Agent {
         }
     }
 
+    /// The complete manifest of the run a report names, as `qbackup show
+    /// RUN --torrents --json` prints it (store format 2 keeps a run's
+    /// torrents in metadata chunks, not in its run file).
     pub fn manifest(&self, report: &Value) -> Value {
         let path = report["manifest"]
             .as_str()
-            .expect("report names a manifest");
-        let bytes = std::fs::read(path).expect("manifest readable");
-        serde_json::from_slice(&bytes).expect("manifest is JSON")
+            .expect("report names a run file");
+        assert!(Path::new(path).is_file(), "run file {path} exists");
+        let run_id = report["run_id"].as_str().expect("report names its run");
+        let out = self.run(&["show", run_id, "--torrents", "--json"]);
+        assert_eq!(out.code, 0, "show {run_id}: {}", out.stderr);
+        out.json()
+    }
+
+    /// The run file a report names, as JSON.
+    pub fn run_file(&self, report: &Value) -> Value {
+        let path = report["manifest"]
+            .as_str()
+            .expect("report names a run file");
+        let bytes = std::fs::read(path).expect("run file readable");
+        serde_json::from_slice(&bytes).expect("run file is JSON")
     }
 
     pub fn blob_path(&self, rel: &str) -> PathBuf {

@@ -1,0 +1,151 @@
+//! The metadata chunks (store format 2), the database's copy: a chunk is
+//! stored once, by id, whatever number of runs name it. Together with
+//! `runs` and `warnings` they rebuild any run whose file or chunk files
+//! are lost, and the chunk files rebuild them (`check --repair`).
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{History, HistoryError, sqlite};
+
+impl History {
+    /// True when the database holds chunk `id`.
+    pub fn has_chunk(&self, id: &str) -> Result<bool, HistoryError> {
+        self.conn
+            .query_row("SELECT 1 FROM chunks WHERE id = ?1", [id], |_| Ok(()))
+            .optional()
+            .map(|o| o.is_some())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Stores chunks (id, compressed bytes) in one transaction; ones
+    /// already present are left as they are.
+    pub fn insert_chunks(&mut self, chunks: &[(String, Vec<u8>)]) -> Result<(), HistoryError> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let e = |err| sqlite(&path, err);
+        let tx = self.conn.transaction().map_err(e)?;
+        {
+            let mut ins = tx
+                .prepare("INSERT OR IGNORE INTO chunks (id, data) VALUES (?1, ?2)")
+                .map_err(e)?;
+            for (id, data) in chunks {
+                ins.execute(params![id, data]).map_err(e)?;
+            }
+        }
+        tx.commit().map_err(e)
+    }
+
+    /// Replaces a damaged copy of chunk `id` (`check --repair`).
+    pub fn replace_chunk(&self, id: &str, data: &[u8]) -> Result<(), HistoryError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO chunks (id, data) VALUES (?1, ?2)",
+                params![id, data],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The compressed bytes of chunk `id`, if the database holds it.
+    pub fn chunk(&self, id: &str) -> Result<Option<Vec<u8>>, HistoryError> {
+        self.conn
+            .query_row("SELECT data FROM chunks WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every chunk id the database holds, sorted.
+    pub fn chunk_ids(&self) -> Result<Vec<String>, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM chunks ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Deletes these chunks (prune: no run names them any more).
+    pub fn delete_chunks(&mut self, ids: &[String]) -> Result<(), HistoryError> {
+        let path = self.path.clone();
+        let e = |err| sqlite(&path, err);
+        let tx = self.conn.transaction().map_err(e)?;
+        {
+            let mut del = tx.prepare("DELETE FROM chunks WHERE id = ?1").map_err(e)?;
+            for id in ids {
+                del.execute([id]).map_err(e)?;
+            }
+        }
+        tx.commit().map_err(e)
+    }
+
+    /// The metadata root of every run that has one: (run id, root id).
+    pub fn run_roots(&self) -> Result<Vec<(String, String)>, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, root_id FROM runs WHERE root_id IS NOT NULL ORDER BY rowid")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+}
+
+/// Chunks written to files are made durable and entered in the database
+/// in batches of this many.
+const CHUNK_BATCH: usize = 1024;
+
+/// What [`store_tree`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub root: crate::snapshot::Root,
+    /// Chunks the store did not have yet, and their stored bytes.
+    pub new_chunks: usize,
+    pub new_bytes: u64,
+}
+
+/// Builds the metadata tree of `records` and stores the chunks the
+/// database does not hold yet: each is written to its file, the batch is
+/// made durable ([`Store::sync`]), and only then entered in the database.
+/// So a chunk the database names is on disk, and the next run skips it.
+pub fn store_tree(
+    store: &crate::store::Store,
+    history: &mut History,
+    records: Vec<crate::snapshot::Record>,
+) -> Result<Stored, HistoryError> {
+    use crate::snapshot;
+    let mut pending: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let (mut new_chunks, mut new_bytes) = (0usize, 0u64);
+    let flush = |history: &mut History, pending: &mut Vec<(String, Vec<u8>)>| {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        store.sync()?;
+        history.insert_chunks(pending)?;
+        pending.clear();
+        Ok::<(), HistoryError>(())
+    };
+    let root = snapshot::build(records, &mut |enc| {
+        if !seen.insert(enc.id.clone()) || history.has_chunk(&enc.id)? {
+            return Ok(());
+        }
+        let packed = snapshot::pack(&enc.bytes);
+        store.put_chunk(&enc.id, &packed)?;
+        new_chunks += 1;
+        new_bytes += packed.len() as u64;
+        pending.push((enc.id, packed));
+        if pending.len() >= CHUNK_BATCH {
+            flush(history, &mut pending)?;
+        }
+        Ok::<(), HistoryError>(())
+    })?;
+    flush(history, &mut pending)?;
+    Ok(Stored {
+        root,
+        new_chunks,
+        new_bytes,
+    })
+}
