@@ -420,7 +420,7 @@ pub fn build(t: &Target, e: &Event, secret: Option<&Secret>, now: OffsetDateTime
     }
 }
 
-/// `qbackup 0.1.0 · qBittorrent v5.0.4`
+/// `qbackup 0.2.0 · qBittorrent v5.0.4`
 fn footer(e: &Event) -> String {
     let mut s = format!("qbackup {}", crate::VERSION);
     if let Some(v) = &e.qbittorrent_version {
