@@ -283,6 +283,23 @@ impl Store {
         Ok(bytes)
     }
 
+    /// Checks that a blob is there with the size it was stored with, without
+    /// reading it: the cheap check of a cached blob ([`Store::read_blob`]
+    /// is the full one). A size that differs is damage.
+    pub fn stat_blob(&self, blob: &BlobRef) -> Result<(), BlobReadError> {
+        let Some(path) = self.blob_path(&blob.sha256) else {
+            return Err(BlobReadError::BadHash {
+                sha256: blob.sha256.clone(),
+            });
+        };
+        match fs::metadata(&path) {
+            Ok(m) if m.is_file() && m.len() == blob.size => Ok(()),
+            Ok(_) => Err(BlobReadError::Corrupt { path }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(BlobReadError::Missing { path }),
+            Err(e) => Err(BlobReadError::Store(StoreError::io("stat blob", &path, e))),
+        }
+    }
+
     /// Every run file (`runs/INSTANCE/*.json`, temp files left out),
     /// sorted by path. An empty list when there is no `runs` directory.
     pub fn run_files(&self) -> Result<Vec<RunFile>, StoreError> {
@@ -322,8 +339,9 @@ impl Store {
         Ok(self.run_files()?.len())
     }
 
-    /// Every temporary file (`.tmp-*`) left in `blobs/xx/` or
-    /// `manifests/INSTANCE/` by a write that never finished (a killed run),
+    /// Every temporary file (`.tmp-*`) left in `blobs/xx/`, `chunks/xx/`,
+    /// `runs/INSTANCE/` or `manifests/INSTANCE/` by a write that never
+    /// finished (a killed run),
     /// with its size and age. Sorted by path.
     pub fn temp_files(&self) -> Result<Vec<TempFile>, StoreError> {
         let now = std::time::SystemTime::now();
@@ -500,11 +518,22 @@ mod tests {
             s.read_blob(&a),
             Err(BlobReadError::Corrupt { .. })
         ));
+        // Same size: only a full read notices.
+        assert!(s.stat_blob(&a).is_ok());
         s.put_blob(b"hello").unwrap();
         assert_eq!(s.read_blob(&a).unwrap(), b"hello");
+        fs::write(s.abs(&a.path), b"hell").unwrap();
+        assert!(matches!(
+            s.stat_blob(&a),
+            Err(BlobReadError::Corrupt { .. })
+        ));
         fs::remove_file(s.abs(&a.path)).unwrap();
         assert!(matches!(
             s.read_blob(&a),
+            Err(BlobReadError::Missing { .. })
+        ));
+        assert!(matches!(
+            s.stat_blob(&a),
             Err(BlobReadError::Missing { .. })
         ));
     }
@@ -541,24 +570,30 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let s = Store::new(d.path());
         s.init().unwrap();
-        let m = d.path().join("manifests/a");
+        let m = d.path().join("runs/a");
         fs::create_dir_all(&m).unwrap();
         fs::write(m.join("R1.json"), b"{}").unwrap();
         fs::write(m.join(".tmp-x1"), b"partial").unwrap();
         fs::write(m.join("notes.txt"), b"").unwrap();
+        let v1 = d.path().join("manifests/b");
+        fs::create_dir_all(&v1).unwrap();
+        fs::write(v1.join("R0.json"), b"{}").unwrap();
         let a = s.put_blob(b"hello").unwrap();
         let shard = s.abs(&a.path);
         fs::write(shard.parent().unwrap().join(".tmp-y"), b"").unwrap();
         let runs = s.run_files().unwrap();
         assert_eq!(runs.len(), 1);
-        assert_eq!(runs[0].rel, "manifests/a/R1.json");
+        assert_eq!(runs[0].rel, "runs/a/R1.json");
+        let v1_runs = s.v1_run_files().unwrap();
+        assert_eq!(v1_runs.len(), 1);
+        assert_eq!(v1_runs[0].rel, "manifests/b/R0.json");
         assert_eq!(
             (runs[0].instance.as_str(), runs[0].run_id.as_str()),
             ("a", "R1")
         );
         let temps: Vec<String> = s.temp_files().unwrap().into_iter().map(|t| t.rel).collect();
         assert_eq!(temps.len(), 2, "{temps:?}");
-        assert!(temps.contains(&"manifests/a/.tmp-x1".to_string()));
+        assert!(temps.contains(&"runs/a/.tmp-x1".to_string()));
         assert_eq!(s.manifest_instances().unwrap(), ["a"]);
     }
 }

@@ -1,7 +1,7 @@
 //! The export side of a run: one task per torrent exports, verifies and
 //! stores its .torrent under the run's pace and retry budget, and gives up on
 //! the rest once qBittorrent is gone; no retry starts after the run's
-//! deadline; cached blobs are re-verified on all cores instead; a failure
+//! deadline; cached blobs are checked on all cores instead; a failure
 //! becomes the plain words of its warning.
 
 use std::collections::HashMap;
@@ -15,6 +15,7 @@ use governor::{Quota, RateLimiter};
 use tracing::{debug, warn};
 
 use super::deadline::Deadline;
+use super::plan::ExportAction;
 use crate::classify::{ExportFailure, FailureClass, is_retryable, suggests_instance_down};
 use crate::config::Instance;
 use crate::manifest::ItemSource;
@@ -95,13 +96,22 @@ pub(super) struct Exports {
     pub(super) past_deadline: Vec<usize>,
 }
 
-/// Re-verifies cached blobs on all cores: each must still hash to its name
-/// and be the torrent it is filed under.
-pub(super) fn verify_cached(
+/// Checks cached blobs on all cores: `(step, full)` says which step's blob
+/// to check and how. Every blob must be there with its indexed size; one
+/// read back in `full` must also still hash to its name and be the torrent
+/// it is filed under. Returns each step's failure (a reason), if any.
+pub(super) fn check_cached(
     store: &Store,
-    items: Vec<(usize, TorrentInfo, BlobRef)>,
-) -> Vec<(usize, Result<BlobRef, String>)> {
-    let check = |t: &TorrentInfo, b: &BlobRef| -> Result<(), String> {
+    steps: &[(TorrentInfo, ExportAction)],
+    checks: &[(usize, bool)],
+) -> Vec<(usize, Result<(), String>)> {
+    let check = |i: usize, full: bool| -> Result<(), String> {
+        let (t, ExportAction::Reuse(b)) = &steps[i] else {
+            return Err("not a cached blob".into());
+        };
+        if !full {
+            return store.stat_blob(b).map_err(|e| e.to_string());
+        }
         let bytes = store
             .read_blob(b)
             .map_err(|e: BlobReadError| e.to_string())?;
@@ -112,14 +122,14 @@ pub(super) fn verify_cached(
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 8);
-    let chunk = items.len().div_ceil(threads).max(1);
+    let chunk = checks.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = items
+        let handles: Vec<_> = checks
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|(i, t, b)| (*i, check(t, b).map(|()| b.clone())))
+                        .map(|&(i, full)| (i, check(i, full)))
                         .collect::<Vec<_>>()
                 })
             })

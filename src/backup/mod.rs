@@ -21,8 +21,9 @@
 //!   and the order of the exports, suspects last (pure);
 //! - `deadline.rs`: the run deadline and its default (pure);
 //! - `suspects.rs`: which torrents become suspects or stop being ones (pure);
+//! - `sample.rs`: which cached blobs a run reads back in full (pure);
 //! - `export.rs`: the export tasks (pace, retries, "is the server gone?") and
-//!   the re-verification of cached blobs;
+//!   the checks of cached blobs;
 //! - `record.rs`: the recorder: blob index batches during the run, then the
 //!   manifest items and warnings, the manifest and the history rows;
 //! - `report.rs`: [`RunOptions`] in, [`RunReport`] out.
@@ -32,6 +33,7 @@ mod export;
 pub mod plan;
 mod record;
 mod report;
+mod sample;
 mod suspects;
 
 pub use report::{RunOptions, RunReport};
@@ -45,7 +47,7 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::classify::{FailureClass, classify};
-use crate::clock::{Clock, rfc3339, run_id};
+use crate::clock::{Clock, parse_rfc3339, rfc3339, run_id};
 use crate::config::Instance;
 use crate::error::Error;
 use crate::history::{History, NewRun};
@@ -53,9 +55,9 @@ use crate::manifest::{Category, Counts, ItemSource, Manifest, SCHEMA_VERSION, Se
 use crate::progress::Progress;
 use crate::qbt::{Client, QbtError, ServerVersion, TorrentInfo};
 use crate::status::RunStatus;
-use crate::store::{BlobRef, Store};
+use crate::store::Store;
 use deadline::{Deadline, run_deadline};
-use export::{Done, Exports, Shared, export, verify_cached};
+use export::{Done, Exports, Shared, check_cached, export};
 use plan::{ExportAction, in_flight_at, plan_exports, suspects_last};
 use record::{IndexWriter, finish, record_results};
 use suspects::{Change, Suspects};
@@ -109,8 +111,10 @@ pub async fn run(
     };
     let steps = plan(&history, torrents)?;
     let earlier_suspects = history.suspects(&instance.name)?;
+    let previous = previous_start(&history, &instance.name, &report.run_id)?;
+    let now = parse_rfc3339(&report.started_at).map_or(0, |t| t.unix_timestamp());
     progress.start(steps.len() as u64);
-    let mut turns = reuse_cached(store, &steps, progress).await;
+    let mut turns = reuse_cached(store, &steps, (previous, now), progress);
     (turns.queue, turns.serial_from) = export_order(&steps, turns.queue, &earlier_suspects);
     let deadline = deadline_of(instance, t0, turns.queue.len());
     let shared = Arc::new(Shared::new(client, store, instance, cancel, deadline));
@@ -250,47 +254,75 @@ fn plan(
     Ok(plan_exports(torrents, &index).steps)
 }
 
-/// Re-verifies every cached blob first. This touches only the local disk, so
-/// it runs on all cores, not under the export pace. A blob that passes is
-/// reused; everything else is queued for export.
-async fn reuse_cached(
+/// When the previous run of `instance` that listed its torrents started
+/// (Unix seconds): where this run's sample of cached blobs begins.
+fn previous_start(history: &History, instance: &str, run_id: &str) -> Result<Option<i64>, Error> {
+    let runs = history.list_runs(Some(instance), 20)?;
+    Ok(runs
+        .iter()
+        .filter(|r| r.run_id != run_id && r.listed > 0)
+        .find_map(|r| parse_rfc3339(&r.started_at))
+        .map(|t| t.unix_timestamp()))
+}
+
+/// Checks every cached blob before the exports: each must be on disk with
+/// the size the index has, and a rolling sample (`sample.rs`; `runs` is
+/// when the previous run and this one started) is read back in full. This
+/// touches only the local disk, so it runs on all cores, not under the
+/// export pace. A blob that passes is reused; everything else is queued
+/// for export.
+fn reuse_cached(
     store: &Store,
     steps: &[(TorrentInfo, ExportAction)],
+    runs: (Option<i64>, i64),
     progress: &dyn Progress,
 ) -> Turns {
-    let store_for_check = store.clone();
-    let to_check: Vec<(usize, TorrentInfo, BlobRef)> = steps
+    let mut cached: Vec<(u64, usize)> = steps
         .iter()
         .enumerate()
-        .filter_map(|(i, (t, a))| match a {
-            ExportAction::Reuse(b) => Some((i, t.clone(), b.clone())),
+        .filter_map(|(i, (_, a))| match a {
+            ExportAction::Reuse(b) => Some((sample::position(&b.sha256), i)),
             ExportAction::Export => None,
         })
         .collect();
-    let checked = tokio::task::spawn_blocking(move || verify_cached(&store_for_check, to_check))
-        .await
-        .unwrap_or_default();
+    cached.sort_unstable();
+    let positions: Vec<u64> = cached.iter().map(|&(p, _)| p).collect();
+    let window = sample::window(&positions, runs.0, runs.1);
+    let n = cached.len();
+    let checks: Vec<(usize, bool)> = (cached.iter().enumerate())
+        .map(|(k, &(_, i))| (i, window.contains(k, n)))
+        .collect();
+    drop((cached, positions));
+    if n > 0 {
+        info!(
+            cached = n,
+            read_back = window.count.min(n),
+            "checking the stored blobs"
+        );
+    }
+    let checked = check_cached(store, steps, &checks);
     let mut results: HashMap<usize, Done> = HashMap::with_capacity(steps.len());
     let mut queue: Vec<(usize, bool)> = Vec::new();
     for (i, outcome) in checked {
-        match outcome {
-            Ok(blob) => {
+        let (t, action) = &steps[i];
+        match (outcome, action) {
+            (Ok(()), ExportAction::Reuse(blob)) => {
                 progress.advance(1);
                 results.insert(
                     i,
                     Done {
                         index: i,
-                        result: Ok((blob, ItemSource::Reused)),
+                        result: Ok((blob.clone(), ItemSource::Reused)),
                         cache_was_bad: false,
                         server_down: false,
                     },
                 );
             }
-            Err(why) => {
-                let t = &steps[i].0;
+            (Err(why), _) => {
                 warn!(torrent = %t.hash, name = %t.name, "stored copy unusable ({why}); exporting it again");
                 queue.push((i, true));
             }
+            (Ok(()), ExportAction::Export) => {}
         }
     }
     // Everything not reused is exported (a check that never reported back,
