@@ -5,32 +5,42 @@
 //! - the history database: SQLite's own check; a missing, empty or damaged
 //!   database next to run files is a problem, and `--repair` moves a
 //!   damaged one aside (`history.sqlite3.damaged-<UTC time>`, never deleted)
-//!   and rebuilds the database from the run files (`rebuild.rs`);
+//!   and rebuilds the database from the run files and chunk files
+//!   (`rebuild.rs`);
+//! - the metadata trees of every run (its row and its run file), each
+//!   distinct chunk read once from its file and from the database
+//!   (`tree.rs`): a missing or damaged half is rewritten by `--repair` from
+//!   the other; a chunk lost from both is reported with the runs it takes;
+//!   every other chunk file and database chunk must be sound too
+//!   (`chunks.rs`);
 //! - the blob index: every row's hashes must be well formed, and its blob
 //!   must hash to its name and to its torrent's id; `--repair` drops bad
 //!   rows (the next run exports those torrents again) (`index.rs`);
 //! - every run file the database knows must match the checksum recorded for
 //!   it; `--repair` rewrites a lost or damaged one from the database; every
-//!   run file on disk must be readable, well formed (hashes, canonical blob
-//!   paths) and name only blobs that exist, and known to the database:
-//!   `--repair` adopts one it does not know (a run killed between writing
-//!   its run file and recording it) (`runfiles.rs`);
+//!   run file on disk must be readable, well formed, name a tree that holds
+//!   the torrents it records with well-formed hashes and blobs that exist,
+//!   and be known to the database: `--repair` adopts one it does not know
+//!   (a run killed between writing its run file and recording it)
+//!   (`runfiles.rs`);
 //! - temporary files left by killed writes, older than
 //!   [`crate::store::STALE_TEMP_AGE`]; `--repair` removes them.
 //!
 //! `--repair` holds the lock of every instance it can name (configured, or
 //! with a run directory), like `forget --prune`, so it never races a run.
 
+mod chunks;
 mod index;
 mod rebuild;
 mod runfiles;
+mod tree;
 
 use serde::Serialize;
 
 use crate::error::Error;
 use crate::history::{DbState, History, HistoryError, Unusable};
 use crate::lock::{InstanceLock, try_lock};
-use crate::manifest::{Manifest, ManifestError};
+use crate::manifest::ManifestError;
 use crate::rundoc::RunDoc;
 use crate::store::{RunFile, STALE_TEMP_AGE, Store};
 
@@ -41,6 +51,10 @@ pub struct Problem {
     pub id: String,
     pub what: String,
     pub repaired: bool,
+    /// The runs a lost metadata chunk takes, all of them (`what` names
+    /// the first few).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -49,6 +63,10 @@ pub struct CheckReport {
     pub manifests_checked: usize,
     /// Run files found on disk.
     pub run_files: usize,
+    /// Distinct metadata chunks read (files and database copies).
+    pub chunks_checked: usize,
+    /// Sound chunks no run names (`forget --prune` reclaims them).
+    pub chunks_unreferenced: usize,
     /// The database was rebuilt from the run files.
     pub rebuilt: bool,
     pub problems: Vec<Problem>,
@@ -64,6 +82,7 @@ impl CheckReport {
             id: id.into(),
             what: what.into(),
             repaired,
+            runs: Vec::new(),
         });
     }
 }
@@ -77,82 +96,45 @@ pub struct CheckRequest {
     pub instances: Vec<String>,
 }
 
-/// A run file as read from disk: its document, the complete manifest it
-/// makes with the chunk files its metadata names, and the SHA-256 of its
-/// bytes.
+/// A run file as read from disk: its document and the SHA-256 of its
+/// bytes. Its torrents are in the chunks its metadata names.
 pub(crate) struct DiskRun {
     pub file: RunFile,
-    pub read: Result<(Manifest, String), ManifestError>,
-    pub doc: Option<RunDoc>,
+    pub read: Result<(RunDoc, String), ManifestError>,
 }
 
 impl DiskRun {
-    /// The manifest, when it reads and its run id and instance are the
+    /// The document, when it reads and its run id and instance are the
     /// ones its path gives.
-    fn sound(&self) -> Option<(&Manifest, &str)> {
-        let (m, sha) = self.read.as_ref().ok()?;
-        (m.run_id == self.file.run_id && m.instance == self.file.instance).then_some((m, sha))
+    fn sound(&self) -> Option<(&RunDoc, &str)> {
+        let (d, sha) = self.read.as_ref().ok()?;
+        (d.run_id == self.file.run_id && d.instance == self.file.instance).then_some((d, sha))
     }
 }
 
-/// Reads every run file on disk, with its torrents from the chunk files
-/// (a chunk file that is missing or damaged makes the run file unusable
-/// here: the database's copy is for `show`, `restore` and the repair).
+/// Reads every run file on disk (not the chunks they name).
 pub(crate) fn read_run_files(store: &Store) -> Result<Vec<DiskRun>, Error> {
     let files = store.run_files()?;
     Ok(files
         .into_iter()
         .map(|file| {
-            let shown = file.path.display().to_string();
-            let doc = crate::fsutil::read_capped(&file.path, crate::rundoc::MAX_RUN_FILE_BYTES)
+            let read = crate::fsutil::read_capped(&file.path, crate::rundoc::MAX_RUN_FILE_BYTES)
                 .map_err(|source| ManifestError::Read {
-                    path: shown.clone(),
+                    path: file.path.display().to_string(),
                     source,
                 })
                 .and_then(|bytes| {
                     let sha = crate::torrent::sha256_hex(&bytes);
                     RunDoc::parse_checked(&bytes, &file.path, None).map(|d| (d, sha))
                 });
-            let (read, doc) = match doc {
-                Err(e) => (Err(e), None),
-                Ok((d, sha)) => match records_from_files(store, &d) {
-                    Ok(records) => (Ok((crate::rundoc::join(d.clone(), records), sha)), Some(d)),
-                    Err(detail) => (
-                        Err(ManifestError::Damaged {
-                            path: shown,
-                            detail,
-                        }),
-                        Some(d),
-                    ),
-                },
-            };
-            DiskRun { file, read, doc }
+            DiskRun { file, read }
         })
         .collect())
 }
 
-/// A run's records from the chunk files alone.
-pub(crate) fn records_from_files(
-    store: &Store,
-    d: &RunDoc,
-) -> Result<Vec<crate::snapshot::Record>, String> {
-    let Some(root) = &d.metadata else {
-        return Ok(Vec::new());
-    };
-    let records = crate::snapshot::read(&root.id, &mut |id| store.read_chunk(id))
-        .map_err(|e| e.to_string())?;
-    if records.len() != root.count {
-        return Err(format!(
-            "its metadata holds {} torrents where {} were recorded",
-            records.len(),
-            root.count
-        ));
-    }
-    Ok(records)
-}
-
 /// Records the run of a sound run file in the database (see
-/// [`History::adopt_run`]), its chunks first, copied from their files.
+/// [`History::adopt_run`]), the chunks of its tree first, copied from
+/// their files.
 pub(crate) fn adopt(
     store: &Store,
     history: &mut History,
@@ -160,20 +142,12 @@ pub(crate) fn adopt(
     rel: &str,
     sha: &str,
 ) -> Result<(), Error> {
-    if let Some(root) = &d.metadata {
-        let ids = crate::snapshot::chunk_ids(&root.id, &mut |id| store.read_chunk(id))
-            .map_err(|e| Error::Usage(format!("run file {rel}: {e}")))?;
-        let mut chunks = Vec::new();
-        for id in ids {
-            if history.has_chunk(&id)? {
-                continue;
-            }
-            let bytes = store
-                .read_chunk(&id)
-                .map_err(|e| Error::Usage(format!("run file {rel}: {e}")))?;
-            chunks.push((id, crate::snapshot::pack(&bytes)));
-        }
-        history.insert_chunks(&chunks)?;
+    if let Some(root) = &d.metadata
+        && let Err(why) = rebuild::copy_tree(store, history, &root.id)?
+    {
+        return Err(Error::Usage(format!(
+            "run file {rel}: {why}; not adopted (run `qbackup check`)"
+        )));
     }
     history.adopt_run(d, rel, sha)?;
     Ok(())
@@ -220,11 +194,22 @@ pub fn check(store: &Store, req: &CheckRequest) -> Result<CheckReport, Error> {
     };
     let mut history = history;
     if let Some(h) = history.as_mut() {
+        let known = runfiles::read_known(store, h)?;
+        let db_roots: Vec<tree::RunRoot> = (h.metadata_roots()?.into_iter())
+            .map(|(run, root)| tree::RunRoot { run, root })
+            .collect();
+        let file_roots = runfiles::file_roots(&known, &disk);
+        let trees = tree::walk(store, Some(h), &db_roots, &file_roots)?;
+        chunks::check_chunks(store, Some(h), &trees, req.repair, &mut report)?;
         index::check_index(store, h, req.repair, &mut report)?;
-        runfiles::check_known(store, h, req.repair, &mut report)?;
-        runfiles::check_unknown(store, h, req.repair, &disk, &mut report)?;
+        runfiles::check_known(store, h, &known, &trees, req.repair, &mut report)?;
+        runfiles::check_rows(h, &known, &db_roots, &trees, req.repair, &mut report)?;
+        runfiles::check_unknown(store, h, &known, &disk, &trees, req.repair, &mut report)?;
     } else {
-        runfiles::check_alone(store, &disk, &mut report);
+        let file_roots = runfiles::file_roots(&[], &disk);
+        let trees = tree::walk(store, None, &[], &file_roots)?;
+        chunks::check_chunks(store, None, &trees, false, &mut report)?;
+        runfiles::check_alone(&disk, &trees, &mut report);
     }
     check_temp_files(store, req.repair, &mut report)?;
     Ok(report)

@@ -1,9 +1,11 @@
-//! Rebuilding a lost, empty or damaged history database from the run files
-//! on disk (`check --repair`): the old file (with its `-wal`/`-shm`) is moved
-//! aside, never deleted; every sound run file becomes a run with its items
-//! and warnings; the blob index gets each torrent's blob from the newest run
-//! that stored it, when that blob is on disk and verifies. Restores and
-//! notification deliveries are recorded nowhere else and start empty.
+//! Rebuilding a lost, empty or damaged history database from the files on
+//! disk (`check --repair`): the old file (with its `-wal`/`-shm`) is moved
+//! aside, never deleted; every sound run file becomes a run with its
+//! warnings, the chunks of its tree copied from their files; the blob index
+//! gets each torrent's blob from the newest run that stored it, when that
+//! blob is on disk and verifies. Restores and notification deliveries are
+//! recorded nowhere else and start empty. Chunks shared by many runs are
+//! read once.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -13,7 +15,8 @@ use time::OffsetDateTime;
 use super::{CheckReport, DiskRun};
 use crate::error::Error;
 use crate::history::{History, Unusable};
-use crate::manifest::{ItemSource, Manifest};
+use crate::rundoc::RunDoc;
+use crate::snapshot::{Chunk, Record};
 use crate::store::{BlobRef, Store, StoreError};
 use crate::torrent::{Expected, verify};
 
@@ -26,24 +29,32 @@ pub(super) fn rebuild(
     let path = store.db_path();
     let aside = move_aside(&path)?;
     let mut history = History::create(&path)?;
-    let mut sound: Vec<(&Manifest, &str, &str, &crate::rundoc::RunDoc)> = disk
+    let mut sound: Vec<(&RunDoc, &str, &str)> = disk
         .iter()
         .filter_map(|d| {
-            let (m, sha) = d.sound()?;
-            Some((m, d.file.rel.as_str(), sha, d.doc.as_ref()?))
+            let (doc, sha) = d.sound()?;
+            Some((doc, d.file.rel.as_str(), sha))
         })
         .collect();
     sound.sort_by(|a, b| (&a.0.started_at, &a.0.run_id).cmp(&(&b.0.started_at, &b.0.run_id)));
-    for (_, rel, sha, doc) in &sound {
-        super::adopt(store, &mut history, doc, rel, sha)?;
+    let mut runs: Vec<&RunDoc> = Vec::new();
+    for (doc, rel, sha) in sound {
+        // A run whose tree can't be read whole from the chunk files stays
+        // out (check reports it and what is lost).
+        if let Some(root) = &doc.metadata
+            && copy_tree(store, &mut history, &root.id)?.is_err()
+        {
+            continue;
+        }
+        history.adopt_run(doc, rel, sha)?;
+        runs.push(doc);
     }
-    let runs: Vec<&Manifest> = sound.iter().map(|(m, _, _, _)| *m).collect();
     let indexed = index_runs(store, &mut history, &runs)?;
     report.rebuilt = true;
     let moved = aside
         .map(|p| format!("moved it to {} and ", p.display()))
         .unwrap_or_default();
-    let left = disk.len() - sound.len();
+    let left = disk.len() - runs.len();
     let left = if left > 0 {
         format!("; {left} run files could not be used (see below)")
     } else {
@@ -52,12 +63,88 @@ pub(super) fn rebuild(
     report.push(
         "history.sqlite3",
         format!(
-            "the history database {why}: {moved}rebuilt it from {} run files ({indexed} torrents in the blob index; restores and notifications are not in run files and start empty){left}",
-            sound.len()
+            "the history database {why}: {moved}rebuilt it from {} run files and their metadata chunks ({indexed} torrents in the blob index; restores and notifications are not in run files and start empty){left}",
+            runs.len()
         ),
         true,
     );
     Ok(history)
+}
+
+/// Chunks are copied into the database in batches of this many.
+const COPY_BATCH: usize = 1024;
+
+/// Copies the chunks of the tree under `root` that the database lacks from
+/// their files, children before their parents (a batch at a time): so a
+/// chunk in the database always has its whole tree there, and a subtree
+/// whose top chunk the database holds is skipped. Err(why) when a chunk it
+/// needs can't be read from its file (what was copied stays: it is sound).
+pub(super) fn copy_tree(
+    store: &Store,
+    history: &mut History,
+    root: &str,
+) -> Result<Result<(), String>, Error> {
+    let mut batch = Batch::default();
+    let out = batch.copy(store, history, root, 0)?;
+    batch.flush(history)?;
+    Ok(out)
+}
+
+#[derive(Default)]
+struct Batch {
+    chunks: Vec<(String, Vec<u8>)>,
+    ids: HashSet<String>,
+}
+
+impl Batch {
+    fn copy(
+        &mut self,
+        store: &Store,
+        history: &mut History,
+        id: &str,
+        depth: usize,
+    ) -> Result<Result<(), String>, Error> {
+        if self.ids.contains(id) || history.has_chunk(id)? {
+            return Ok(Ok(()));
+        }
+        let shown = Store::chunk_rel_path(id).unwrap_or_else(|| crate::text::clip(id, 80));
+        let Some(packed) = super::chunks::file_packed(store, id) else {
+            return Ok(Err(format!("metadata chunk {shown} is missing or damaged")));
+        };
+        let chunk: Option<Chunk> =
+            crate::snapshot::unpack(&packed).and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        match chunk {
+            None => {
+                return Ok(Err(format!(
+                    "metadata chunk {shown} is not a metadata chunk"
+                )));
+            }
+            Some(Chunk::Node { depth: d, children }) => {
+                if d != depth || depth >= 40 {
+                    return Ok(Err(format!("metadata chunk {shown} does not fit the tree")));
+                }
+                for c in children {
+                    if let Err(why) = self.copy(store, history, &c.id, depth + 1)? {
+                        return Ok(Err(why));
+                    }
+                }
+            }
+            Some(Chunk::Leaf { .. }) => {}
+        }
+        self.ids.insert(id.to_string());
+        self.chunks.push((id.to_string(), packed));
+        if self.chunks.len() >= COPY_BATCH {
+            self.flush(history)?;
+        }
+        Ok(Ok(()))
+    }
+
+    fn flush(&mut self, history: &mut History) -> Result<(), Error> {
+        history.insert_chunks(&self.chunks)?;
+        self.chunks.clear();
+        self.ids.clear();
+        Ok(())
+    }
 }
 
 /// Moves the database and its `-wal`/`-shm` files (a stale WAL must not be
@@ -115,45 +202,84 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 /// Adds to the blob index each torrent of `runs` it lacks, with the blob of
 /// the newest of those runs that stored it, if that blob is on disk and
 /// verifies against the torrent's id and info-hashes. How many it added.
+/// Runs are read newest first and a chunk only once: a torrent in a chunk
+/// a newer run shares was that run's already.
 pub(super) fn index_runs(
     store: &Store,
     history: &mut History,
-    runs: &[&Manifest],
+    runs: &[&RunDoc],
 ) -> Result<usize, Error> {
     let mut seen: HashSet<String> = (history.index_rows()?.into_iter())
         .map(|r| r.torrent_id)
         .collect();
-    let mut newest_first: Vec<&Manifest> = runs.to_vec();
+    let mut newest_first: Vec<&RunDoc> = runs.to_vec();
     newest_first.sort_by(|a, b| (&b.started_at, &b.run_id).cmp(&(&a.started_at, &a.run_id)));
+    let mut visited: HashSet<String> = HashSet::new();
     let mut rows: Vec<(String, BlobRef)> = Vec::new();
-    for m in newest_first {
-        for it in &m.torrents {
-            let stored = matches!(it.source, ItemSource::Exported | ItemSource::Reused);
-            let Some(blob) = it.blob.as_ref().filter(|_| stored) else {
-                continue;
+    for d in newest_first {
+        let Some(root) = &d.metadata else {
+            continue;
+        };
+        let missing: HashSet<&str> = d.missing.iter().map(String::as_str).collect();
+        let mut each = |r: &Record| {
+            let Some(b) = r.blob.as_ref().filter(|_| !missing.contains(r.id.as_str())) else {
+                return;
             };
-            if it.bad_hash().is_some() || !seen.insert(it.id.clone()) {
-                continue;
+            if super::tree::as_item(r).bad_hash().is_some() || !seen.insert(r.id.clone()) {
+                return;
             }
-            let Ok(bytes) = store.read_blob(blob) else {
-                continue;
+            let Some(path) = Store::blob_rel_path(&b.sha256) else {
+                return;
+            };
+            let blob = BlobRef {
+                sha256: b.sha256.clone(),
+                size: b.size,
+                path,
+            };
+            let Ok(bytes) = store.read_blob(&blob) else {
+                return;
             };
             let expected = Expected {
-                id: &it.id,
-                infohash_v1: &it.infohash_v1,
-                infohash_v2: &it.infohash_v2,
-            };
-            let Some(path) = Store::blob_rel_path(&blob.sha256) else {
-                continue;
+                id: &r.id,
+                infohash_v1: &r.infohash_v1,
+                infohash_v2: &r.infohash_v2,
             };
             if verify(&bytes, expected).is_ok() {
                 let size = bytes.len() as u64;
-                let sha256 = blob.sha256.clone();
-                rows.push((it.id.clone(), BlobRef { sha256, size, path }));
+                rows.push((r.id.clone(), BlobRef { size, ..blob }));
             }
-        }
+        };
+        each_record(store, history, &root.id, 0, &mut visited, &mut each);
     }
     let now = crate::clock::rfc3339(OffsetDateTime::now_utc());
     history.index_blobs(&rows, &now)?;
     Ok(rows.len())
+}
+
+/// Calls `f` on every record under chunk `id` not under a chunk in
+/// `visited`, reading each chunk from its file or the database's copy.
+/// What can't be read is skipped (`check` reports it).
+fn each_record(
+    store: &Store,
+    history: &History,
+    id: &str,
+    depth: usize,
+    visited: &mut HashSet<String>,
+    f: &mut dyn FnMut(&Record),
+) {
+    if depth > 40 || !visited.insert(id.to_string()) {
+        return;
+    }
+    let Ok((bytes, _)) = crate::history::read_chunk(store, history, id) else {
+        return;
+    };
+    match serde_json::from_slice::<Chunk>(&bytes) {
+        Ok(Chunk::Leaf { records }) => records.iter().for_each(&mut *f),
+        Ok(Chunk::Node { depth: d, children }) if d == depth => {
+            for c in children {
+                each_record(store, history, &c.id, depth + 1, visited, f);
+            }
+        }
+        _ => {}
+    }
 }

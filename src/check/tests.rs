@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::*;
 use crate::history::NewRun;
-use crate::manifest::{Counts, Item, ItemSource, RunKind};
+use crate::manifest::{Counts, Item, ItemSource, Manifest, RunKind};
 use crate::status::RunStatus;
 
 /// (file, id) of two fixture torrents.
@@ -72,10 +72,18 @@ fn manifest(run_id: &str, torrents: Vec<Item>) -> Manifest {
     }
 }
 
-/// Writes `m`'s run file and, if `record`, records the run as a run does.
-fn write_run(store: &Store, h: &mut History, m: &Manifest, record: bool) {
-    let rel = Store::manifest_rel_path(&m.instance, &m.run_id);
-    let bytes = m.write(&store.abs(&rel)).unwrap();
+/// Writes `m`'s metadata chunks (files, then the database's copies) and
+/// run file, and, if `record`, records the run, as a run does.
+fn write_run(store: &Store, h: &mut History, m: &Manifest, record: bool) -> RunDoc {
+    let root = (!m.torrents.is_empty()).then(|| {
+        crate::history::store_tree(store, h, crate::rundoc::records(m))
+            .unwrap()
+            .root
+    });
+    let doc = crate::rundoc::doc_of(m, root);
+    let rel = Store::run_rel_path(&m.instance, &m.run_id);
+    let bytes = doc.to_bytes();
+    crate::fsutil::write_atomic(&store.abs(&rel), &bytes).unwrap();
     h.begin_run(&NewRun {
         run_id: &m.run_id,
         instance: &m.instance,
@@ -85,8 +93,21 @@ fn write_run(store: &Store, h: &mut History, m: &Manifest, record: bool) {
     .unwrap();
     if record {
         let sha = crate::torrent::sha256_hex(&bytes);
-        h.finish_run(m, Some((&rel, &sha))).unwrap();
+        h.finish_run(&doc, Some((&rel, &sha))).unwrap();
     }
+    doc
+}
+
+/// Writes `m`'s chunk files (not the database's copies) and its run file at
+/// `rel`: what a database that never heard of the run sees.
+fn write_files_only(store: &Store, m: &Manifest, rel: &str) -> RunDoc {
+    let root = crate::snapshot::build(crate::rundoc::records(m), &mut |e| {
+        store.put_chunk(&e.id, &crate::snapshot::pack(&e.bytes))
+    })
+    .unwrap();
+    let doc = crate::rundoc::doc_of(m, Some(root));
+    crate::fsutil::write_atomic(&store.abs(rel), &doc.to_bytes()).unwrap();
+    doc
 }
 
 /// A store with two recorded runs: R1 stored both fixtures, R2 only the
@@ -143,6 +164,8 @@ fn a_sound_store_has_no_problems() {
         (r.blobs_checked, r.manifests_checked, r.run_files),
         (2, 2, 2)
     );
+    // One leaf each: R1's two torrents, R2's one.
+    assert_eq!((r.chunks_checked, r.chunks_unreferenced), (2, 0));
 }
 
 /// Missing, empty, damaged: reported with the number of run files, and
@@ -197,10 +220,62 @@ fn a_lost_empty_or_damaged_database_is_rebuilt_from_the_run_files() {
     }
 }
 
-/// One bad hash in the index or a run file (its checksum in the database
-/// updated to match, or not): a problem, never a panic; --repair drops the
-/// index row, and rewrites the run file from the database, whose copy is
-/// sound.
+/// A run file deleted, or altered (its checksum no longer the database's):
+/// reported; --repair writes the run document the database holds at
+/// runs/INSTANCE/RUN.json and records its new checksum.
+#[test]
+fn a_lost_or_altered_run_file_is_rewritten_from_the_database() {
+    for damage in ["deleted", "altered"] {
+        let (_d, store) = two_runs();
+        let rel = Store::run_rel_path("a", "R1");
+        let path = store.abs(&rel);
+        if damage == "deleted" {
+            std::fs::remove_file(&path).unwrap();
+        } else {
+            let mut doc = RunDoc::read(&path, None).unwrap();
+            doc.tags = vec!["edited".into()];
+            std::fs::write(&path, doc.to_bytes()).unwrap();
+        }
+        let r = run_check(&store, false);
+        let all = whats(&r);
+        assert_eq!(r.unrepaired(), 1, "{damage}: {all}");
+        assert_eq!(r.problems[0].id, "R1", "{all}");
+        let r = run_check(&store, true);
+        assert_eq!(r.unrepaired(), 0, "{damage}: {}", whats(&r));
+        let h = History::open_store(&store).unwrap();
+        let run = h.find_run("R1", None).unwrap();
+        assert_eq!(run.manifest.as_deref(), Some(rel.as_str()));
+        let back = RunDoc::read(&path, run.manifest_sha256.as_deref()).unwrap();
+        assert_eq!(back, h.rebuild_doc("R1").unwrap());
+        assert!(back.tags.is_empty());
+        let (m, source, _) = crate::history::load_manifest(&store, &h, &run).unwrap();
+        assert_eq!(
+            (m.torrents.len(), source),
+            (2, crate::history::RunSource::Manifest)
+        );
+        drop(h);
+        assert_eq!(run_check(&store, false).problems.len(), 0, "{damage}");
+    }
+}
+
+/// R2's torrent with a malformed blob hash, its tree written to chunk files
+/// (a run file can only name such a record through a tree).
+fn bad_tree(store: &Store, bad: &str) -> crate::snapshot::Root {
+    let mut it = item(store, 0, ItemSource::Reused);
+    if let Some(b) = it.blob.as_mut() {
+        b.sha256 = bad.into();
+    }
+    let m = manifest("R2", vec![it]);
+    crate::snapshot::build(crate::rundoc::records(&m), &mut |e| {
+        store.put_chunk(&e.id, &crate::snapshot::pack(&e.bytes))
+    })
+    .unwrap()
+}
+
+/// One bad hash in the index or in a run file's tree (the run file's
+/// checksum in the database updated to match, or not): a problem, never a
+/// panic; --repair drops the index row, and rewrites the run file from the
+/// database, whose tree is sound.
 #[test]
 fn malformed_hashes_are_problems_not_panics() {
     for bad in ["a", "aé", "é", "ÉÉ", &"A".repeat(64)] {
@@ -214,11 +289,10 @@ fn malformed_hashes_are_problems_not_panics() {
             .unwrap();
             let h = History::open_store(&store).unwrap();
             assert_eq!(h.blob_index().unwrap().len(), 1, "a bad row is not stored");
-            let rel = Store::manifest_rel_path("a", "R2");
-            let mut m: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(store.abs(&rel)).unwrap()).unwrap();
-            m["torrents"][0]["blob"]["sha256"] = bad.into();
-            let bytes = serde_json::to_vec(&m).unwrap();
+            let rel = Store::run_rel_path("a", "R2");
+            let mut doc = RunDoc::read(&store.abs(&rel), None).unwrap();
+            doc.metadata = Some(bad_tree(&store, bad));
+            let bytes = doc.to_bytes();
             std::fs::write(store.abs(&rel), &bytes).unwrap();
             if consistent {
                 let sha = crate::torrent::sha256_hex(&bytes);
@@ -239,14 +313,19 @@ fn malformed_hashes_are_problems_not_panics() {
 
             let r = run_check(&store, true);
             assert_eq!(r.unrepaired(), 0, "{bad} {consistent}: {}", whats(&r));
-            assert_eq!(run_check(&store, false).problems.len(), 0, "{bad}");
+            let r = run_check(&store, false);
+            assert_eq!(r.problems.len(), 0, "{bad}: {}", whats(&r));
+            let back = RunDoc::read(&store.abs(&rel), None).unwrap();
+            let h = History::open_store(&store).unwrap();
+            assert_eq!(back.metadata, h.rebuild_doc("R2").unwrap().metadata);
         }
     }
 }
 
 /// A run killed between renaming its run file into place and recording it
-/// (its row still says running), and a run file with no row at all:
-/// reported, and adopted by --repair as the complete records they are.
+/// (its row still says running), and a run file with no row at all (whose
+/// chunks the database has never seen): reported, and adopted by --repair
+/// as the complete records they are, chunks included.
 #[test]
 fn run_files_the_database_does_not_know_are_adopted() {
     let (_d, store) = two_runs();
@@ -257,13 +336,13 @@ fn run_files_the_database_does_not_know_are_adopted() {
     let db = rusqlite::Connection::open(store.db_path()).unwrap();
     db.execute("UPDATE runs SET pid = NULL WHERE id = 'R3'", [])
         .unwrap();
-    let stray = manifest("R4", vec![item(&store, 1, ItemSource::Exported)]);
-    stray
-        .write(&store.abs(&Store::manifest_rel_path("a", "R4")))
-        .unwrap();
-    let misnamed = manifest("R9", vec![]);
-    misnamed.write(&store.abs("manifests/a/R5.json")).unwrap();
-    std::fs::write(store.abs("manifests/a/R6.json"), b"{ torn").unwrap();
+    let mut stray = manifest("R4", vec![item(&store, 1, ItemSource::Exported)]);
+    stray.torrents[0].category = "only in R4".into();
+    let stray_doc = write_files_only(&store, &stray, &Store::run_rel_path("a", "R4"));
+    let stray_root = stray_doc.metadata.clone().unwrap().id;
+    assert!(!h.has_chunk(&stray_root).unwrap());
+    write_files_only(&store, &manifest("R9", vec![]), "runs/a/R5.json");
+    std::fs::write(store.abs("runs/a/R6.json"), b"{ torn").unwrap();
     drop(h);
     drop(db);
 
@@ -288,54 +367,77 @@ fn run_files_the_database_does_not_know_are_adopted() {
         assert_eq!(k.status, RunStatus::Success, "{id}");
         assert!(k.manifest.is_some(), "{id}");
     }
+    assert!(h.has_chunk(&stray_root).unwrap(), "R4's chunks were copied");
+    let run = h.find_run("R4", None).unwrap();
+    let (m, _, _) = crate::history::load_manifest(&store, &h, &run).unwrap();
+    assert_eq!(m.torrents[0].category, "only in R4");
+    assert_eq!(h.blob_index().unwrap().len(), 2);
 }
 
+/// A run file (checksum consistent) or a database row that records another
+/// number of torrents than its tree holds: reported; --repair corrects each
+/// from the other.
 #[test]
-fn blob_paths_must_be_canonical() {
+fn counts_must_match_the_tree() {
     let (_d, store) = two_runs();
     let h = History::open_store(&store).unwrap();
-    let rel = Store::manifest_rel_path("a", "R1");
-    let mut m = Manifest::read(&store.abs(&rel), None).unwrap();
-    m.torrents[1].blob.as_mut().unwrap().path = "../../etc/passwd".into();
-    let bytes = m.write(&store.abs(&rel)).unwrap();
+    let rel = Store::run_rel_path("a", "R1");
+    let mut doc = RunDoc::read(&store.abs(&rel), None).unwrap();
+    doc.metadata.as_mut().unwrap().count = 5;
+    let bytes = doc.to_bytes();
+    std::fs::write(store.abs(&rel), &bytes).unwrap();
     h.set_manifest("R1", &rel, &crate::torrent::sha256_hex(&bytes))
         .unwrap();
+    let db = rusqlite::Connection::open(store.db_path()).unwrap();
+    db.execute("UPDATE runs SET root_count = 7 WHERE id = 'R2'", [])
+        .unwrap();
+    drop((h, db));
     let r = run_check(&store, false);
-    assert_eq!(r.unrepaired(), 1, "{}", whats(&r));
+    let all = whats(&r);
+    assert_eq!(r.unrepaired(), 2, "{all}");
     assert!(
-        r.problems[0].what.contains("not the canonical"),
-        "{}",
-        whats(&r)
+        all.contains("records 5 torrents, but the metadata"),
+        "{all}"
     );
+    assert!(all.contains("records 7 torrents for run R2"), "{all}");
     let r = run_check(&store, true);
-    assert_eq!(
-        r.unrepaired(),
-        0,
-        "rewritten from the database: {}",
-        whats(&r)
-    );
-    let back = Manifest::read(&store.abs(&rel), None).unwrap();
-    assert!(back.faults().is_empty());
+    assert_eq!(r.unrepaired(), 0, "{}", whats(&r));
+    let r = run_check(&store, false);
+    assert_eq!(r.problems.len(), 0, "{}", whats(&r));
+    let back = RunDoc::read(&store.abs(&rel), None).unwrap();
+    assert_eq!(back.metadata.unwrap().count, 2);
 }
 
-/// A temp file older than a few minutes is a leftover of a killed write;
-/// a fresh one may belong to a live run and is left alone.
+/// A temp file older than a few minutes is a leftover of a killed write
+/// (in runs/, chunks/ or blobs/); a fresh one may belong to a live run and
+/// is left alone.
 #[test]
 fn stale_temp_files_are_reported_and_removed_by_repair() {
     let (_d, store) = two_runs();
-    let old = store.abs("manifests/a/.tmp-killed");
-    let fresh = store.abs("manifests/a/.tmp-live");
-    std::fs::write(&old, b"{ half a manifest").unwrap();
+    let (_, chunk) = store.chunk_files().unwrap().remove(0);
+    let old = [
+        store.abs("runs/a/.tmp-killed"),
+        chunk.with_file_name(".tmp-chunk"),
+    ];
+    let fresh = store.abs("runs/a/.tmp-live");
+    for f in &old {
+        std::fs::write(f, b"{ half a run file").unwrap();
+        let f = std::fs::File::options().write(true).open(f).unwrap();
+        f.set_modified(std::time::SystemTime::now() - STALE_TEMP_AGE * 2)
+            .unwrap();
+    }
     std::fs::write(&fresh, b"{").unwrap();
-    let f = std::fs::File::options().write(true).open(&old).unwrap();
-    f.set_modified(std::time::SystemTime::now() - STALE_TEMP_AGE * 2)
-        .unwrap();
     let r = run_check(&store, false);
-    assert_eq!(r.unrepaired(), 1, "{}", whats(&r));
-    assert!(r.problems[0].id.ends_with(".tmp-killed"));
+    assert_eq!(r.unrepaired(), 2, "{}", whats(&r));
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.id.ends_with("runs/a/.tmp-killed"))
+    );
+    assert!(r.problems.iter().any(|p| p.id.starts_with("chunks/")));
     let r = run_check(&store, true);
     assert_eq!(r.unrepaired(), 0, "{}", whats(&r));
-    assert!(!old.exists() && fresh.exists());
+    assert!(old.iter().all(|f| !f.exists()) && fresh.exists());
 }
 
 /// A live run between renaming its run file into place and recording it
@@ -349,3 +451,5 @@ fn a_live_runs_new_run_file_is_not_reported() {
     let r = run_check(&store, false);
     assert_eq!(r.problems.len(), 0, "{}", whats(&r));
 }
+
+mod chunks;

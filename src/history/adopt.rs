@@ -73,58 +73,51 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{Counts, Item, ItemSource, RunKind};
-    use crate::store::BlobRef;
+    use crate::manifest::{Counts, RunKind, Warning};
+    use crate::snapshot::Root;
+    use crate::status::FailureClass;
 
-    fn manifest(id: &str) -> Manifest {
-        let sha = "ab".repeat(32);
-        Manifest {
-            schema_version: crate::manifest::SCHEMA_VERSION,
-            qbackup_version: "0".into(),
+    fn doc(id: &str) -> RunDoc {
+        let torrent = "cd".repeat(20);
+        RunDoc {
+            format: crate::rundoc::FORMAT,
+            qbackup_version: crate::VERSION.into(),
             run_id: id.into(),
             instance: "a".into(),
             kind: RunKind::Scheduled,
-            status: RunStatus::Success,
+            status: RunStatus::Partial,
             started_at: "2026-11-22T00:00:00Z".into(),
             finished_at: Some("2026-11-22T00:00:01Z".into()),
             qbittorrent: None,
             counts: Counts {
-                listed: 1,
+                listed: 2,
                 exported: 1,
                 stored: 1,
+                metadata_unavailable: 0,
+                warnings: 1,
                 ..Counts::default()
             },
             categories: vec![],
             tags: vec!["t".into()],
-            torrents: vec![Item {
-                id: "cd".repeat(20),
-                infohash_v1: "cd".repeat(20),
-                infohash_v2: String::new(),
+            metadata: Some(Root {
+                id: "ef".repeat(32),
+                count: 2,
+            }),
+            exported: vec![torrent.clone()],
+            missing: vec!["ab".repeat(20)],
+            warnings: vec![Warning {
+                id: "ab".repeat(20),
                 name: "n".into(),
-                category: String::new(),
-                tags: vec![],
-                save_path: "/d".into(),
-                auto_tmm: false,
-                paused: true,
-                state: "pausedUP".into(),
-                added_on: 1,
-                size: 2,
-                magnet_uri: String::new(),
-                blob: Some(BlobRef {
-                    path: format!("blobs/ab/{sha}.torrent"),
-                    sha256: sha,
-                    size: 3,
-                }),
-                source: ItemSource::Exported,
+                class: FailureClass::Recoverable,
+                reason: "r".into(),
             }],
-            warnings: vec![],
             error: None,
         }
     }
 
-    /// A killed run's row (still `running`, no manifest) takes what its run
+    /// A killed run's row (still `running`, no run file) takes what its run
     /// file says; a run with no row gets one. Either rebuilds to the same
-    /// manifest.
+    /// run document.
     #[test]
     fn adopted_runs_read_back_as_their_run_files() {
         let d = tempfile::tempdir().unwrap();
@@ -137,19 +130,31 @@ mod tests {
         })
         .unwrap();
         for id in ["R1", "R2"] {
-            let m = manifest(id);
-            h.adopt_run(&m, &format!("manifests/a/{id}.json"), "ff")
-                .unwrap();
+            let m = doc(id);
+            let rel = format!("runs/a/{id}.json");
+            h.adopt_run(&m, &rel, "ff").unwrap();
             let known = h.known_run(id).unwrap().unwrap();
-            assert_eq!(known.status, RunStatus::Success);
-            assert_eq!(
-                known.manifest.as_deref(),
-                Some(&*format!("manifests/a/{id}.json"))
-            );
-            let back = h.rebuild_manifest(id).unwrap();
-            assert_eq!(back.torrents, m.torrents);
-            assert_eq!(back.tags, m.tags);
+            assert_eq!(known.status, RunStatus::Partial);
+            assert_eq!(known.manifest.as_deref(), Some(rel.as_str()));
+            assert_eq!(h.rebuild_doc(id).unwrap(), m);
         }
         assert_eq!(h.known_run("R3").unwrap(), None);
+        let roots: Vec<String> = (h.metadata_roots().unwrap().into_iter())
+            .map(|(run, root)| format!("{run} {}", root.count))
+            .collect();
+        assert_eq!(roots, ["R1 2", "R2 2"]);
+    }
+
+    /// A run file still saying `running` (none is written so) is recorded
+    /// as interrupted.
+    #[test]
+    fn a_running_run_file_is_adopted_as_interrupted() {
+        let d = tempfile::tempdir().unwrap();
+        let mut h = History::open(&d.path().join("h.sqlite3")).unwrap();
+        let mut m = doc("R1");
+        m.status = RunStatus::Running;
+        h.adopt_run(&m, "runs/a/R1.json", "ff").unwrap();
+        let known = h.known_run("R1").unwrap().unwrap();
+        assert_eq!(known.status, RunStatus::Interrupted);
     }
 }

@@ -74,6 +74,32 @@ impl History {
         })
     }
 
+    /// The metadata root of every run that has one, with the number of
+    /// torrents the run records: (run id, root), in the order the runs
+    /// were recorded (for `check`).
+    pub fn metadata_roots(&self) -> Result<Vec<(String, Root)>, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, root_id, root_count FROM runs
+                 WHERE root_id IS NOT NULL AND root_count IS NOT NULL ORDER BY rowid",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let count: i64 = r.get(2)?;
+                Ok((
+                    r.get(0)?,
+                    Root {
+                        id: r.get(1)?,
+                        count: count.max(0) as usize,
+                    },
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
     /// The run's row in `runs`; [`HistoryError::NoSuchRun`] when there is none.
     fn read_run_row(&self, run_id: &str) -> Result<RunRow, HistoryError> {
         self.conn

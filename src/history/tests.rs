@@ -100,3 +100,62 @@ fn running_runs_become_interrupted_and_a_foreign_file_is_refused() {
         Err(HistoryError::Corrupt { .. })
     ));
 }
+
+/// A run's torrents: from the chunk files; from the database's copy when a
+/// file is gone (flagged); from neither: MetadataLost naming the run and
+/// the chunk, never an empty list.
+#[test]
+fn records_fall_back_to_the_database_copy_and_never_come_back_empty() {
+    use crate::snapshot::Record;
+    let d = tempfile::tempdir().unwrap();
+    let store = crate::store::Store::new(d.path());
+    store.init().unwrap();
+    let mut h = History::open_store(&store).unwrap();
+    let records: Vec<Record> = (0..20u32)
+        .map(|i| {
+            let id = crate::torrent::sha256_hex(&i.to_le_bytes())[..40].to_string();
+            Record {
+                id: id.clone(),
+                infohash_v1: id,
+                infohash_v2: String::new(),
+                name: format!("t{i}"),
+                category: String::new(),
+                tags: vec![],
+                save_path: "/d".into(),
+                auto_tmm: false,
+                paused: true,
+                added_on: 1,
+                size: 1,
+                magnet_uri: String::new(),
+                blob: None,
+            }
+        })
+        .collect();
+    let root = store_tree(&store, &mut h, records.clone()).unwrap().root;
+    assert_eq!(root.count, 20);
+    let (back, from_db) = read_records(&store, &h, "R1", &root).unwrap();
+    assert_eq!((back.len(), from_db), (20, false));
+
+    let (_, leaf) = store
+        .chunk_files()
+        .unwrap()
+        .into_iter()
+        .find(|(id, _)| *id != root.id)
+        .unwrap();
+    std::fs::remove_file(&leaf).unwrap();
+    let (back, from_db) = read_records(&store, &h, "R1", &root).unwrap();
+    assert_eq!((back.len(), from_db), (20, true));
+
+    let leaf_id = leaf
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace(".json.zst", "");
+    h.conn
+        .execute("DELETE FROM chunks WHERE id = ?1", [&leaf_id])
+        .unwrap();
+    let e = read_records(&store, &h, "R1", &root).unwrap_err();
+    assert!(matches!(e, HistoryError::MetadataLost { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("run R1") && msg.contains(&leaf_id), "{msg}");
+}
