@@ -1,8 +1,11 @@
 //! A damaged, incomplete or read-only store, with the real binary against a
-//! real qbittorrent-nox: the run files on disk are enough to rebuild a lost
-//! history database, prune never deletes a blob a run file names, a
-//! malformed hash never panics anything, a read-only store can be read and
-//! restored from, and the leftovers of killed runs are found and cleaned.
+//! real qbittorrent-nox: the run files and chunk files on disk are enough to
+//! rebuild a lost history database, a damaged metadata chunk is read from
+//! the database's copy and repaired (and one lost from both halves is named,
+//! never restored as nothing), prune never deletes a blob a run file names,
+//! a malformed hash never panics anything, a read-only store can be read
+//! and restored from, and the leftovers of killed runs are found and
+//! cleaned.
 
 mod agent;
 mod support;
@@ -13,6 +16,8 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use agent::{Agent, InstanceCfg, Out, fixtures};
+use qbackup::snapshot::{self, Record, Root};
+use qbackup::store::Store;
 use serde_json::Value;
 use support::{AddOpts, Qbt};
 
@@ -55,6 +60,18 @@ fn fails_saying(out: &Out, want: &[&str]) {
     for w in want {
         assert!(out.stderr.contains(w), "want {w:?} in: {}", out.stderr);
     }
+}
+
+/// The records of the tree under `root` (read from the chunk files),
+/// edited, written back as a new tree of chunk files: its root.
+fn edited_tree(a: &Agent, root: &str, edit: impl Fn(&mut Record)) -> Root {
+    let store = Store::new(&a.store);
+    let mut records = snapshot::read(root, &mut |id| store.read_chunk(id)).expect("tree");
+    records.iter_mut().for_each(edit);
+    snapshot::build(records, &mut |e| {
+        store.put_chunk(&e.id, &snapshot::pack(&e.bytes))
+    })
+    .expect("chunks written")
 }
 
 fn sql(a: &Agent, statement: &str, params: &[&dyn rusqlite::ToSql]) {
@@ -162,6 +179,140 @@ fn a_lost_empty_or_damaged_database_is_refused_then_rebuilt_from_the_run_files()
     );
 }
 
+/// `chunks/xx/<id>.json.zst` of a chunk id.
+fn chunk_rel(id: &str) -> String {
+    format!("chunks/{}/{id}.json.zst", &id[..2])
+}
+
+/// A metadata chunk file of a real backup damaged: `check` names it and
+/// fails, `show` and `restore --dry-run` read the run from the database's
+/// copy, `check --repair` rewrites the file. The chunk deleted from the
+/// file and the database: `show`, `restore --dry-run` and `restore` fail
+/// in one line naming the run and the chunk, and nothing reaches the
+/// target; `check` names both and `--repair` can't help, but the next run
+/// of the same torrents stores the chunk again, which makes the old run
+/// whole. The database deleted: `check --repair` rebuilds it from the run
+/// files and chunk files, and a restore plans every torrent.
+#[test]
+fn a_damaged_or_lost_metadata_chunk_is_repaired_or_named() {
+    let qa = source();
+    let qb = Qbt::start();
+    let a = Agent::new(&[
+        InstanceCfg::for_qbt("a", &qa),
+        InstanceCfg::for_qbt("b", &qb),
+    ]);
+    let r = backup(&a, "a");
+    let run_id = r["run_id"].as_str().unwrap().to_string();
+    let doc = a.run_file(&r);
+    let root = doc["metadata"]["id"].as_str().unwrap().to_string();
+    let rel = chunk_rel(&root);
+    let path = a.store.join(&rel);
+    let good = std::fs::read(&path).unwrap();
+    let dry_run = ["restore", "--from", "a", "--to", "b", "--dry-run", "--json"];
+
+    // Damaged file, sound database copy.
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x55;
+    std::fs::write(&path, &bad).unwrap();
+    let check = a.run(&["check"]);
+    no_panic(&check);
+    assert_eq!(check.code, 1, "{}\n{}", check.stdout, check.stderr);
+    assert!(
+        check
+            .stdout
+            .contains(&format!("metadata chunk {rel} is damaged")),
+        "{}",
+        check.stdout
+    );
+    let show = a.run(&["show", &run_id, "--json", "--torrents"]);
+    assert_eq!(show.code, 0, "{}", show.stderr);
+    assert_eq!(show.json()["source"], "history");
+    assert_eq!(show.json()["torrents"].as_array().unwrap().len(), 5);
+    assert!(show.stderr.contains("check --repair"), "{}", show.stderr);
+    let dry = a.run(&dry_run);
+    assert_eq!(dry.code, 0, "{}\n{}", dry.stdout, dry.stderr);
+    assert_eq!(dry.json()["manifest_source"], "history");
+    assert_eq!(dry.json()["to_add"], 5);
+    let repair = a.run(&["check", "--repair"]);
+    no_panic(&repair);
+    assert_eq!(repair.code, 0, "{}\n{}", repair.stdout, repair.stderr);
+    assert!(repair.stdout.contains("(repaired)"), "{}", repair.stdout);
+    assert_eq!(std::fs::read(&path).unwrap(), good, "rewritten as it was");
+    let check = a.run(&["check"]);
+    assert_eq!(check.code, 0, "{}", check.stdout);
+    let show = a.run(&["show", &run_id, "--json"]);
+    assert_eq!(show.json()["source"], "manifest");
+
+    // Lost from both halves.
+    std::fs::remove_file(&path).unwrap();
+    sql(&a, "DELETE FROM chunks WHERE id = ?1", &[&root]);
+    for args in [
+        &["show", &run_id, "--torrents"][..],
+        &dry_run,
+        &["restore", "--from", "a", "--to", "b"],
+    ] {
+        let out = a.run(args);
+        no_panic(&out);
+        assert_ne!(out.code, 0, "{args:?}: {}\n{}", out.stdout, out.stderr);
+        out.assert_one_line_error();
+        for want in [run_id.as_str(), root.as_str(), "can't be shown or restored"] {
+            assert!(
+                out.stderr.contains(want),
+                "{args:?}: want {want:?} in {}",
+                out.stderr
+            );
+        }
+    }
+    assert!(qb.list().is_empty(), "never a silent empty restore");
+    for args in [&["check", "--json"][..], &["check", "--repair", "--json"]] {
+        let check = a.run(args);
+        no_panic(&check);
+        assert_eq!(check.code, 1, "{}\n{}", check.stdout, check.stderr);
+        let problems = check.json()["problems"].clone();
+        let lost = (problems.as_array().unwrap().iter())
+            .find(|p| p["id"] == rel.as_str())
+            .unwrap_or_else(|| panic!("{problems}"));
+        let what = lost["what"].as_str().unwrap();
+        assert!(
+            what.contains(&format!("run {run_id} can't be shown or restored")),
+            "{what}"
+        );
+        assert_eq!(lost["repaired"], false);
+    }
+    // The same torrents again: the run stores the chunk the database lacks.
+    let again = backup(&a, "a");
+    assert_eq!(a.run_file(&again)["metadata"]["id"], root.as_str());
+    assert_eq!(std::fs::read(&path).unwrap(), good);
+    let show = a.run(&["show", &run_id, "--json", "--torrents"]);
+    assert_eq!(show.code, 0, "{}", show.stderr);
+    assert_eq!(show.json()["torrents"].as_array().unwrap().len(), 5);
+    assert_eq!(a.run(&["check"]).code, 0);
+
+    // The database lost: rebuilt from the run files and chunk files.
+    for f in db_files(&a.store) {
+        let _ = std::fs::remove_file(f);
+    }
+    let repair = a.run(&["check", "--repair", "--json"]);
+    no_panic(&repair);
+    assert_eq!(repair.code, 0, "{}\n{}", repair.stdout, repair.stderr);
+    assert_eq!(repair.json()["rebuilt"], true);
+    assert_eq!(a.runs().len(), 2);
+    let dry = a.run(&dry_run);
+    assert_eq!(dry.code, 0, "{}\n{}", dry.stdout, dry.stderr);
+    assert_eq!(dry.json()["to_add"], 5, "{}", dry.stdout);
+    assert_eq!(dry.json()["manifest_source"], "manifest");
+    // The database's copy alone now carries the run: the file is not needed.
+    std::fs::remove_file(&path).unwrap();
+    let dry = a.run(&dry_run);
+    assert_eq!(dry.code, 0, "{}\n{}", dry.stdout, dry.stderr);
+    assert_eq!(dry.json()["to_add"], 5);
+    assert_eq!(dry.json()["manifest_source"], "history");
+    let repair = a.run(&["check", "--repair"]);
+    assert_eq!(repair.code, 0, "{}\n{}", repair.stdout, repair.stderr);
+    assert_eq!(a.run(&["check"]).code, 0);
+}
+
 /// Two runs, the older naming a blob the newer doesn't (a torrent removed in
 /// between). The database is moved aside, as the old error advised: `run`
 /// now refuses. If a database that knows neither run file is there anyway
@@ -191,7 +342,7 @@ fn prune_never_deletes_a_blob_that_a_run_file_names() {
     fails_saying(&a.run(&["run"]), &["qbackup check --repair", "2 run files"]);
 
     // What an older qbackup did next: a new database, blind to both files.
-    let runs_dir = a.store.join("manifests/test");
+    let runs_dir = a.store.join("runs/test");
     let hidden = a.dir.path().join("hidden-runs");
     std::fs::rename(&runs_dir, &hidden).unwrap();
     // Runs are ordered by their start, to the second.
@@ -216,7 +367,7 @@ fn prune_never_deletes_a_blob_that_a_run_file_names() {
     assert_eq!(check.code, 1, "{}", check.stdout);
     let problems = check.json()["problems"].to_string();
     for r in [&r1, &r2] {
-        let rel = format!("manifests/test/{}.json", r["run_id"].as_str().unwrap());
+        let rel = format!("runs/test/{}.json", r["run_id"].as_str().unwrap());
         assert!(problems.contains(&format!("run file {rel}")), "{problems}");
     }
     assert!(
@@ -332,11 +483,17 @@ fn a_malformed_hash_never_panics_anything() {
     );
     std::fs::write(&other_blob, saved).unwrap();
 
-    // A run file, its checksum left stale: read from the database instead.
+    // A run file naming a tree in which the victim's blob hash is
+    // malformed, its checksum left stale: read from the database instead.
     let path = PathBuf::from(run["manifest"].as_str().unwrap());
     let victim_id = torrents[victim]["id"].as_str().unwrap().to_string();
-    let mut doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    doc["torrents"][victim]["blob"]["sha256"] = "aé".into();
+    let mut doc = a.run_file(&run);
+    let root = edited_tree(&a, doc["metadata"]["id"].as_str().unwrap(), |r| {
+        if r.id == victim_id {
+            r.blob.as_mut().unwrap().sha256 = "aé".into();
+        }
+    });
+    doc["metadata"] = serde_json::json!({"id": root.id, "count": root.count});
     let bytes = serde_json::to_vec_pretty(&doc).unwrap();
     std::fs::write(&path, &bytes).unwrap();
     let dry = a.run(&["restore", "--from", "a", "--to", "b", "--dry-run", "--json"]);
@@ -535,7 +692,7 @@ fn leftovers_of_killed_runs_are_reported_and_cleaned() {
     );
     let killed = backup(&a, "test");
 
-    let stale_run = a.store.join("manifests/test/.tmp-Ab12Cd");
+    let stale_run = a.store.join("runs/test/.tmp-Ab12Cd");
     std::fs::write(&stale_run, vec![b'{'; 2 << 20]).unwrap();
     set_age(&stale_run, Duration::from_secs(3600));
     let m = a.manifest(&killed);
@@ -543,7 +700,7 @@ fn leftovers_of_killed_runs_are_reported_and_cleaned() {
     let stale_blob = blob.with_file_name(".tmp-Ef34Gh");
     std::fs::write(&stale_blob, b"d8:announce").unwrap();
     set_age(&stale_blob, Duration::from_secs(3600));
-    let fresh = a.store.join("manifests/test/.tmp-live");
+    let fresh = a.store.join("runs/test/.tmp-live");
     std::fs::write(&fresh, b"{").unwrap();
     // The run's row as a kill between the rename and the commit leaves it.
     let dead_pid = {
@@ -558,7 +715,6 @@ fn leftovers_of_killed_runs_are_reported_and_cleaned() {
         "UPDATE runs SET status = 'running', finished_at = NULL, manifest_path = NULL, manifest_sha256 = NULL, pid = ?2 WHERE id = ?1",
         &[&id, &dead_pid],
     );
-    sql(&a, "DELETE FROM items WHERE run_id = ?1", &[&id]);
 
     let check = a.run(&["check", "--json"]);
     no_panic(&check);
@@ -572,10 +728,7 @@ fn leftovers_of_killed_runs_are_reported_and_cleaned() {
         "{text}"
     );
     assert!(!text.contains(".tmp-live"), "{text}");
-    assert!(
-        text.contains(&format!("manifests/test/{id}.json")),
-        "{text}"
-    );
+    assert!(text.contains(&format!("runs/test/{id}.json")), "{text}");
 
     let out = a.run(&["forget", "--keep-last", "10", "--prune", "--json"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
