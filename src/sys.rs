@@ -1,5 +1,6 @@
 //! Small operating-system questions with no dependencies on the rest of
-//! qbackup: is a process alive, is a file system full.
+//! qbackup: is a process alive, is a file system full; and the crash
+//! points of the crash-safety tests ([`crash_point`]).
 
 use std::path::Path;
 
@@ -27,4 +28,24 @@ pub fn disk_full(path: &Path) -> bool {
     // SAFETY: c is a valid NUL-terminated path and st a properly sized buffer.
     let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
     rc == 0 && st.f_bavail == 0
+}
+
+/// The environment variable naming the [`crash_point`] to die at. **For
+/// tests only**: it makes qbackup kill itself.
+pub const CRASH_AT_ENV: &str = "QBACKUP_CRASH_AT";
+
+/// A named point in a sequence of writes that must be crash-safe. When the
+/// environment variable [`CRASH_AT_ENV`] (`QBACKUP_CRASH_AT`) equals `name`,
+/// the process sends itself SIGKILL here: a real `kill -9`, with no
+/// destructor, buffer flush or exit handler run. The tests use it to prove
+/// that a kill at each step leaves a usable store; nobody else should set
+/// it. Without the variable it costs one environment lookup.
+pub fn crash_point(name: &str) {
+    if std::env::var_os(CRASH_AT_ENV).is_some_and(|v| v == name) {
+        // SAFETY: getpid and kill have no preconditions; SIGKILL can't be
+        // caught, so this call does not return.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
 }

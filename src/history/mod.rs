@@ -32,6 +32,7 @@ use crate::store::StoreError;
 mod adopt;
 mod blobs;
 mod chunks;
+mod migrate;
 mod notifications;
 mod open;
 mod rebuild;
