@@ -45,6 +45,8 @@ pub enum Command {
     Check(commands::check::CheckArgs),
     /// Remove old runs by a keep policy (restic-style); --prune also deletes unneeded blobs
     Forget(commands::forget::ForgetArgs),
+    /// Upgrade the store to the current format now (any command does it on first use)
+    Migrate(commands::migrate::MigrateArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions(commands::completions::CompletionsArgs),
     /// Print the man page (roff) on stdout; --dir DIR writes every page
@@ -97,6 +99,7 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<ExitStatus, crate::error::Error> {
         Command::Notify(a) => commands::notify::run(&config, a, p),
         Command::Check(a) => commands::check::run(&config, a, p),
         Command::Forget(a) => commands::forget::run(&config, a, p),
+        Command::Migrate(a) => commands::migrate::run(&config, a, p),
         Command::Completions(_) | Command::Man(_) => Ok(ExitStatus::Success),
     }
 }

@@ -28,6 +28,21 @@ pub enum Error {
         path: std::path::PathBuf,
         why: String,
     },
+    /// A store written by a newer qbackup (its `store.json` says so).
+    #[error("the store {} was written by a newer qbackup (store format {found}; this one knows format 2): upgrade qbackup", store.display())]
+    StoreTooNew {
+        store: std::path::PathBuf,
+        found: u32,
+    },
+    /// A format 1 store that can't be upgraded where it is.
+    #[error("the store {} is in format 1 (an older qbackup's) and on a read-only file system, so it can't be upgraded to format 2 here: run `qbackup migrate` where it is writable (remount it read-write, or on a writable copy), then use it", store.display())]
+    StoreNeedsMigration { store: std::path::PathBuf },
+    /// The upgrade to format 2 can't go on: why, and what to do.
+    #[error("cannot upgrade the store {} to format 2: {why}", store.display())]
+    Migrate {
+        store: std::path::PathBuf,
+        why: String,
+    },
     #[error(transparent)]
     History(#[from] HistoryError),
     #[error(transparent)]

@@ -6,7 +6,8 @@
 //! content-addressed ([`store`]), **record** the run as a manifest
 //! ([`manifest`]) and in the history database ([`history`]), then **notify**
 //! the configured targets ([`notify`]). [`backup`] is that workflow;
-//! [`restore`], [`check`] and [`retention`] are the others.
+//! [`restore`], [`check`], [`retention`] and [`migrate`] (a format 1 store
+//! upgraded to format 2, and the gate every command passes) are the others.
 //!
 //! The modules form layers, and imports point down only (a test,
 //! `tests/layering.rs`, keeps it so):
@@ -15,7 +16,7 @@
 //! |---|---|
 //! | edge | [`cli`] (parsing and dispatch) |
 //! | commands | [`commands`] (one file per subcommand, the [`commands::Printer`]) |
-//! | workflows | [`backup`], [`restore`], [`check`], [`retention`], [`error`] |
+//! | workflows | [`backup`], [`restore`], [`check`], [`retention`], [`migrate`], [`error`] |
 //! | services | [`qbt`], [`store`], [`lock`], [`history`], [`notify`], [`classify`] |
 //! | domain | [`status`], [`torrent`], [`manifest`], [`config`] |
 //! | helpers | [`text`], [`sys`], [`fsutil`], [`clock`], [`redact`], [`progress`] |
@@ -35,6 +36,7 @@ pub mod fsutil;
 pub mod history;
 pub mod lock;
 pub mod manifest;
+pub mod migrate;
 pub mod notify;
 pub mod progress;
 pub mod qbt;

@@ -24,7 +24,7 @@ const LAYERS: &[(&str, &str)] = &[
     ("helpers", "text sys fsutil clock redact progress"),
     ("domain", "status torrent manifest config snapshot rundoc"),
     ("services", "qbt store lock history notify classify"),
-    ("workflows", "backup restore check retention error"),
+    ("workflows", "backup restore check retention migrate error"),
     ("commands", "commands"),
     ("edge", "cli"),
 ];

@@ -7,7 +7,6 @@ use crate::check::{CheckRequest, check};
 use crate::config::Config;
 use crate::error::Error;
 use crate::status::ExitStatus;
-use crate::store::Store;
 use crate::text::printable;
 
 #[derive(Debug, Args)]
@@ -21,7 +20,7 @@ pub struct CheckArgs {
 }
 
 pub fn run(config: &Config, args: &CheckArgs, p: &Printer) -> Result<ExitStatus, Error> {
-    let store = Store::new(&config.store);
+    let store = super::open_store(config, p)?;
     let req = CheckRequest {
         repair: args.repair,
         instances: config.instances.iter().map(|i| i.name.clone()).collect(),

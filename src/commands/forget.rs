@@ -51,6 +51,7 @@ pub fn run(config: &Config, a: &ForgetArgs, p: &Printer) -> Result<ExitStatus, E
         prune: a.prune,
         dry_run: a.dry_run,
     };
+    super::open_store(config, p)?;
     let report = forget(config, &req)?;
     if p.is_json() {
         p.json(&report);

@@ -8,6 +8,7 @@
 pub mod check;
 pub mod completions;
 pub mod forget;
+pub mod migrate;
 pub mod notify;
 mod printer;
 pub mod restore;
@@ -26,6 +27,8 @@ pub(crate) use printer::outln;
 use crate::config::{Config, default_config_path};
 use crate::error::Error;
 use crate::history::History;
+use crate::migrate::{Gate, Starting};
+use crate::store::Store;
 
 /// Reads the config: `--config`, else `$QBACKUP_CONFIG`, else the XDG path.
 pub fn load_config(path: Option<&Path>) -> Result<Config, Error> {
@@ -61,6 +64,49 @@ pub fn init_logging(verbose: u8) {
         .with_ansi(false)
         .with_target(false)
         .try_init();
+}
+
+/// The configured store, ready for use: a format 1 store is upgraded to
+/// format 2 first (a line on stderr before and after), an interrupted
+/// upgrade finished; a newer format, or a format 1 store on a read-only
+/// file system, is refused (see [`crate::migrate::ensure_current`]).
+pub(crate) fn open_store(config: &Config, p: &Printer) -> Result<Store, Error> {
+    let store = Store::new(&config.store);
+    let names: Vec<String> = config.instances.iter().map(|i| i.name.clone()).collect();
+    let report =
+        match crate::migrate::ensure_current(&store, &names, &mut |s| announce(p, &store, s))? {
+            Gate::Ready => return Ok(store),
+            Gate::Migrated(r) | Gate::Finished(r) => r,
+        };
+    for note in &report.notes {
+        p.note(format_args!("upgrade: {note}"));
+    }
+    p.note(format_args!(
+        "store {} is in format 2 now: {} runs migrated, {} metadata chunks written; store size {} before, {} after",
+        store.root().display(),
+        report.runs_migrated,
+        report.chunks_written,
+        migrate::bytes(report.bytes_before),
+        migrate::bytes(report.bytes_after.unwrap_or(report.bytes_before)),
+    ));
+    Ok(store)
+}
+
+/// The line said before an upgrade starts.
+pub(crate) fn announce(p: &Printer, store: &Store, s: Starting) {
+    if s.finishing {
+        p.note(format_args!(
+            "finishing the interrupted upgrade of store {} to format 2 ({} runs)…",
+            store.root().display(),
+            s.runs
+        ));
+    } else {
+        p.note(format_args!(
+            "upgrading store {} from format 1 to 2 ({} runs)…",
+            store.root().display(),
+            s.runs
+        ));
+    }
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {

@@ -78,7 +78,7 @@ fn test(config: &Config, a: &TestArgs, p: &Printer) -> Result<ExitStatus, Error>
     };
     let clock = SystemClock;
     let event = Event::sample(&instance, outcome, &rfc3339(clock.now()));
-    let db = crate::store::Store::new(&config.store).db_path();
+    let db = super::open_store(config, p)?.db_path();
     let notifier = Notifier::new(&config.notify, &clock, Some(db))
         .map_err(|e| Error::Usage(format!("cannot send notifications: {e}")))?;
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -11,7 +11,6 @@ use crate::restore::{
     PlanView, RestoreAction, RestoreReport, RestoreRequest, TorrentStep,
 };
 use crate::status::ExitStatus;
-use crate::store::Store;
 use crate::text::one_line;
 
 /// `qbackup restore`.
@@ -99,7 +98,7 @@ pub fn run(config: &Config, a: &RestoreArgs, p: &Printer) -> Result<ExitStatus, 
         dry_run: a.dry_run,
         batch_size: a.batch_size,
     };
-    let store = Store::new(&config.store);
+    let store = super::open_store(config, p)?;
     let rt = runtime()?;
     let cancel = Arc::new(AtomicBool::new(false));
     rt.spawn(watch_signals(

@@ -47,7 +47,7 @@ pub fn run(config: &Config, a: &RunArgs, p: &Printer) -> Result<ExitStatus, Erro
         dry_run: a.dry_run,
     };
     let show_progress = !p.is_json() && std::io::stderr().is_terminal();
-    let store = Store::new(&config.store);
+    let store = super::open_store(config, p)?;
     let rt = runtime()?;
     let cancel = Arc::new(AtomicBool::new(false));
     rt.spawn(watch_signals(

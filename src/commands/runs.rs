@@ -8,7 +8,6 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::history::{History, RestoreSummary, RunSummary};
 use crate::status::ExitStatus;
-use crate::store::Store;
 
 #[derive(Debug, Args)]
 pub struct RunsArgs {
@@ -27,7 +26,7 @@ pub fn run(config: &Config, a: &RunsArgs, p: &Printer) -> Result<ExitStatus, Err
     if let Some(i) = &a.instance {
         config.instance(i)?;
     }
-    let store = Store::new(&config.store);
+    let store = super::open_store(config, p)?;
     let Some(history) = History::open_store_for_reading(&store)? else {
         if p.is_json() {
             outln!(p, "[]");

@@ -45,7 +45,7 @@ pub fn run(config: &Config, a: &ShowArgs, p: &Printer) -> Result<ExitStatus, Err
     if let Some(i) = &a.instance {
         config.instance(i)?;
     }
-    let store = Store::new(&config.store);
+    let store = super::open_store(config, p)?;
     let Some(history) = History::open_store_for_reading(&store)? else {
         return Err(crate::history::HistoryError::NoSuchRun(a.run.clone()).into());
     };
