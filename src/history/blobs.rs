@@ -1,5 +1,6 @@
 //! The blob index: which stored blob holds each torrent, so a run can skip
-//! torrents already stored, and its pruning after runs are deleted.
+//! torrents already stored, and dropping the entries prune finds no run
+//! names any more.
 
 use std::collections::{HashMap, HashSet};
 
@@ -124,33 +125,89 @@ impl History {
         Ok(())
     }
 
-    /// Drops blob index entries of torrents no remaining run mentions (they
-    /// left qBittorrent before every kept run), and returns the SHA-256 of
-    /// every blob still referenced by a run or the index.
-    pub fn prune_index(&mut self) -> Result<(usize, HashSet<String>), HistoryError> {
+    /// Drops the index entries of these torrents (prune: no remaining
+    /// run names them), in one transaction; returns how many were dropped.
+    pub fn drop_index_entries(&mut self, torrent_ids: &[String]) -> Result<usize, HistoryError> {
+        if torrent_ids.is_empty() {
+            return Ok(0);
+        }
         let path = self.path.clone();
         let e = |err| sqlite(&path, err);
         let tx = self.conn.transaction().map_err(e)?;
-        let dropped = tx
-            .execute(
-                "DELETE FROM blob_index WHERE torrent_id NOT IN (SELECT id FROM items)",
-                [],
-            )
-            .map_err(e)?;
-        let mut keep = HashSet::new();
+        let mut dropped = 0;
         {
-            let mut stmt = tx
-                .prepare(
-                    "SELECT blob_sha256 FROM items WHERE blob_sha256 IS NOT NULL
-                     UNION SELECT sha256 FROM blob_index",
-                )
+            let mut del = tx
+                .prepare("DELETE FROM blob_index WHERE torrent_id = ?1")
                 .map_err(e)?;
-            let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(e)?;
-            for sha in rows {
-                keep.insert(sha.map_err(e)?);
+            for id in torrent_ids {
+                dropped += del.execute([id]).map_err(e)?;
             }
         }
         tx.commit().map_err(e)?;
-        Ok((dropped, keep))
+        Ok(dropped)
+    }
+
+    /// The torrent ids and blob SHA-256s the `items` rows of a format 1
+    /// database name (none once migrated): prune keeps what they name.
+    pub fn item_refs(&self) -> Result<(HashSet<String>, HashSet<String>), HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, blob_sha256 FROM items")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        let (mut ids, mut shas) = (HashSet::new(), HashSet::new());
+        for row in rows {
+            let (id, sha) = row.map_err(|e| self.err(e))?;
+            ids.insert(id);
+            shas.extend(sha);
+        }
+        Ok((ids, shas))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob(n: u8) -> BlobRef {
+        let sha = format!("{n:02x}").repeat(32);
+        BlobRef {
+            path: Store::blob_rel_path(&sha).unwrap(),
+            sha256: sha,
+            size: 1,
+        }
+    }
+
+    #[test]
+    fn prune_drops_index_entries_by_torrent_and_reads_what_items_name() {
+        let d = tempfile::tempdir().unwrap();
+        let mut h = History::open(&d.path().join("h.sqlite3")).unwrap();
+        let t = |n: u8| format!("{n:02x}").repeat(20);
+        let rows: Vec<(String, BlobRef)> = (1..=3).map(|n| (t(n), blob(n))).collect();
+        h.index_blobs(&rows, "now").unwrap();
+        assert_eq!(h.drop_index_entries(&[]).unwrap(), 0);
+        assert_eq!(h.drop_index_entries(&[t(1), t(3), t(9)]).unwrap(), 2);
+        let left: Vec<String> = h
+            .index_rows()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.torrent_id)
+            .collect();
+        assert_eq!(left, vec![t(2)]);
+
+        assert_eq!(h.item_refs().unwrap(), (HashSet::new(), HashSet::new()));
+        h.conn
+            .execute_batch(
+                "INSERT INTO runs (id, instance, kind, status, started_at) VALUES ('r', 'a', 'manual', 'success', 'x');
+                 INSERT INTO items VALUES ('r', 0, 't1', '', '', 'n', '', '[]', '', 0, 0, '', 0, 0, '', 'b1', 1, 'exported');
+                 INSERT INTO items VALUES ('r', 1, 't2', '', '', 'n', '', '[]', '', 0, 0, '', 0, 0, 'magnet:', NULL, NULL, 'metadata_unavailable');",
+            )
+            .unwrap();
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<HashSet<_>>();
+        assert_eq!(h.item_refs().unwrap(), (set(&["t1", "t2"]), set(&["b1"])));
     }
 }

@@ -91,6 +91,36 @@ impl History {
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
+
+    /// The metadata root of every run that has one, with its torrent count
+    /// and its run file as the database records it (or, when it records
+    /// none, where the file would be): (run id, run file, root), for prune.
+    pub fn run_roots_counted(
+        &self,
+    ) -> Result<Vec<(String, String, crate::snapshot::Root)>, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, instance, manifest_path, root_id, root_count FROM runs
+                 WHERE root_id IS NOT NULL ORDER BY rowid",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let (id, instance): (String, String) = (r.get(0)?, r.get(1)?);
+                let file: Option<String> = r.get(2)?;
+                let count: Option<i64> = r.get(4)?;
+                let root = crate::snapshot::Root {
+                    id: r.get(3)?,
+                    count: count.unwrap_or(0).max(0) as usize,
+                };
+                let file =
+                    file.unwrap_or_else(|| crate::store::Store::run_rel_path(&instance, &id));
+                Ok((id, file, root))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
 }
 
 /// Chunks written to files are made durable and entered in the database
@@ -148,4 +178,35 @@ pub fn store_tree(
         new_chunks,
         new_bytes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::Root;
+
+    #[test]
+    fn run_roots_counted_name_the_run_file_recorded_or_where_it_would_be() {
+        let d = tempfile::tempdir().unwrap();
+        let h = History::open(&d.path().join("h.sqlite3")).unwrap();
+        h.conn
+            .execute_batch(
+                "INSERT INTO runs (id, instance, kind, status, started_at, manifest_path, root_id, root_count)
+                 VALUES ('r1', 'a', 'manual', 'success', 'x', 'runs/a/r1.json', 'aa', 3),
+                        ('r2', 'b', 'manual', 'partial', 'y', NULL, 'bb', -1),
+                        ('r3', 'b', 'manual', 'failed', 'z', NULL, NULL, NULL);",
+            )
+            .unwrap();
+        let root = |id: &str, count| Root {
+            id: id.into(),
+            count,
+        };
+        assert_eq!(
+            h.run_roots_counted().unwrap(),
+            vec![
+                ("r1".into(), "runs/a/r1.json".into(), root("aa", 3)),
+                ("r2".into(), "runs/b/r2.json".into(), root("bb", 0)),
+            ]
+        );
+    }
 }

@@ -1,7 +1,10 @@
 //! `qbackup forget`: which runs to keep, restic-style, and `--prune` to
-//! delete the blobs no kept run needs any more (`prune.rs`): a blob is kept
-//! while the blob index or any run file on disk names it, known to the
-//! database or not, and nothing is pruned while a run file can't be read.
+//! delete what no remaining run needs any more (`prune.rs`): metadata
+//! chunks (files and database rows) no run's tree reaches, blobs no run
+//! names and the blob index does not hold, and the index entries of
+//! torrents no run names. Every run file on disk and every run row of the
+//! database counts, and nothing is pruned while a run file can't be read or
+//! a run's tree can't be walked completely (`reach.rs`).
 //!
 //! Policies count only runs that saved something (`success`, `partial`);
 //! `failed` and `interrupted` runs carry nothing to restore and are removed
@@ -9,6 +12,7 @@
 //! something is always kept, whatever the policy says.
 
 mod prune;
+mod reach;
 
 use std::collections::BTreeSet;
 
@@ -20,7 +24,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::history::{DbState, History, RunMeta};
 use crate::lock::{InstanceLock, try_lock};
-use crate::store::Store;
+use crate::store::{Store, StoreFormat};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
@@ -104,7 +108,7 @@ pub struct ForgetRequest {
     /// Only this instance's runs; None: every instance in the store.
     pub instance: Option<String>,
     pub policy: Policy,
-    /// Also delete blobs no remaining run needs.
+    /// Also delete the chunks and blobs no remaining run needs.
     pub prune: bool,
     pub dry_run: bool,
 }
@@ -116,6 +120,12 @@ pub struct ForgetReport {
     pub removed: Vec<String>,
     pub blobs_removed: usize,
     pub index_entries_dropped: usize,
+    /// Metadata chunks no remaining run reaches: their files and their
+    /// rows in the database (counted once when both go).
+    pub chunks_removed: usize,
+    /// Bytes of the files removed: blobs, chunk files, temporary files
+    /// (the database's freed pages are reused, not given back).
+    pub bytes_freed: u64,
     /// Temporary files of killed writes, older than
     /// [`crate::store::STALE_TEMP_AGE`].
     pub temp_files_removed: usize,
@@ -124,6 +134,13 @@ pub struct ForgetReport {
 
 /// Applies the keep policy to the finished runs of the store (holding the
 /// instances' locks unless it is a dry run), then prunes if asked.
+///
+/// Order, so that a crash at any step loses nothing a remaining run names:
+/// every run file and every run's tree is read first (one that can't be
+/// stops everything, nothing removed); the forgotten runs' rows are
+/// deleted, then their files, made durable; then what remains is read
+/// again and what it doesn't reach is removed (see `prune.rs`). A run
+/// file left behind by a crash keeps what it names until the next forget.
 pub fn forget(config: &Config, req: &ForgetRequest) -> Result<ForgetReport, Error> {
     if req.policy.is_empty() {
         return Err(Error::Usage(
@@ -144,11 +161,21 @@ pub fn forget(config: &Config, req: &ForgetRequest) -> Result<ForgetReport, Erro
             command: "forget",
         });
     }
+    if req.prune
+        && let StoreFormat::Newer(n) = store.format()?
+    {
+        return Err(Error::Usage(format!(
+            "not pruning: the store {} is format {n}, written by a newer qbackup (this one knows format {}); nothing was removed: upgrade qbackup",
+            store.root().display(),
+            crate::rundoc::FORMAT
+        )));
+    }
     let mut history = History::open_store(&store)?;
     let runs = history.finished_runs(req.instance.as_deref())?;
     let instances: BTreeSet<String> = runs.iter().map(|r| r.instance.clone()).collect();
     // Runs and prune must not race a backup: hold the instances' locks
-    // (prune touches blobs shared by all instances, so it needs them all).
+    // (prune touches chunks and blobs shared by all instances, so it needs
+    // them all).
     let mut locked: Vec<InstanceLock> = Vec::new();
     if !req.dry_run {
         let mut names: BTreeSet<String> = instances.clone();
@@ -160,10 +187,11 @@ pub fn forget(config: &Config, req: &ForgetRequest) -> Result<ForgetReport, Erro
             locked.push(try_lock(&store.lock_path(name), name)?);
         }
     }
-    // Before anything is removed: every run file must be readable, or the
-    // prune can't know which blobs are still needed.
-    let named = if req.prune {
-        prune::blobs_named_by_run_files(&store)?
+    // Before anything is removed: every run file must be readable and
+    // every run's tree walkable, or the prune can't know what is needed.
+    let mut graph = reach::Graph::default();
+    let live = if req.prune {
+        prune::scan(&store, &history, &mut graph)?
     } else {
         Vec::new()
     };
@@ -185,18 +213,51 @@ pub fn forget(config: &Config, req: &ForgetRequest) -> Result<ForgetReport, Erro
             }
         }
     }
+    let removed: Vec<&RunMeta> = (runs.iter())
+        .filter(|r| report.removed.contains(&r.run_id))
+        .collect();
     if !req.dry_run {
         history.delete_runs(&report.removed)?;
-        for r in runs.iter().filter(|r| report.removed.contains(&r.run_id)) {
+        let mut files_removed = false;
+        for r in &removed {
             if let Some(m) = &r.manifest {
-                let _ = std::fs::remove_file(store.abs(m));
+                files_removed |= std::fs::remove_file(store.abs(m)).is_ok();
             }
         }
-        if req.prune {
-            let (dropped, keep) = history.prune_index()?;
-            report.index_entries_dropped = dropped;
-            report.blobs_removed = prune::remove_unreferenced_blobs(&store, keep, named)?;
-            report.temp_files_removed = prune::remove_stale_temp_files(&store)?;
+        if files_removed && req.prune {
+            // A forgotten run file must not come back after a power loss
+            // once the chunks only it named are gone.
+            store.sync()?;
+        }
+    }
+    if req.prune {
+        let live = if req.dry_run {
+            // What would remain: every run but the forgotten ones.
+            let gone = |o: &prune::Origin| match o {
+                prune::Origin::Row(id) => removed.iter().any(|r| &r.run_id == id),
+                prune::Origin::File(rel) => {
+                    removed.iter().any(|r| r.manifest.as_ref() == Some(rel))
+                }
+            };
+            live.into_iter().filter(|l| !gone(&l.origin)).collect()
+        } else {
+            // What does remain, read again (walked chunks are not loaded again).
+            prune::scan(&store, &history, &mut graph)?
+        };
+        let plan = prune::plan(&store, &history, &graph, &live)?;
+        if req.dry_run {
+            report.index_entries_dropped = plan.index_drops.len();
+            report.chunks_removed = plan.chunks();
+            report.blobs_removed = plan.blobs.len();
+            report.temp_files_removed = plan.temps.len();
+            report.bytes_freed = plan.bytes();
+        } else {
+            let done = prune::apply(&mut history, plan)?;
+            report.index_entries_dropped = done.index_entries;
+            report.chunks_removed = done.chunks;
+            report.blobs_removed = done.blobs;
+            report.temp_files_removed = done.temps;
+            report.bytes_freed = done.bytes;
         }
     }
     drop(locked);
