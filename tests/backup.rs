@@ -230,6 +230,32 @@ fn magnet_without_metadata_is_a_warning_and_keeps_its_magnet_link(v: QbtVersion)
         "{}",
         human.stdout
     );
+
+    // The one-file manifest keeps the magnet link whole (trackers
+    // included), so it is private; show --json has the same torrents.
+    let file = a.store.with_file_name("exported-manifest.json");
+    let out = a.run(&["show", "latest", "--manifest", file.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("0600"), "{}", out.stderr);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let whole: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(whole["schema_version"], 1);
+    assert_eq!(whole["run_id"], r["run_id"]);
+    assert_eq!(whole["torrents"].as_array().unwrap().len(), 6);
+    let whole_items = items_by_id(&whole);
+    let whole_magnet = whole_items[&id]["magnet_uri"].as_str().unwrap();
+    assert!(
+        whole_magnet.contains(&id) && whole_magnet.contains(support::FIXTURE_PASSKEY),
+        "the magnet link with its tracker, as qBittorrent gave it"
+    );
+    assert!(uri.contains(support::FIXTURE_PASSKEY));
+    for (k, v) in &items {
+        assert_eq!(whole_items[k]["blob"], v["blob"], "{k}");
+        assert_eq!(whole_items[k]["category"], v["category"], "{k}");
+        assert_eq!(whole_items[k]["source"], v["source"], "{k}");
+    }
 }
 
 fn torrent_removed_during_the_run_is_a_warning(v: QbtVersion) {
@@ -818,8 +844,9 @@ fn check_finds_damage_and_repair_fixes_what_it_can() {
     assert_eq!(clean.json()["blobs_checked"], 5);
     assert_eq!(clean.json()["manifests_checked"], 1);
 
-    // Damage one blob and lose the manifest.
+    // Damage one blob and lose the run file.
     let m = a.manifest(&r);
+    let original = a.run_file(&r);
     let blob = a.blob_path(m["torrents"][0]["blob"]["path"].as_str().unwrap());
     std::fs::write(&blob, b"d4:infod1:ai1eee").unwrap();
     let manifest_path = r["manifest"].as_str().unwrap().to_string();
@@ -836,8 +863,8 @@ fn check_finds_damage_and_repair_fixes_what_it_can() {
     let repaired = a.run(&["check", "--repair"]);
     assert_eq!(repaired.code, 0, "{}", repaired.stdout);
     let rewritten: Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
-    assert_eq!(rewritten["run_id"], r["run_id"]);
-    assert_eq!(rewritten["torrents"], m["torrents"]);
+    assert_eq!(rewritten, original, "the run file is rewritten as it was");
+    assert_eq!(a.manifest(&r)["torrents"], m["torrents"]);
     assert_eq!(
         a.run(&["show", "latest", "--json"]).json()["source"],
         "manifest"

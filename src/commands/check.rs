@@ -36,6 +36,8 @@ pub fn run(config: &Config, args: &CheckArgs, p: &Printer) -> Result<ExitStatus,
             "blobs_checked": report.blobs_checked,
             "manifests_checked": report.manifests_checked,
             "run_files": report.run_files,
+            "chunks_checked": report.chunks_checked,
+            "chunks_unreferenced": report.chunks_unreferenced,
             "rebuilt": report.rebuilt,
             "problems": report.problems,
             "exit_code": code.code(),
@@ -53,11 +55,16 @@ pub fn run(config: &Config, args: &CheckArgs, p: &Printer) -> Result<ExitStatus,
             if problem.repaired { " (repaired)" } else { "" }
         );
     }
+    let unreferenced = match report.chunks_unreferenced {
+        0 => String::new(),
+        n => format!(" ({n} named by no run: `qbackup forget --prune` reclaims them)"),
+    };
     outln!(
         p,
-        "checked {} blobs and {} manifests: {} problems{}",
+        "checked {} blobs, {} run files and {} metadata chunks{unreferenced}: {} problems{}",
         report.blobs_checked,
         report.manifests_checked,
+        report.chunks_checked,
         report.problems.len(),
         if report.unrepaired() > 0 && !args.repair {
             "; run `qbackup check --repair` to fix what can be fixed"

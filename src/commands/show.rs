@@ -26,6 +26,11 @@ pub struct ShowArgs {
     /// then the first 20 (every one with -v, or with --json)
     #[arg(long)]
     pub torrents: bool,
+    /// Also write the run's complete manifest (every torrent, magnet links
+    /// with their trackers: mode 0600) to FILE, in the schema of
+    /// docs/manifest.md
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
 }
 
 /// What `show` prints: the manifest without secrets (magnet links lose their
@@ -102,6 +107,20 @@ fn load_run(
 ) -> Result<ShownRun, Error> {
     let summary = history.find_run(&a.run, a.instance.as_deref())?;
     let (mut manifest, source, note) = crate::history::load_manifest(store, history, &summary)?;
+    if let Some(file) = &a.manifest {
+        manifest
+            .write(file)
+            .map_err(|source| crate::store::StoreError::Io {
+                op: "write the manifest to",
+                path: file.clone(),
+                source,
+            })?;
+        p.note(format_args!(
+            "wrote the complete manifest of run {} to {} (mode 0600: its magnet links hold tracker passkeys)",
+            manifest.run_id,
+            file.display()
+        ));
+    }
     for t in &mut manifest.torrents {
         t.magnet_uri = crate::redact::magnet(&t.magnet_uri);
     }

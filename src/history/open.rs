@@ -292,7 +292,7 @@ mod tests {
         store.init().unwrap();
         History::open_store(&store).unwrap();
         std::fs::remove_file(store.db_path()).unwrap();
-        let m = d.path().join("manifests/a");
+        let m = d.path().join("runs/a");
         std::fs::create_dir_all(&m).unwrap();
         std::fs::write(m.join("R1.json"), b"{}").unwrap();
         for empty in [false, true] {
