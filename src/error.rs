@@ -22,8 +22,8 @@ pub enum Error {
         store: std::path::PathBuf,
         command: &'static str,
     },
-    /// `forget --prune` can't tell which blobs a run file needs.
-    #[error("not pruning: run file {} {why}, so the blobs it needs can't be told from unused ones; nothing was removed: run `qbackup check`, then fix or remove that file", path.display())]
+    /// `forget --prune` can't tell which chunks and blobs a run needs.
+    #[error("not pruning: run file {} {why}, so the chunks and blobs it needs can't be told from unused ones; nothing was removed: run `qbackup check`, then fix or remove that file", path.display())]
     PruneRefused {
         path: std::path::PathBuf,
         why: String,

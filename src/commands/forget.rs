@@ -1,5 +1,5 @@
 //! `qbackup forget`: remove old runs by a keep policy; `--prune` also
-//! deletes the blobs no remaining run needs.
+//! deletes the metadata chunks and blobs no remaining run needs.
 
 use clap::Args;
 
@@ -26,8 +26,8 @@ pub struct ForgetArgs {
     /// Keep the newest run of each of the last N months that have runs
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub keep_monthly: usize,
-    /// Also delete blobs that no remaining run file (or torrent still in the
-    /// index) needs, and temporary files of killed runs
+    /// Also delete the metadata chunks and blobs that no remaining run (file
+    /// or database row) names, and temporary files of killed runs
     #[arg(long)]
     pub prune: bool,
     /// Say what would be removed, remove nothing
@@ -69,12 +69,15 @@ pub fn run(config: &Config, a: &ForgetArgs, p: &Printer) -> Result<ExitStatus, E
         "{} runs kept, {verb} {} runs{}",
         report.kept.len(),
         report.removed.len(),
-        if a.prune && !a.dry_run {
+        if a.prune {
             let temps = match report.temp_files_removed {
                 0 => String::new(),
-                n => format!(" and {n} stale temporary files"),
+                n => format!(", {n} stale temporary files"),
             };
-            format!(", {} unreferenced blobs{temps}", report.blobs_removed)
+            format!(
+                ", {} unreferenced metadata chunks and {} unreferenced blobs{temps} ({} bytes)",
+                report.chunks_removed, report.blobs_removed, report.bytes_freed
+            )
         } else {
             String::new()
         }

@@ -164,11 +164,10 @@ pub fn forget(config: &Config, req: &ForgetRequest) -> Result<ForgetReport, Erro
     if req.prune
         && let StoreFormat::Newer(n) = store.format()?
     {
-        return Err(Error::Usage(format!(
-            "not pruning: the store {} is format {n}, written by a newer qbackup (this one knows format {}); nothing was removed: upgrade qbackup",
-            store.root().display(),
-            crate::rundoc::FORMAT
-        )));
+        return Err(Error::StoreTooNew {
+            store: store.root().to_path_buf(),
+            found: n,
+        });
     }
     let mut history = History::open_store(&store)?;
     let runs = history.finished_runs(req.instance.as_deref())?;

@@ -126,7 +126,7 @@ pub(super) fn scan(
 
 /// Where a migration sets aside the format 1 run files that belong to no
 /// run it carried over (`crate::migrate::UNMIGRATED`).
-const SET_ASIDE: &str = "manifests.unmigrated";
+const SET_ASIDE: &str = crate::migrate::UNMIGRATED;
 
 /// Every `.json` file under [`SET_ASIDE`] (`SET_ASIDE/INSTANCE/RUN.json`,
 /// or directly in it), as (path relative to the store, path).
