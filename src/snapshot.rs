@@ -421,3 +421,65 @@ mod tests {
         assert_eq!(c[0].tags, vec!["a".to_string(), "b".to_string()]);
     }
 }
+
+#[cfg(test)]
+mod sizing {
+    //! What a change costs in stored bytes, at a realistic record size.
+    use super::*;
+    use std::collections::HashMap;
+
+    fn rec(i: u32) -> Record {
+        let id = crate::torrent::sha256_hex(&i.to_le_bytes())[..40].to_string();
+        Record {
+            id: id.clone(),
+            infohash_v1: id,
+            infohash_v2: String::new(),
+            name: format!("Some.Show.S01E{i:05}.1080p.WEB.h264-GROUP"),
+            category: String::new(),
+            tags: vec![],
+            save_path: "/downloads/complete".into(),
+            auto_tmm: true,
+            paused: false,
+            added_on: 1_700_000_000 + i64::from(i),
+            size: 1_234_567_890,
+            magnet_uri: String::new(),
+            blob: Some(BlobSum {
+                sha256: crate::torrent::sha256_hex(&(i + 7).to_le_bytes()),
+                size: 40_000,
+            }),
+        }
+    }
+
+    /// Stored (compressed) bytes a build adds to `store`.
+    fn build_into(store: &mut HashMap<String, usize>, records: Vec<Record>) -> usize {
+        let mut new = 0;
+        build(records, &mut |e: Encoded| -> Result<(), std::io::Error> {
+            if !store.contains_key(&e.id) {
+                let n = pack(&e.bytes).len();
+                new += n;
+                store.insert(e.id, n);
+            }
+            Ok(())
+        })
+        .expect("infallible");
+        new
+    }
+
+    #[test]
+    fn one_percent_changed_rewrites_a_few_percent() {
+        let n = 10_000u32;
+        let mut store = HashMap::new();
+        let mut records: Vec<Record> = (0..n).map(rec).collect();
+        let first = build_into(&mut store, records.clone());
+        for r in records.iter_mut().step_by(100) {
+            r.category = "moved".into();
+        }
+        let third = build_into(&mut store, records);
+        let pct = 100.0 * third as f64 / first as f64;
+        eprintln!(
+            "first {first} B, 1% changed {third} B = {pct:.1}%, chunks {}",
+            store.len()
+        );
+        assert!(pct < 15.0, "{pct}");
+    }
+}
