@@ -3,6 +3,8 @@
 //! `runs` and `warnings` they rebuild any run whose file or chunk files
 //! are lost, and the chunk files rebuild them (`check --repair`).
 
+use std::collections::HashSet;
+
 use rusqlite::{OptionalExtension, params};
 
 use super::{History, HistoryError, sqlite};
@@ -145,9 +147,22 @@ pub fn store_tree(
     history: &mut History,
     records: Vec<crate::snapshot::Record>,
 ) -> Result<Stored, HistoryError> {
+    store_trees(store, history, records, &mut HashSet::new())
+}
+
+/// [`store_tree`] for one of many trees that share most chunks (a
+/// migration stores every run's): `stored` holds the ids of chunks known
+/// to be stored already, which are skipped without asking the database,
+/// and gains this tree's. After an error, throw `stored` away: it may name
+/// chunks of the failed batch.
+pub fn store_trees(
+    store: &crate::store::Store,
+    history: &mut History,
+    records: Vec<crate::snapshot::Record>,
+    stored: &mut HashSet<String>,
+) -> Result<Stored, HistoryError> {
     use crate::snapshot;
     let mut pending: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
     let (mut new_chunks, mut new_bytes) = (0usize, 0u64);
     let flush = |history: &mut History, pending: &mut Vec<(String, Vec<u8>)>| {
         if pending.is_empty() {
@@ -159,7 +174,7 @@ pub fn store_tree(
         Ok::<(), HistoryError>(())
     };
     let root = snapshot::build(records, &mut |enc| {
-        if !seen.insert(enc.id.clone()) || history.has_chunk(&enc.id)? {
+        if !stored.insert(enc.id.clone()) || history.has_chunk(&enc.id)? {
             return Ok(());
         }
         let packed = snapshot::pack(&enc.bytes);

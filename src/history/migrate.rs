@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{History, HistoryError, json, sqlite};
+use super::{History, HistoryError, sqlite};
 use crate::rundoc::RunDoc;
 use crate::status::RunStatus;
 
@@ -34,7 +34,7 @@ impl History {
         let wal_has_data = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
         let uri = format!(
             "file:{}?mode=ro{}",
-            uri_path(path),
+            super::open::uri_path(path),
             if wal_has_data { "" } else { "&immutable=1" }
         );
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -143,23 +143,7 @@ impl History {
     }
 }
 
-/// A path as the path of a `file:` URI: everything but unreserved
-/// characters and `/` percent-encoded (as `open.rs` does).
-fn uri_path(path: &Path) -> String {
-    use std::fmt::Write;
-    use std::os::unix::ffi::OsStrExt;
-    let mut out = String::new();
-    for &b in path.as_os_str().as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
-/// One migrated run's row and warnings.
+/// One migrated run's row and warnings (its `items` are left alone).
 fn record_one(conn: &Connection, d: &RunDoc, file: Option<(&str, &str)>) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO runs (id, instance, kind, status, started_at) VALUES (?1, ?2, ?3, 'running', ?4)
@@ -170,50 +154,9 @@ fn record_one(conn: &Connection, d: &RunDoc, file: Option<(&str, &str)>) -> rusq
         RunStatus::Running => RunStatus::Interrupted,
         s => s,
     };
-    let c = &d.counts;
-    conn.execute(
-        "UPDATE runs SET status = ?2, finished_at = ?3, qbt_version = ?4, webapi_version = ?5,
-             listed = ?6, exported = ?7, reused = ?8, metadata_unavailable = ?9, warnings = ?10,
-             manifest_path = ?11, manifest_sha256 = ?12, categories_json = ?13, tags_json = ?14, error = ?15,
-             root_id = ?16, root_count = ?17, exported_json = ?18, missing_json = ?19
-             WHERE id = ?1",
-        params![
-            d.run_id,
-            status.as_str(),
-            d.finished_at,
-            d.qbittorrent.as_ref().map(|q| q.version.clone()),
-            d.qbittorrent.as_ref().map(|q| q.webapi_version.clone()),
-            c.listed as i64,
-            c.exported as i64,
-            c.reused as i64,
-            c.metadata_unavailable as i64,
-            c.warnings as i64,
-            file.map(|(p, _)| p),
-            file.map(|(_, s)| s),
-            json(&d.categories),
-            json(&d.tags),
-            d.error,
-            d.metadata.as_ref().map(|r| r.id.clone()),
-            d.metadata.as_ref().map(|r| r.count as i64),
-            json(&d.exported),
-            json(&d.missing),
-        ],
-    )?;
+    super::runs::mark_finished(conn, d, status, file)?;
     conn.execute("DELETE FROM warnings WHERE run_id = ?1", [&d.run_id])?;
-    let mut w = conn.prepare(
-        "INSERT INTO warnings (run_id, seq, torrent_id, name, class, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    for (seq, wn) in d.warnings.iter().enumerate() {
-        w.execute(params![
-            d.run_id,
-            seq as i64,
-            wn.id,
-            wn.name,
-            wn.class.as_str(),
-            wn.reason
-        ])?;
-    }
-    Ok(())
+    super::runs::insert_warnings(conn, d)
 }
 
 #[cfg(test)]

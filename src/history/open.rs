@@ -260,7 +260,7 @@ pub(super) fn sidecar(path: &Path, suffix: &str) -> PathBuf {
 
 /// A path as the path of a `file:` URI: everything but unreserved
 /// characters and `/` percent-encoded.
-fn uri_path(path: &Path) -> String {
+pub(super) fn uri_path(path: &Path) -> String {
     use std::fmt::Write;
     use std::os::unix::ffi::OsStrExt;
     let mut out = String::new();

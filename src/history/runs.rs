@@ -81,7 +81,7 @@ impl History {
         let tx = self.conn.transaction().map_err(e)?;
         clear_run_rows(&tx, &d.run_id).map_err(e)?;
         insert_warnings(&tx, d).map_err(e)?;
-        mark_finished(&tx, d, file).map_err(e)?;
+        mark_finished(&tx, d, d.status, file).map_err(e)?;
         tx.commit().map_err(e)
     }
 
@@ -207,7 +207,7 @@ fn clear_run_rows(conn: &Connection, run_id: &str) -> rusqlite::Result<()> {
 }
 
 /// One `warnings` row per warning of the run, in its order.
-fn insert_warnings(conn: &Connection, d: &RunDoc) -> rusqlite::Result<()> {
+pub(super) fn insert_warnings(conn: &Connection, d: &RunDoc) -> rusqlite::Result<()> {
     let mut w = conn.prepare(
         "INSERT INTO warnings (run_id, seq, torrent_id, name, class, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
@@ -224,11 +224,12 @@ fn insert_warnings(conn: &Connection, d: &RunDoc) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// The run's own row: status, server, counts, run file, categories, tags,
-/// metadata root, exported and missing ids, and error.
-fn mark_finished(
+/// The run's own row: `status`, server, counts, run file, categories,
+/// tags, metadata root, exported and missing ids, and error.
+pub(super) fn mark_finished(
     conn: &Connection,
     d: &RunDoc,
+    status: RunStatus,
     file: Option<(&str, &str)>,
 ) -> rusqlite::Result<()> {
     let c = &d.counts;
@@ -240,7 +241,7 @@ fn mark_finished(
              WHERE id = ?1",
         params![
             d.run_id,
-            d.status.as_str(),
+            status.as_str(),
             d.finished_at,
             d.qbittorrent.as_ref().map(|q| q.version.clone()),
             d.qbittorrent.as_ref().map(|q| q.webapi_version.clone()),

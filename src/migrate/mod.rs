@@ -348,6 +348,8 @@ fn migrate_runs(
 ) -> Result<(), Error> {
     let mut batch: Vec<(RunDoc, Option<(String, String)>)> = Vec::new();
     let (mut first_run, mut first_batch) = (true, true);
+    // Runs share most of their chunks: each is looked up in the database once.
+    let mut stored = std::collections::HashSet::new();
     for c in pending {
         let loaded = plan::load(store, Some(history), c)?;
         report.notes.extend(loaded.note.clone());
@@ -361,10 +363,11 @@ fn migrate_runs(
         let root = if m.torrents.is_empty() {
             None
         } else {
-            let stored = crate::history::store_tree(store, history, crate::rundoc::records(&m))?;
-            report.chunks_written += stored.new_chunks;
-            report.chunk_bytes += stored.new_bytes;
-            Some(stored.root)
+            let records = crate::rundoc::records(&m);
+            let tree = crate::history::store_trees(store, history, records, &mut stored)?;
+            report.chunks_written += tree.new_chunks;
+            report.chunk_bytes += tree.new_bytes;
+            Some(tree.root)
         };
         if first_run {
             crash_point("migrate-after-first-chunks");
