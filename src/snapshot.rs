@@ -23,6 +23,8 @@
 //! writes the ones it lacks) and [`read`] asks a callback for chunk bytes,
 //! checking each against its name. It knows nothing of files or SQLite.
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 
 /// A range of at most this many records is one leaf chunk. Small, so that
@@ -45,8 +47,9 @@ pub struct BlobSum {
     pub size: u64,
 }
 
-/// How deep the trie may go: ids are at least 40 hex digits.
-const MAX_DEPTH: usize = 40;
+/// How deep the trie may go: ids are at least 40 hex digits. A node
+/// chunk at this depth or deeper does not fit a tree.
+pub const MAX_DEPTH: usize = 40;
 
 /// One torrent, as a run's metadata keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,7 +234,7 @@ pub fn read<E: std::error::Error + 'static>(
     load: &mut dyn FnMut(&str) -> Result<Vec<u8>, E>,
 ) -> Result<Vec<Record>, ReadError<E>> {
     let mut out = Vec::new();
-    walk(root, 0, load, &mut |c| {
+    walk(root, 0, load, &mut HashSet::new(), &mut |c| {
         if let Chunk::Leaf { records } = c {
             out.extend(records);
         }
@@ -245,7 +248,7 @@ pub fn chunk_ids<E: std::error::Error + 'static>(
     load: &mut dyn FnMut(&str) -> Result<Vec<u8>, E>,
 ) -> Result<Vec<String>, ReadError<E>> {
     let mut ids = vec![root.to_string()];
-    walk(root, 0, load, &mut |c| {
+    walk(root, 0, load, &mut HashSet::new(), &mut |c| {
         if let Chunk::Node { children, .. } = c {
             ids.extend(children.into_iter().map(|ch| ch.id));
         }
@@ -253,17 +256,27 @@ pub fn chunk_ids<E: std::error::Error + 'static>(
     Ok(ids)
 }
 
+/// Visits every chunk under `id`, parents first. Every chunk of a tree
+/// holds a range of records no other chunk of it holds, so a chunk named
+/// twice (`seen`) is not a tree [`build`] wrote: refused, so that a crafted
+/// store whose nodes name one subtree many times can't make the walk
+/// exponential. Nodes are checked for their depth, so the recursion stops
+/// at [`MAX_DEPTH`].
 fn walk<E: std::error::Error + 'static>(
     id: &str,
     depth: usize,
     load: &mut dyn FnMut(&str) -> Result<Vec<u8>, E>,
+    seen: &mut HashSet<String>,
     visit: &mut dyn FnMut(Chunk),
 ) -> Result<(), ReadError<E>> {
-    let chunk = load_chunk(id, load)?;
     let shape = |detail: String| ReadError::Shape {
         id: id.to_string(),
         detail,
     };
+    if !seen.insert(id.to_string()) {
+        return Err(shape("the tree names it twice".into()));
+    }
+    let chunk = load_chunk(id, load)?;
     match &chunk {
         Chunk::Leaf { .. } => visit(chunk),
         Chunk::Node { depth: d, children } => {
@@ -273,7 +286,7 @@ fn walk<E: std::error::Error + 'static>(
             let kids: Vec<String> = children.iter().map(|c| c.id.clone()).collect();
             visit(chunk);
             for kid in kids {
-                walk(&kid, depth + 1, load, visit)?;
+                walk(&kid, depth + 1, load, seen, visit)?;
             }
         }
     }
@@ -410,6 +423,40 @@ mod tests {
         assert_eq!(ids.len(), store.len());
     }
 
+    /// A node naming one chunk twice is not a tree `build` wrote: refused,
+    /// never walked twice (a crafted store could otherwise nest such nodes
+    /// into an exponential walk).
+    #[test]
+    fn a_chunk_named_twice_is_refused() {
+        let mut store = HashMap::new();
+        let (root, _) = build_into(&mut store, (0..5).map(rec).collect());
+        let child = |key: &str| Child {
+            key: key.into(),
+            id: root.id.clone(),
+            count: 5,
+        };
+        let node = Chunk::Node {
+            depth: 0,
+            children: vec![child("0"), child("1")],
+        }
+        .encode();
+        store.insert(node.id.clone(), node.bytes);
+        let mut loads = 0;
+        let err = read(&node.id, &mut |id: &str| {
+            loads += 1;
+            store.get(id).cloned().ok_or_else(|| Missing(id.into()))
+        });
+        assert!(
+            matches!(&err, Err(ReadError::Shape { id, .. }) if *id == root.id),
+            "{err:?}"
+        );
+        assert_eq!(loads, 2);
+        let err = chunk_ids(&node.id, &mut |id: &str| {
+            store.get(id).cloned().ok_or_else(|| Missing(id.into()))
+        });
+        assert!(matches!(err, Err(ReadError::Shape { .. })), "{err:?}");
+    }
+
     #[test]
     fn duplicates_and_tag_order_do_not_matter() {
         let mut r = rec(1);
@@ -454,10 +501,10 @@ mod sizing {
     fn build_into(store: &mut HashMap<String, usize>, records: Vec<Record>) -> usize {
         let mut new = 0;
         build(records, &mut |e: Encoded| -> Result<(), std::io::Error> {
-            if !store.contains_key(&e.id) {
+            if let std::collections::hash_map::Entry::Vacant(v) = store.entry(e.id) {
                 let n = pack(&e.bytes).len();
                 new += n;
-                store.insert(e.id, n);
+                v.insert(n);
             }
             Ok(())
         })

@@ -16,7 +16,7 @@ use super::{CheckReport, DiskRun};
 use crate::error::Error;
 use crate::history::{History, Unusable};
 use crate::rundoc::RunDoc;
-use crate::snapshot::{Chunk, Record};
+use crate::snapshot::{Chunk, MAX_DEPTH, Record};
 use crate::store::{BlobRef, Store, StoreError};
 use crate::torrent::{Expected, verify};
 
@@ -120,7 +120,7 @@ impl Batch {
                 )));
             }
             Some(Chunk::Node { depth: d, children }) => {
-                if d != depth || depth >= 40 {
+                if d != depth || depth >= MAX_DEPTH {
                     return Ok(Err(format!("metadata chunk {shown} does not fit the tree")));
                 }
                 for c in children {
@@ -267,7 +267,7 @@ fn each_record(
     visited: &mut HashSet<String>,
     f: &mut dyn FnMut(&Record),
 ) {
-    if depth > 40 || !visited.insert(id.to_string()) {
+    if depth > MAX_DEPTH || !visited.insert(id.to_string()) {
         return;
     }
     let Ok((bytes, _)) = crate::history::read_chunk(store, history, id) else {

@@ -10,12 +10,9 @@ use std::rc::Rc;
 use crate::error::Error;
 use crate::history::History;
 use crate::manifest::{BlobRef, Item, ItemSource};
-use crate::snapshot::{Chunk, Record, Root};
+use crate::snapshot::{Chunk, MAX_DEPTH, Record, Root};
 use crate::store::{ChunkReadError, Store};
 use crate::text::printable;
-
-/// How deep a tree may go (ids are at least 40 hex digits).
-const MAX_DEPTH: usize = 40;
 
 /// One copy of a chunk: its file, or its row in the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,15 +46,17 @@ pub(super) struct Tally {
 }
 
 impl Tally {
+    /// Saturating: a crafted tree naming one subtree many times can't
+    /// overflow the counts (it is then reported as miscounted).
     fn add(&mut self, other: &Tally) {
-        self.count += other.count;
-        self.bad_hashes += other.bad_hashes;
+        self.count = self.count.saturating_add(other.count);
+        self.bad_hashes = self.bad_hashes.saturating_add(other.bad_hashes);
         if self.bad_example.is_none() {
             self.bad_example.clone_from(&other.bad_example);
         }
-        self.missing_blobs += other.missing_blobs;
+        self.missing_blobs = self.missing_blobs.saturating_add(other.missing_blobs);
         self.lost.extend_from_slice(&other.lost);
-        self.lost_torrents += other.lost_torrents;
+        self.lost_torrents = self.lost_torrents.saturating_add(other.lost_torrents);
     }
 
     /// Every chunk below could be read.

@@ -11,11 +11,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::manifest::is_sha256_hex;
-use crate::snapshot::{Chunk, Root, load_chunk};
-
-/// A node deeper than this does not fit a tree (as `snapshot::read` sees
-/// it: ids have 40 hex digits at least, one level per digit).
-const MAX_NODE_DEPTH: usize = 40;
+use crate::snapshot::{Chunk, MAX_DEPTH, Root, load_chunk};
 
 /// A chunk as walked.
 #[derive(Debug)]
@@ -117,14 +113,14 @@ impl Graph {
                 Walked::Leaf { torrents }
             }
             Chunk::Node { depth: d, children } => {
-                if d != depth || d >= MAX_NODE_DEPTH {
+                if d != depth || d >= MAX_DEPTH {
                     return Err(misfit(d));
                 }
                 let mut slots = Vec::with_capacity(children.len());
                 let mut count = 0;
                 for c in &children {
                     let s = self.visit(&c.id, depth + 1, load)?;
-                    count += self.chunks[s].count();
+                    count = self.chunks[s].count().saturating_add(count);
                     slots.push(s);
                 }
                 Walked::Node {
