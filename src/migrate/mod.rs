@@ -29,8 +29,10 @@
 //!
 //! A kill at any point leaves:
 //! - before step 4: the format 1 data intact: every `manifests/` file and
-//!   every `items` row as the old release wrote them (what was added:
-//!   `chunks/`, `runs/`, the new columns and rows). The next qbackup finds
+//!   every `items` row as the old release wrote them (what changed:
+//!   `chunks/` and `runs/` were added, the database got the new columns
+//!   and the `chunks` rows, and the `runs` rows already migrated name their
+//!   `runs/` file and metadata root). The next qbackup finds
 //!   no `store.json` and runs the migration again; every step is
 //!   idempotent (a chunk is named by its content, a run file rewritten
 //!   with the same bytes, a row already naming its `runs/` file skipped).
