@@ -1,10 +1,13 @@
 //! Crash-safe file writes.
 //!
-//! Every file qbackup writes goes through [`write_atomic`]: a temporary file in
-//! the same directory, written and fsynced, renamed over the target, and the
-//! directory fsynced. A crash at any point leaves either the old file or the
-//! new one, never a torn one. Files are created 0600 because blobs, manifests
-//! and the database hold tracker passkeys.
+//! A file qbackup writes alone goes through [`write_atomic`]: a temporary
+//! file in the same directory, written and fsynced, renamed over the target,
+//! and the directory fsynced. A crash at any point leaves either the old file
+//! or the new one, never a torn one. Files written by the thousand (blobs,
+//! metadata chunks) go through [`write_unsynced`] instead, and each batch is
+//! made durable at once by [`sync_fs`] before anything names its files.
+//! Files are created 0600 because blobs, run files and the database hold
+//! tracker passkeys.
 
 use std::fs::{self, File};
 use std::io::{self, Write};

@@ -15,8 +15,11 @@
 //! A format 1 store (before `store.json`) had `manifests/INSTANCE/RUN.json`
 //! instead of `runs/` and `chunks/`; see [`Store::format`].
 //!
-//! A blob is only ever written whole (see [`crate::fsutil::write_atomic`]), so
-//! a blob left by a run that crashed is as good as any other. A blob is
+//! A blob is only ever written whole, through a temporary file and a
+//! rename ([`crate::fsutil::write_unsynced`]), and made durable by a
+//! [`Store::sync`] before anything names it; a blob file nothing names yet
+//! (left by a run that crashed) is trusted only once its bytes are
+//! compared ([`Store::put_blob`]). A blob is
 //! found by its SHA-256 alone, and only a well-formed one (64 lowercase hex
 //! digits) becomes a path. The run files on disk ([`Store::run_files`]) are
 //! the primary record: the history database can be rebuilt from them.
@@ -243,16 +246,21 @@ impl Store {
         self.root.join(rel)
     }
 
-    /// Stores `bytes` under their SHA-256. Writing a blob that is already
-    /// present and intact is a no-op; a damaged copy is replaced.
+    /// Stores `bytes` under their SHA-256, not yet durable: call
+    /// [`Store::sync`] before anything names the blob as stored (the run
+    /// syncs once per batch, before the batch enters the blob index). A
+    /// blob file already there is trusted only if it holds exactly these
+    /// bytes (a crash before the sync may have left it empty or torn);
+    /// otherwise it is written again.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<BlobRef, StoreError> {
         let sha256 = sha256_hex(bytes);
         let rel = crate::manifest::blob_rel_path(&sha256)
             .expect("sha256_hex gives 64 lowercase hex digits");
         let path = self.abs(&rel);
-        let intact = fs::read(&path).map(|have| have == bytes).unwrap_or(false);
+        let same_size = fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64);
+        let intact = same_size && fs::read(&path).is_ok_and(|have| have == bytes);
         if !intact {
-            fsutil::write_atomic(&path, bytes)
+            fsutil::write_unsynced(&path, bytes)
                 .map_err(|e| StoreError::io("write blob", &path, e))?;
         }
         Ok(BlobRef {

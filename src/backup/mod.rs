@@ -1,7 +1,7 @@
 //! The backup run: list → plan → export → verify → store → record.
 //!
-//! The run keeps what it gets. Blobs are durable the moment they are stored
-//! and enter the blob index in small batches, so a run that is killed, or
+//! The run keeps what it gets. Blobs enter the blob index in small batches,
+//! each made durable (one sync) just before, so a run that is killed, or
 //! whose qBittorrent dies, still leaves everything it exported for the next
 //! run to reuse. When exports start failing the way a dead or hung server
 //! fails, the run probes the server once more and, if it is gone, records the
@@ -118,7 +118,7 @@ pub async fn run(
     (turns.queue, turns.serial_from) = export_order(&steps, turns.queue, &earlier_suspects);
     let deadline = deadline_of(instance, t0, turns.queue.len());
     let shared = Arc::new(Shared::new(client, store, instance, cancel, deadline));
-    let mut blobs = IndexWriter::new(&mut history, &report.run_id, clock);
+    let mut blobs = IndexWriter::new(store, &mut history, &report.run_id, clock);
     let in_flight = instance.pace.max_in_flight;
     let exports = export_all(&shared, &steps, turns, &mut blobs, in_flight, progress).await?;
     progress.finish();

@@ -1,7 +1,7 @@
 //! The recorder: everything a run writes while it goes and once it ends.
 //!
-//! While it goes, exported blobs (already durable in the store) enter the
-//! blob index in batches. At the end every listed torrent becomes a manifest
+//! While it goes, exported blobs enter the blob index in batches, each made
+//! durable first. At the end every listed torrent becomes a manifest
 //! item, each non-fatal failure a warning; the manifest is written, and only
 //! then do the history rows mark the run finished.
 
@@ -31,7 +31,11 @@ const FLUSH_BATCH: usize = 200;
 /// The blob index while a run goes. A blob enters it only after it is
 /// stored, and waits here until the next flush: every [`FLUSH_BATCH`]
 /// entries or [`FLUSH_EVERY`], whichever comes first, and once at the end.
+/// Blobs are written without waiting for the disk ([`Store::put_blob`]);
+/// a flush first makes the whole batch durable with one [`Store::sync`],
+/// so the index never names a blob a crash could still take away.
 pub(super) struct IndexWriter<'a> {
+    store: &'a Store,
     history: &'a mut History,
     run_id: &'a str,
     clock: &'a dyn Clock,
@@ -44,8 +48,14 @@ pub(super) struct IndexWriter<'a> {
 
 impl<'a> IndexWriter<'a> {
     /// Starts the flush clock now.
-    pub(super) fn new(history: &'a mut History, run_id: &'a str, clock: &'a dyn Clock) -> Self {
+    pub(super) fn new(
+        store: &'a Store,
+        history: &'a mut History,
+        run_id: &'a str,
+        clock: &'a dyn Clock,
+    ) -> Self {
         IndexWriter {
+            store,
             history,
             run_id,
             clock,
@@ -76,8 +86,12 @@ impl<'a> IndexWriter<'a> {
         Ok(())
     }
 
-    /// Writes the waiting entries and the run's export count so far.
+    /// Makes the waiting entries' blobs durable, then writes the entries
+    /// and the run's export count so far.
     pub(super) fn flush(&mut self) -> Result<(), Error> {
+        if !self.pending.is_empty() {
+            self.store.sync()?;
+        }
         self.history.record_blobs(
             self.run_id,
             &self.pending,
@@ -192,9 +206,14 @@ pub(super) fn finish(
 
     let rel = Store::run_rel_path(&manifest.instance, &manifest.run_id);
     let path = store.abs(&rel);
-    // Metadata first (chunk files, made durable, then the database's
-    // copies), then the run file, then the run's rows: each names only
-    // what is already stored.
+    // Blobs first (the blob index's flushes made them durable; one more
+    // sync costs little and keeps the rule whatever path led here), then
+    // metadata (chunk files, made durable, then the database's copies),
+    // then the run file, then the run's rows: each names only what is
+    // already stored.
+    if exported > 0 {
+        store.sync()?;
+    }
     let root = (!manifest.torrents.is_empty())
         .then(|| crate::history::store_tree(store, history, crate::rundoc::records(&manifest)))
         .transpose()?

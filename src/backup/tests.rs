@@ -83,7 +83,7 @@ async fn after_the_deadline_no_export_starts() {
         let mut history = History::open_store(&store).unwrap();
         let mut manifest = begun(&history);
         let clock = crate::clock::SystemClock;
-        let mut blobs = IndexWriter::new(&mut history, "r1", &clock);
+        let mut blobs = IndexWriter::new(&store, &mut history, "r1", &clock);
         let exports = export_all(&shared, &steps, turns, &mut blobs, 2, &NoProgress)
             .await
             .unwrap();
