@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -34,6 +34,8 @@ pub(super) struct Shared {
     client: Client,
     store: Store,
     limiter: Limiter,
+    /// One permit per request that may be in flight (`max_in_flight`).
+    requests: tokio::sync::Semaphore,
     retries: u32,
     pub(super) down: AtomicBool,
     pub(super) fatal: AtomicBool,
@@ -43,8 +45,8 @@ pub(super) struct Shared {
 
 impl Shared {
     /// What the export tasks of a run of `instance` share: its client, its
-    /// pace (`exports_per_second`, no bursts), its retry budget and its
-    /// deadline.
+    /// pace (`exports_per_second`, no bursts) and requests in flight
+    /// (`max_in_flight`), its retry budget and its deadline.
     pub(super) fn new(
         client: Client,
         store: &Store,
@@ -59,6 +61,7 @@ impl Shared {
             client,
             store: store.clone(),
             limiter: RateLimiter::direct(quota.allow_burst(nonzero(1))),
+            requests: tokio::sync::Semaphore::new(instance.pace.max_in_flight.max(1)),
             retries: instance.pace.retries,
             down: AtomicBool::new(false),
             fatal: AtomicBool::new(false),
@@ -149,44 +152,18 @@ fn expected(t: &TorrentInfo) -> Expected<'_> {
     }
 }
 
-/// Export with bounded retries; Err carries the attempts made.
+/// Export with bounded retries; Err carries the attempts made. Each
+/// attempt asks qBittorrent under the run's request permit ([`fetch`]),
+/// then verifies and stores the blob without it ([`keep`]), so the next
+/// torrent's request is in flight meanwhile.
 pub(super) async fn export(
     sh: &Arc<Shared>,
     t: &TorrentInfo,
 ) -> Result<(BlobRef, ItemSource), (ExportFailure, u32)> {
-    let attempts = std::sync::atomic::AtomicU32::new(0);
+    let attempts = AtomicU32::new(0);
     let attempt = || async {
-        if sh.cancel.load(Ordering::SeqCst) {
-            return Err(ExportFailure::Cancelled);
-        }
-        if sh.down.load(Ordering::SeqCst) || sh.fatal.load(Ordering::SeqCst) {
-            return Err(ExportFailure::InstanceDown);
-        }
-        attempts.fetch_add(1, Ordering::SeqCst);
-        sh.limiter.until_ready().await;
-        let bytes = match sh.client.export(&t.hash).await {
-            Ok(b) => b,
-            Err(QbtError::NotFound) => {
-                // Gone since listing, or a glitch? Ask once.
-                return match sh.client.torrents_by_id(&[&t.hash]).await {
-                    Ok(list) if list.is_empty() => Err(ExportFailure::Removed),
-                    _ => Err(ExportFailure::Qbt(QbtError::NotFound)),
-                };
-            }
-            Err(e) => return Err(ExportFailure::Qbt(e)),
-        };
-        verify(&bytes, expected(t))?;
-        let store = sh.store.clone();
-        let blob = tokio::task::spawn_blocking(move || store.put_blob(&bytes))
-            .await
-            .map_err(|e| {
-                ExportFailure::Store(crate::store::StoreError::Io {
-                    op: "write blob",
-                    path: PathBuf::new(),
-                    source: std::io::Error::other(e.to_string()),
-                })
-            })??;
-        Ok(blob)
+        let bytes = fetch(sh, t, &attempts).await?;
+        keep(sh, t, bytes).await
     };
     let backoff = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(500))
@@ -222,6 +199,55 @@ pub(super) async fn export(
             Err((f, n))
         }
     }
+}
+
+/// One export request: at most `max_in_flight` of them at a time (the
+/// permit is held for the request only), under the run's pace. A 404 is
+/// looked into: removed since the listing, or a glitch?
+async fn fetch(sh: &Shared, t: &TorrentInfo, attempts: &AtomicU32) -> Result<Vec<u8>, ExportFailure> {
+    // Never closed: an error cannot happen, and would only mean no limit.
+    let _permit = sh.requests.acquire().await.ok();
+    if sh.cancel.load(Ordering::SeqCst) {
+        return Err(ExportFailure::Cancelled);
+    }
+    if sh.down.load(Ordering::SeqCst) || sh.fatal.load(Ordering::SeqCst) {
+        return Err(ExportFailure::InstanceDown);
+    }
+    attempts.fetch_add(1, Ordering::SeqCst);
+    sh.limiter.until_ready().await;
+    match sh.client.export(&t.hash).await {
+        Ok(b) => Ok(b),
+        Err(QbtError::NotFound) => match sh.client.torrents_by_id(&[&t.hash]).await {
+            Ok(list) if list.is_empty() => Err(ExportFailure::Removed),
+            _ => Err(ExportFailure::Qbt(QbtError::NotFound)),
+        },
+        Err(e) => Err(ExportFailure::Qbt(e)),
+    }
+}
+
+/// Verifies an exported .torrent (bencode, info-hash) and stores it, on a
+/// blocking thread: disk and hashing never hold up the requests.
+async fn keep(sh: &Shared, t: &TorrentInfo, bytes: Vec<u8>) -> Result<BlobRef, ExportFailure> {
+    let store = sh.store.clone();
+    let ids = [t.hash.clone(), t.infohash_v1.clone(), t.infohash_v2.clone()];
+    tokio::task::spawn_blocking(move || {
+        let [id, infohash_v1, infohash_v2] = &ids;
+        let expected = Expected {
+            id,
+            infohash_v1,
+            infohash_v2,
+        };
+        verify(&bytes, expected)?;
+        Ok(store.put_blob(&bytes)?)
+    })
+    .await
+    .map_err(|e| {
+        ExportFailure::Store(crate::store::StoreError::Io {
+            op: "write blob",
+            path: PathBuf::new(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    })?
 }
 
 /// After a torrent used up its retries on connection-type failures: is the

@@ -58,7 +58,7 @@ use crate::status::RunStatus;
 use crate::store::Store;
 use deadline::{Deadline, run_deadline};
 use export::{Done, Exports, Shared, check_cached, export};
-use plan::{ExportAction, in_flight_at, plan_exports, suspects_last};
+use plan::{ExportAction, plan_exports, suspects_last, tasks_at};
 use record::{IndexWriter, finish, record_results};
 use suspects::{Change, Suspects};
 
@@ -342,8 +342,10 @@ fn reuse_cached(
     }
 }
 
-/// Exports the queue, at most `max_in_flight` at a time (suspects one at a
-/// time), and puts each stored blob in the index as it comes back. After a
+/// Exports the queue, at most `max_in_flight` requests at a time, each
+/// blob verified and written while the next requests go out (suspects one
+/// at a time, nothing beside them), and puts each stored blob in the index
+/// as it comes back. After a
 /// fatal error, or once the run's deadline has passed, no new export starts
 /// (those in flight finish their current attempt). Returns every torrent's
 /// result, the fatal error if any, and the torrents the deadline left for
@@ -367,7 +369,7 @@ async fn export_all(
     let mut past_deadline: Vec<usize> = Vec::new();
     let mut set = JoinSet::new();
     loop {
-        while set.len() < in_flight_at(started, serial_from, max_in_flight)
+        while set.len() < tasks_at(started, serial_from, max_in_flight)
             && !shared.fatal.load(Ordering::SeqCst)
         {
             if shared.stopped_by_deadline() {

@@ -67,15 +67,20 @@ pub fn suspects_last(ids: &[&str], suspects: &HashMap<String, u32>) -> Vec<usize
     first
 }
 
-/// How many exports may be in flight when the export at queue position
-/// `next` is to start: `max_in_flight`, but one at a time from position
-/// `serial_from` on (the suspects, so that none of them is in flight when
-/// another one hangs the server).
-pub fn in_flight_at(next: usize, serial_from: usize, max_in_flight: usize) -> usize {
+/// Blobs an export loop may have waiting to be verified and written while
+/// the next export requests go out.
+pub const PIPELINE: usize = 2;
+
+/// How many export tasks may be running when the export at queue position
+/// `next` is to start: `max_in_flight` requests to qBittorrent (the tasks
+/// take turns at them) plus [`PIPELINE`] blobs being verified and written;
+/// but one task in all from position `serial_from` on (the suspects, so
+/// that nothing else is in flight when one of them hangs the server).
+pub fn tasks_at(next: usize, serial_from: usize, max_in_flight: usize) -> usize {
     if next >= serial_from {
         1
     } else {
-        max_in_flight.max(1)
+        max_in_flight.max(1) + PIPELINE
     }
 }
 
@@ -170,18 +175,18 @@ mod tests {
 
     #[test]
     fn suspects_go_one_at_a_time() {
-        // (next queue position, suspects from, max in flight, allowed in flight)
+        // (next queue position, suspects from, max in flight, tasks allowed)
         let cases = [
-            (0, 5, 4, 4),
-            (4, 5, 4, 4),
+            (0, 5, 4, 6),
+            (4, 5, 4, 6),
             (5, 5, 4, 1),
             (9, 5, 4, 1),
             (0, 0, 4, 1),
-            (0, 5, 0, 1),
-            (0, 5, 1, 1),
+            (0, 5, 0, 3),
+            (0, 5, 1, 3),
         ];
         for (next, serial_from, max, want) in cases {
-            let got = in_flight_at(next, serial_from, max);
+            let got = tasks_at(next, serial_from, max);
             assert_eq!(got, want, "{next} {serial_from} {max}");
         }
     }
