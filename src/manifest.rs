@@ -15,6 +15,10 @@ use crate::status::RunStatus;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The most bytes of a format 1 manifest qbackup will read: one of
+/// 100,000 torrents is about 90 MB.
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 30;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunKind {
@@ -296,19 +300,7 @@ impl Manifest {
     /// Reads a manifest; `expected_sha256`, when known from the history
     /// database, catches damage that still parses.
     pub fn read(path: &Path, expected_sha256: Option<&str>) -> Result<Manifest, ManifestError> {
-        let shown = path.display().to_string();
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ManifestError::Missing { path: shown });
-            }
-            Err(source) => {
-                return Err(ManifestError::Read {
-                    path: shown,
-                    source,
-                });
-            }
-        };
+        let bytes = read_run_file(path, MAX_MANIFEST_BYTES)?;
         Self::parse(&bytes, path, expected_sha256)
     }
 
@@ -333,7 +325,7 @@ impl Manifest {
         }
         let probe: Probe = serde_json::from_slice(bytes).map_err(|e| ManifestError::Damaged {
             path: shown.clone(),
-            detail: e.to_string(),
+            detail: json_fault(&e),
         })?;
         if probe.schema_version > SCHEMA_VERSION {
             return Err(ManifestError::TooNew {
@@ -343,7 +335,7 @@ impl Manifest {
         }
         let m: Manifest = serde_json::from_slice(bytes).map_err(|e| ManifestError::Damaged {
             path: shown.clone(),
-            detail: e.to_string(),
+            detail: json_fault(&e),
         })?;
         // The run id and instance name become file and lock names.
         for (what, v) in [("run id", &m.run_id), ("instance name", &m.instance)] {
@@ -368,6 +360,47 @@ impl Manifest {
     }
 }
 
+/// The bytes of a run file (a format 1 manifest or a format 2 run
+/// document) of at most `cap` bytes: a damaged store can't make qbackup
+/// allocate more.
+pub fn read_run_file(path: &Path, cap: u64) -> Result<Vec<u8>, ManifestError> {
+    let shown = path.display().to_string();
+    match fsutil::read_capped(path, cap) {
+        Ok(b) => Ok(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(ManifestError::Missing { path: shown })
+        }
+        Err(_) if std::fs::metadata(path).is_ok_and(|m| m.len() > cap) => {
+            Err(ManifestError::Damaged {
+                path: shown,
+                detail: format!("it is larger than {} MiB", cap >> 20),
+            })
+        }
+        Err(source) => Err(ManifestError::Read {
+            path: shown,
+            source,
+        }),
+    }
+}
+
+/// What is wrong with a JSON document, without quoting it: serde_json's
+/// own text can quote a value (a magnet link with a tracker passkey), so
+/// only the kind of error and where it is are kept.
+pub fn json_fault(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Io => "it can't be read",
+        Category::Syntax => "invalid JSON",
+        Category::Data => "a field is missing or holds the wrong kind of value",
+        Category::Eof => "it ends early",
+    };
+    if e.line() == 0 {
+        what.to_string()
+    } else {
+        format!("{what} at line {} column {}", e.line(), e.column())
+    }
+}
+
 /// A run id or instance name that can be a file name: not empty, no path
 /// separator or control character, not `.`/`..`, at most 200 bytes.
 pub fn safe_name(s: &str) -> bool {
@@ -376,4 +409,41 @@ pub fn safe_name(s: &str) -> bool {
         && s != "."
         && s != ".."
         && !s.chars().any(|c| c == '/' || c == '\\' || c.is_control())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// serde_json's own text quotes the bad value; ours must not (it may
+    /// be a magnet link with a tracker passkey).
+    #[test]
+    fn a_damaged_manifest_is_reported_without_quoting_it() {
+        let bytes = b"{\n  \"schema_version\": \"magnet:?tr=http://t/a?passkey=SECRET\"\n}";
+        let raw = serde_json::from_slice::<Manifest>(bytes).expect_err("damaged");
+        assert!(raw.to_string().contains("SECRET"), "the test must bite");
+        let e = Manifest::parse(bytes, Path::new("m.json"), None).expect_err("damaged");
+        let msg = e.to_string();
+        assert!(matches!(e, ManifestError::Damaged { .. }), "{msg}");
+        assert!(!msg.contains("SECRET"), "{msg}");
+        assert!(msg.contains("at line 2 column"), "{msg}");
+        let e = Manifest::parse(b"{\"schema_version\": 1, ", Path::new("m.json"), None)
+            .expect_err("cut short");
+        assert!(e.to_string().contains("it ends early at line 1"), "{e}");
+    }
+
+    #[test]
+    fn a_run_file_over_the_cap_is_damaged_and_a_missing_one_missing() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("m.json");
+        std::fs::write(&path, vec![b' '; 2 << 20]).unwrap();
+        let e = read_run_file(&path, 1 << 20).expect_err("too big");
+        assert!(matches!(e, ManifestError::Damaged { .. }), "{e}");
+        assert!(e.to_string().contains("larger than 1 MiB"), "{e}");
+        assert_eq!(read_run_file(&path, 2 << 20).unwrap().len(), 2 << 20);
+        let e = read_run_file(&d.path().join("gone.json"), 1 << 20).expect_err("missing");
+        assert!(matches!(e, ManifestError::Missing { .. }), "{e}");
+        let e = Manifest::read(&d.path().join("gone.json"), None).expect_err("missing");
+        assert!(matches!(e, ManifestError::Missing { .. }), "{e}");
+    }
 }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::manifest::{
     BlobRef, Category, Counts, Item, ItemSource, Manifest, ManifestError, RunKind, SCHEMA_VERSION,
-    ServerInfo, Warning, blob_rel_path, safe_name,
+    ServerInfo, Warning, blob_rel_path, json_fault, read_run_file, safe_name,
 };
 use crate::snapshot::{BlobSum, Record, Root};
 use crate::status::RunStatus;
@@ -27,8 +27,10 @@ use crate::status::RunStatus;
 /// The store format this module writes.
 pub const FORMAT: u32 = 2;
 
-/// The most bytes of a run file (or of a run's row) qbackup will read: the
-/// first run of 100,000 torrents lists every id it exported, about 4.5 MB.
+/// The most bytes of a run file qbackup will read: the first run of
+/// 100,000 torrents lists every id it exported, about 4.5 MB. (A value in
+/// the history database is capped by the length limit set when it is
+/// opened, not by this.)
 pub const MAX_RUN_FILE_BYTES: u64 = 256 << 20;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,13 +85,13 @@ impl RunDoc {
             format: Option<u32>,
         }
         let probe: Probe =
-            serde_json::from_slice(bytes).map_err(|e| RunDocError::Parse(e.to_string()))?;
+            serde_json::from_slice(bytes).map_err(|e| RunDocError::Parse(json_fault(&e)))?;
         match probe.format {
             Some(FORMAT) => {}
             Some(found) => return Err(RunDocError::Format { found }),
             None => return Err(RunDocError::Parse("it has no \"format\" field".into())),
         }
-        serde_json::from_slice(bytes).map_err(|e| RunDocError::Parse(e.to_string()))
+        serde_json::from_slice(bytes).map_err(|e| RunDocError::Parse(json_fault(&e)))
     }
 }
 
@@ -97,19 +99,7 @@ impl RunDoc {
     /// Reads a run file; `expected_sha256`, when known from the history
     /// database, catches damage that still parses.
     pub fn read(path: &Path, expected_sha256: Option<&str>) -> Result<RunDoc, ManifestError> {
-        let shown = path.display().to_string();
-        let bytes = match crate::fsutil::read_capped(path, MAX_RUN_FILE_BYTES) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ManifestError::Missing { path: shown });
-            }
-            Err(source) => {
-                return Err(ManifestError::Read {
-                    path: shown,
-                    source,
-                });
-            }
-        };
+        let bytes = read_run_file(path, MAX_RUN_FILE_BYTES)?;
         Self::parse_checked(&bytes, path, expected_sha256)
     }
 
@@ -376,6 +366,27 @@ mod tests {
             }
         }
         assert_eq!(back, want);
+    }
+
+    /// serde_json's own text quotes the bad value; ours must not (it may
+    /// be a magnet link with a tracker passkey).
+    #[test]
+    fn a_damaged_run_file_is_reported_without_quoting_it() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("r.json");
+        for bytes in [
+            &b"{\"format\": \"magnet:?tr=http://t/a?passkey=SECRET\"}"[..],
+            b"{\"format\": 2,\n \"kind\": \"magnet:?tr=http://t/a?passkey=SECRET\"}",
+        ] {
+            let raw = serde_json::from_slice::<RunDoc>(bytes).expect_err("damaged");
+            assert!(raw.to_string().contains("SECRET"), "the test must bite");
+            std::fs::write(&path, bytes).unwrap();
+            let e = RunDoc::read(&path, None).expect_err("damaged");
+            let msg = e.to_string();
+            assert!(matches!(e, ManifestError::Damaged { .. }), "{msg}");
+            assert!(!msg.contains("SECRET"), "{msg}");
+            assert!(msg.contains(" at line "), "{msg}");
+        }
     }
 
     #[test]

@@ -112,6 +112,12 @@ pub fn unpack(stored: &[u8]) -> Option<Vec<u8>> {
     zstd::bulk::decompress(stored, MAX_CHUNK_BYTES).ok()
 }
 
+/// A stored chunk's canonical bytes, when they decompress and hash to `id`
+/// (the chunk is sound); None otherwise.
+pub fn unpack_checked(stored: &[u8], id: &str) -> Option<Vec<u8>> {
+    unpack(stored).filter(|b| crate::torrent::sha256_hex(b) == id)
+}
+
 impl Chunk {
     pub fn encode(&self) -> Encoded {
         // Plain structs of strings and numbers always serialize.
@@ -304,7 +310,7 @@ pub fn load_chunk<E: std::error::Error + 'static>(
     }
     serde_json::from_slice(&bytes).map_err(|e| ReadError::Decode {
         id: id.to_string(),
-        detail: e.to_string(),
+        detail: crate::manifest::json_fault(&e),
     })
 }
 
@@ -421,6 +427,35 @@ mod tests {
         })
         .expect("ids");
         assert_eq!(ids.len(), store.len());
+    }
+
+    /// A chunk that hashes to its name but is not a chunk: the error says
+    /// where, without quoting the value (it may be a passkey).
+    #[test]
+    fn a_chunk_that_does_not_decode_is_reported_without_quoting_it() {
+        let bytes = br#"{"kind":"magnet:?tr=http://t/a?passkey=SECRET"}"#.to_vec();
+        let raw = serde_json::from_slice::<Chunk>(&bytes).expect_err("not a chunk");
+        assert!(raw.to_string().contains("SECRET"), "the test must bite");
+        let id = crate::torrent::sha256_hex(&bytes);
+        let err = read(&id, &mut |_: &str| Ok::<_, Missing>(bytes.clone()));
+        let msg = err
+            .as_ref()
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.to_string());
+        assert!(matches!(err, Err(ReadError::Decode { .. })), "{msg}");
+        assert!(!msg.contains("SECRET"), "{msg}");
+        assert!(msg.contains("at line 1 column"), "{msg}");
+    }
+
+    #[test]
+    fn unpack_checked_takes_only_a_sound_chunk() {
+        let bytes = b"{\"kind\":\"leaf\",\"records\":[]}".to_vec();
+        let id = crate::torrent::sha256_hex(&bytes);
+        let packed = pack(&bytes);
+        assert_eq!(unpack_checked(&packed, &id), Some(bytes.clone()));
+        assert_eq!(unpack_checked(&packed, &"0".repeat(64)), None);
+        assert_eq!(unpack_checked(&bytes, &id), None, "not compressed");
+        assert_eq!(unpack_checked(&packed[..packed.len() - 1], &id), None);
     }
 
     /// A node naming one chunk twice is not a tree `build` wrote: refused,

@@ -118,15 +118,12 @@ pub(crate) fn read_run_files(store: &Store) -> Result<Vec<DiskRun>, Error> {
     Ok(files
         .into_iter()
         .map(|file| {
-            let read = crate::fsutil::read_capped(&file.path, crate::rundoc::MAX_RUN_FILE_BYTES)
-                .map_err(|source| ManifestError::Read {
-                    path: file.path.display().to_string(),
-                    source,
-                })
-                .and_then(|bytes| {
-                    let sha = crate::torrent::sha256_hex(&bytes);
-                    RunDoc::parse_checked(&bytes, &file.path, None).map(|d| (d, sha))
-                });
+            let read =
+                crate::manifest::read_run_file(&file.path, crate::rundoc::MAX_RUN_FILE_BYTES)
+                    .and_then(|bytes| {
+                        let sha = crate::torrent::sha256_hex(&bytes);
+                        RunDoc::parse_checked(&bytes, &file.path, None).map(|d| (d, sha))
+                    });
             DiskRun { file, read }
         })
         .collect())

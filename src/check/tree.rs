@@ -235,9 +235,7 @@ impl Walk<'_, '_> {
         if let Some(h) = self.history {
             info.db = match h.chunk(id)? {
                 None => Copy::Missing,
-                Some(packed) => match crate::snapshot::unpack(&packed)
-                    .filter(|b| crate::torrent::sha256_hex(b) == id)
-                {
+                Some(packed) => match crate::snapshot::unpack_checked(&packed, id) {
                     Some(b) => {
                         bytes.get_or_insert(b);
                         Copy::Sound
@@ -249,8 +247,12 @@ impl Walk<'_, '_> {
         let Some(bytes) = bytes else {
             return Ok(Err(lost_why(info, self.history.is_some())));
         };
-        Ok(serde_json::from_slice(&bytes)
-            .map_err(|e| format!("can't be used: it is not a metadata chunk ({e})")))
+        Ok(serde_json::from_slice(&bytes).map_err(|e| {
+            format!(
+                "can't be used: it is not a metadata chunk ({})",
+                crate::manifest::json_fault(&e)
+            )
+        }))
     }
 
     /// A node named at another depth than its own: it does not fit the tree.

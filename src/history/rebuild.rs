@@ -296,8 +296,7 @@ pub fn read_chunk(
         Err(e) => e,
     };
     let db = match history.chunk(id) {
-        Ok(Some(packed)) => snapshot::unpack(&packed)
-            .filter(|b| crate::torrent::sha256_hex(b) == id)
+        Ok(Some(packed)) => snapshot::unpack_checked(&packed, id)
             .ok_or("the database's copy is damaged too".to_string()),
         Ok(None) => Err("the database has no copy".to_string()),
         Err(e) => Err(format!("the database's copy can't be read ({e})")),
