@@ -16,6 +16,11 @@
 //!   are read through a private copy.
 //! - [`History::create`]: a new database where the old one was moved aside
 //!   (`check --repair`).
+//!
+//! Every connection gets SQLite's length limit lowered to
+//! [`MAX_VALUE_BYTES`] before its first read ([`limit_values`]), so a
+//! damaged or crafted database can't make qbackup allocate more for one
+//! value.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -24,6 +29,30 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::{History, HistoryError, Unusable, sqlite};
 use crate::store::Store;
+
+/// The longest string or blob (or row) SQLite reads or writes for qbackup
+/// (its `SQLITE_LIMIT_LENGTH`; 1 GB by default). The longest value qbackup
+/// writes is a first run's list of exported ids, about 4.5 MB at 100,000
+/// torrents; a chunk is at most a few MiB. A longer value fails its query
+/// with SQLite's "string or blob too big", a [`HistoryError`], never an
+/// allocation that size.
+pub(super) const MAX_VALUE_BYTES: i32 = 256 << 20;
+
+/// Lowers `conn`'s length limit to [`MAX_VALUE_BYTES`]: call it on every
+/// connection to a history database, before its first read.
+pub(super) fn limit_values(conn: &Connection) {
+    length_limit(conn, MAX_VALUE_BYTES);
+}
+
+/// Sets `conn`'s `SQLITE_LIMIT_LENGTH` (a negative `bytes` only reads it);
+/// the limit before. (rusqlite's `Connection::set_limit` needs its
+/// `limits` feature.)
+fn length_limit(conn: &Connection, bytes: i32) -> i32 {
+    use rusqlite::ffi;
+    // SAFETY: the handle is `conn`'s open database, valid for this call;
+    // sqlite3_limit only reads and sets one of its integer limits.
+    unsafe { ffi::sqlite3_limit(conn.handle(), ffi::SQLITE_LIMIT_LENGTH, bytes) }
+}
 
 /// What is at a database's path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +176,7 @@ fn open_rw_once(path: &Path) -> Result<History, HistoryError> {
     let existed = path.exists();
     let e = |err: rusqlite::Error| sqlite(path, err);
     let conn = Connection::open(path).map_err(e)?;
+    limit_values(&conn);
     if !existed {
         // Holds passkey-bearing magnet links: owner only.
         use std::os::unix::fs::PermissionsExt;
@@ -199,6 +229,7 @@ fn open_uri(path: &Path, query: &str) -> Result<History, HistoryError> {
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let uri = format!("file:{}?{query}", uri_path(path));
     let conn = Connection::open_with_flags(uri, flags).map_err(e)?;
+    limit_values(&conn);
     conn.busy_timeout(Duration::from_secs(30)).map_err(e)?;
     // The first read is where a read-only open really fails.
     let _: i64 = conn
@@ -311,6 +342,58 @@ mod tests {
             assert!(matches!(e, HistoryError::Unusable { .. }), "{e}");
         }
         assert_eq!(std::fs::metadata(store.db_path()).unwrap().len(), 0);
+    }
+
+    /// Every way of opening a database sets the length limit.
+    #[test]
+    fn every_open_path_limits_the_length_of_a_value() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("h.sqlite3");
+        let limit = |h: &History| length_limit(&h.conn, -1);
+        assert_eq!(limit(&History::create(&path).unwrap()), MAX_VALUE_BYTES);
+        assert_eq!(limit(&History::open(&path).unwrap()), MAX_VALUE_BYTES);
+        assert_eq!(limit(&open_copy(&path).unwrap()), MAX_VALUE_BYTES);
+        for q in ["mode=ro", "mode=ro&immutable=1"] {
+            assert_eq!(limit(&open_uri(&path, q).unwrap()), MAX_VALUE_BYTES, "{q}");
+        }
+        let store = Store::new(d.path().join("store"));
+        store.init().unwrap();
+        let h = History::open_store(&store).unwrap();
+        assert_eq!(limit(&h), MAX_VALUE_BYTES);
+        drop(h);
+        let h = History::open_store_for_reading(&store).unwrap().unwrap();
+        assert_eq!(limit(&h), MAX_VALUE_BYTES);
+    }
+
+    /// A value over the limit (lowered here: a real one would take 256
+    /// MiB) fails its query with a HistoryError, reading and writing.
+    #[test]
+    fn a_value_over_the_limit_is_an_error_not_an_allocation() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("h.sqlite3");
+        let mut h = History::open(&path).unwrap();
+        let id = "ab".repeat(32);
+        h.insert_chunks(&[(id.clone(), vec![7u8; 3 << 20])])
+            .unwrap();
+        length_limit(&h.conn, 1 << 20);
+        let e = h.chunk(&id).expect_err("too long");
+        let msg = e.to_string();
+        assert!(matches!(e, HistoryError::Sqlite { .. }), "{msg}");
+        assert!(
+            msg.contains("too big") && msg.contains("h.sqlite3"),
+            "{msg}"
+        );
+        let e = h
+            .insert_chunks(&[("cd".repeat(32), vec![7u8; 2 << 20])])
+            .expect_err("too long");
+        assert!(e.to_string().contains("too big"), "{e}");
+        // What fits still reads.
+        h.insert_chunks(&[("ef".repeat(32), vec![7u8; 1000])])
+            .unwrap();
+        assert_eq!(
+            h.chunk(&"ef".repeat(32)).unwrap().map(|v| v.len()),
+            Some(1000)
+        );
     }
 
     #[test]
