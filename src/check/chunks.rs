@@ -33,6 +33,7 @@ pub(super) fn check_chunks(
     report: &mut CheckReport,
 ) -> Result<(), Error> {
     let mut wrote = false;
+    let mut to_db = ToDb::default();
     let mut ids: Vec<&String> = trees.chunks.keys().collect();
     ids.sort();
     for id in ids {
@@ -64,7 +65,7 @@ pub(super) fn check_chunks(
                 );
             }
             (Copy::Sound, Copy::Damaged(d)) => {
-                let repaired = repair && copy_to_db(store, h, id, true)?;
+                let repaired = repair && to_db.add(store, h, id, true)?;
                 report.push(
                     rel.clone(),
                     format!(
@@ -74,7 +75,7 @@ pub(super) fn check_chunks(
                 );
             }
             (Copy::Sound, Copy::Missing) if c.db_ref => {
-                let repaired = repair && copy_to_db(store, h, id, false)?;
+                let repaired = repair && to_db.add(store, h, id, false)?;
                 report.push(
                     rel.clone(),
                     format!(
@@ -86,7 +87,7 @@ pub(super) fn check_chunks(
             // Named only by run files the database does not know: copied
             // for their adoption.
             (Copy::Sound, Copy::Missing) if repair => {
-                copy_to_db(store, h, id, false)?;
+                to_db.add(store, h, id, false)?;
             }
             // Neither copy: lost, reported below with the runs it takes.
             _ => {}
@@ -99,7 +100,17 @@ pub(super) fn check_chunks(
         }
     }
     report.chunks_checked += trees.chunks.len();
-    wrote |= unreferenced(store, history, trees, repair, report)?;
+    wrote |= unreferenced(
+        store,
+        history.as_deref_mut(),
+        trees,
+        repair,
+        &mut to_db,
+        report,
+    )?;
+    if let Some(h) = history {
+        to_db.flush(store, h)?;
+    }
     if wrote {
         store.sync()?;
     }
@@ -145,29 +156,63 @@ fn rewrite_file(store: &Store, h: &History, id: &str) -> Result<bool, Error> {
     Ok(true)
 }
 
-/// Copies a chunk's file into the database (`replace`: over a damaged
-/// copy). False when the file is not sound after all.
-fn copy_to_db(store: &Store, h: &mut History, id: &str, replace: bool) -> Result<bool, Error> {
-    let Some(packed) = file_packed(store, id) else {
-        return Ok(false);
-    };
-    if replace {
-        h.replace_chunk(id, &packed)?;
-    } else {
-        h.insert_chunks(&[(id.to_string(), packed)])?;
-    }
-    Ok(true)
+/// Chunk files being copied into the database, a batch at a time: the
+/// store is synced before each batch goes in (a file a crashed run left
+/// may not be durable yet), so the database never names a chunk whose
+/// file a crash could take back.
+#[derive(Default)]
+struct ToDb {
+    /// (id, stored bytes, replace a damaged copy).
+    chunks: Vec<(String, Vec<u8>, bool)>,
 }
 
-/// The stored bytes of a chunk file, if it is there and sound.
-pub(super) fn file_packed(store: &Store, id: &str) -> Option<Vec<u8>> {
+impl ToDb {
+    /// Queues a chunk's file for the database (`replace`: over a damaged
+    /// copy). False when the file is not sound after all.
+    fn add(
+        &mut self,
+        store: &Store,
+        h: &mut History,
+        id: &str,
+        replace: bool,
+    ) -> Result<bool, Error> {
+        let Some((packed, _)) = file_chunk(store, id) else {
+            return Ok(false);
+        };
+        self.chunks.push((id.to_string(), packed, replace));
+        if self.chunks.len() >= super::rebuild::COPY_BATCH {
+            self.flush(store, h)?;
+        }
+        Ok(true)
+    }
+
+    /// Syncs the store, then enters the queued chunks in the database.
+    fn flush(&mut self, store: &Store, h: &mut History) -> Result<(), Error> {
+        if self.chunks.is_empty() {
+            return Ok(());
+        }
+        store.sync()?;
+        let (replace, insert): (Vec<_>, Vec<_>) = self.chunks.drain(..).partition(|c| c.2);
+        let insert: Vec<(String, Vec<u8>)> = insert.into_iter().map(|(id, p, _)| (id, p)).collect();
+        h.insert_chunks(&insert)?;
+        for (id, packed, _) in replace {
+            h.replace_chunk(&id, &packed)?;
+        }
+        Ok(())
+    }
+}
+
+/// The stored bytes of a chunk file and its canonical bytes, if it is
+/// there and sound.
+pub(super) fn file_chunk(store: &Store, id: &str) -> Option<(Vec<u8>, Vec<u8>)> {
     let path = store.abs(&Store::chunk_rel_path(id)?);
     let packed = crate::store::read_capped(&path, crate::snapshot::MAX_CHUNK_BYTES as u64).ok()?;
-    sound(&packed, id).then_some(packed)
+    let bytes = crate::snapshot::unpack_checked(&packed, id)?;
+    Some((packed, bytes))
 }
 
 fn sound(packed: &[u8], id: &str) -> bool {
-    crate::snapshot::unpack(packed).is_some_and(|b| crate::torrent::sha256_hex(&b) == id)
+    crate::snapshot::unpack_checked(packed, id).is_some()
 }
 
 /// Chunk files and database chunks that no run's tree names: counted, and
@@ -179,6 +224,7 @@ fn unreferenced(
     mut history: Option<&mut History>,
     trees: &Trees,
     repair: bool,
+    to_db: &mut ToDb,
     report: &mut CheckReport,
 ) -> Result<bool, Error> {
     // id -> (file, database copy): None when that copy does not exist.
@@ -242,7 +288,7 @@ fn unreferenced(
                 continue;
             };
             let (what, repaired) = if file.is_sound() {
-                let done = repair && copy_to_db(store, h, &id, true)?;
+                let done = repair && to_db.add(store, h, &id, true)?;
                 (
                     "`qbackup check --repair` replaces it from the sound file",
                     done,

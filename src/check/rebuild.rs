@@ -72,11 +72,12 @@ pub(super) fn rebuild(
 }
 
 /// Chunks are copied into the database in batches of this many.
-const COPY_BATCH: usize = 1024;
+pub(super) const COPY_BATCH: usize = 1024;
 
 /// Copies the chunks of the tree under `root` that the database lacks from
-/// their files, children before their parents (a batch at a time): so a
-/// chunk in the database always has its whole tree there, and a subtree
+/// their files, children before their parents (a batch at a time, each
+/// after a sync of the store): so a chunk in the database always has its
+/// whole tree there, durable on disk too, and a subtree
 /// whose top chunk the database holds is skipped. Err(why) when a chunk it
 /// needs can't be read from its file (what was copied stays: it is sound).
 pub(super) fn copy_tree(
@@ -86,7 +87,7 @@ pub(super) fn copy_tree(
 ) -> Result<Result<(), String>, Error> {
     let mut batch = Batch::default();
     let out = batch.copy(store, history, root, 0)?;
-    batch.flush(history)?;
+    batch.flush(store, history)?;
     Ok(out)
 }
 
@@ -108,12 +109,10 @@ impl Batch {
             return Ok(Ok(()));
         }
         let shown = Store::chunk_rel_path(id).unwrap_or_else(|| crate::text::clip(id, 80));
-        let Some(packed) = super::chunks::file_packed(store, id) else {
+        let Some((packed, bytes)) = super::chunks::file_chunk(store, id) else {
             return Ok(Err(format!("metadata chunk {shown} is missing or damaged")));
         };
-        let chunk: Option<Chunk> =
-            crate::snapshot::unpack(&packed).and_then(|bytes| serde_json::from_slice(&bytes).ok());
-        match chunk {
+        match serde_json::from_slice::<Chunk>(&bytes).ok() {
             None => {
                 return Ok(Err(format!(
                     "metadata chunk {shown} is not a metadata chunk"
@@ -134,12 +133,19 @@ impl Batch {
         self.ids.insert(id.to_string());
         self.chunks.push((id.to_string(), packed));
         if self.chunks.len() >= COPY_BATCH {
-            self.flush(history)?;
+            self.flush(store, history)?;
         }
         Ok(Ok(()))
     }
 
-    fn flush(&mut self, history: &mut History) -> Result<(), Error> {
+    /// Syncs the store (a chunk file a crashed run left may not be durable
+    /// yet), then enters the batch in the database: so the database never
+    /// names a chunk whose file a crash could take back.
+    fn flush(&mut self, store: &Store, history: &mut History) -> Result<(), Error> {
+        if self.chunks.is_empty() {
+            return Ok(());
+        }
+        store.sync()?;
         history.insert_chunks(&self.chunks)?;
         self.chunks.clear();
         self.ids.clear();
