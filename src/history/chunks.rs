@@ -133,7 +133,8 @@ const CHUNK_BATCH: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
     pub root: crate::snapshot::Root,
-    /// Chunks the store did not have yet, and their stored bytes.
+    /// Chunks written (the store did not have them, or their file was
+    /// lost), and their stored bytes.
     pub new_chunks: usize,
     pub new_bytes: u64,
 }
@@ -142,12 +143,21 @@ pub struct Stored {
 /// database does not hold yet: each is written to its file, the batch is
 /// made durable ([`Store::sync`]), and only then entered in the database.
 /// So a chunk the database names is on disk, and the next run skips it.
+/// A chunk the database holds whose file is gone (one `stat` each) is
+/// written again the same way, so a run restores a lost chunk file (a
+/// damaged one is left to `check --repair`).
 pub fn store_tree(
     store: &crate::store::Store,
     history: &mut History,
     records: Vec<crate::snapshot::Record>,
 ) -> Result<Stored, HistoryError> {
     store_trees(store, history, records, &mut HashSet::new())
+}
+
+/// True when chunk `id`'s file is there (not checked: a run trusts what it
+/// wrote; `check` reads every one).
+fn chunk_file_exists(store: &crate::store::Store, id: &str) -> bool {
+    crate::store::Store::chunk_rel_path(id).is_some_and(|rel| store.abs(&rel).metadata().is_ok())
 }
 
 /// [`store_tree`] for one of many trees that share most chunks (a
@@ -174,7 +184,9 @@ pub fn store_trees(
         Ok::<(), HistoryError>(())
     };
     let root = snapshot::build(records, &mut |enc| {
-        if !stored.insert(enc.id.clone()) || history.has_chunk(&enc.id)? {
+        if !stored.insert(enc.id.clone())
+            || (history.has_chunk(&enc.id)? && chunk_file_exists(store, &enc.id))
+        {
             return Ok(());
         }
         let packed = snapshot::pack(&enc.bytes);
@@ -198,7 +210,54 @@ pub fn store_trees(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::Root;
+    use crate::snapshot::{Record, Root};
+    use crate::store::Store;
+
+    fn rec(i: u32) -> Record {
+        let id = crate::torrent::sha256_hex(&i.to_le_bytes())[..40].to_string();
+        Record {
+            id: id.clone(),
+            infohash_v1: id,
+            infohash_v2: String::new(),
+            name: format!("t{i}"),
+            category: String::new(),
+            tags: Vec::new(),
+            save_path: "/data".into(),
+            auto_tmm: false,
+            paused: false,
+            added_on: 1,
+            size: 2,
+            magnet_uri: String::new(),
+            blob: None,
+        }
+    }
+
+    /// A chunk the database holds but whose file was lost is written
+    /// again by the next run (and only that one); one still there is not.
+    #[test]
+    fn a_lost_chunk_file_is_written_again_by_the_next_run() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::new(d.path());
+        store.init().unwrap();
+        let mut h = History::open_store(&store).unwrap();
+        let records: Vec<Record> = (0..100).map(rec).collect();
+        let first = store_tree(&store, &mut h, records.clone()).unwrap();
+        assert!(first.new_chunks > 1, "{first:?}");
+        let again = store_tree(&store, &mut h, records.clone()).unwrap();
+        assert_eq!((again.new_chunks, again.new_bytes), (0, 0));
+        assert_eq!(again.root, first.root);
+
+        let files = store.chunk_files().unwrap();
+        assert_eq!(files.len(), first.new_chunks);
+        let (lost, path) = &files[files.len() / 2];
+        std::fs::remove_file(path).unwrap();
+        let healed = store_tree(&store, &mut h, records).unwrap();
+        assert_eq!(healed.new_chunks, 1, "{healed:?}");
+        assert_eq!(healed.root, first.root);
+        assert!(store.read_chunk(lost).is_ok(), "{lost} written again");
+        assert_eq!(store.chunk_files().unwrap().len(), first.new_chunks);
+        assert!(h.has_chunk(lost).unwrap());
+    }
 
     #[test]
     fn run_roots_counted_name_the_run_file_recorded_or_where_it_would_be() {
