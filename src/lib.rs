@@ -18,7 +18,7 @@
 //! | commands | [`commands`] (one file per subcommand, the [`commands::Printer`]) |
 //! | workflows | [`backup`], [`restore`], [`check`], [`retention`], [`migrate`], [`error`] |
 //! | services | [`qbt`], [`store`], [`lock`], [`history`], [`notify`], [`classify`] |
-//! | domain | [`status`], [`torrent`], [`manifest`], [`config`] |
+//! | domain | [`status`], [`torrent`], [`manifest`], [`config`], [`snapshot`], [`rundoc`] |
 //! | helpers | [`text`], [`sys`], [`fsutil`], [`clock`], [`redact`], [`progress`] |
 //!
 //! Failures are typed ([`error`]) and sorted into classes by a pure function

@@ -213,6 +213,14 @@ fn sqlite(path: &Path, e: rusqlite::Error) -> HistoryError {
                 path: path.to_path_buf(),
             };
         }
+        // A value over the length limit set at open (open::MAX_VALUE_BYTES):
+        // qbackup never writes one, so the database was damaged or crafted.
+        Some(rusqlite::ErrorCode::TooBig) => {
+            return HistoryError::Corrupt {
+                path: path.to_path_buf(),
+                detail: "it holds a value longer than qbackup ever writes".into(),
+            };
+        }
         _ => {}
     }
     let read_only = matches!(

@@ -378,15 +378,17 @@ mod tests {
         length_limit(&h.conn, 1 << 20);
         let e = h.chunk(&id).expect_err("too long");
         let msg = e.to_string();
-        assert!(matches!(e, HistoryError::Sqlite { .. }), "{msg}");
+        assert!(matches!(e, HistoryError::Corrupt { .. }), "{msg}");
         assert!(
-            msg.contains("too big") && msg.contains("h.sqlite3"),
+            msg.contains("longer than qbackup ever writes")
+                && msg.contains("h.sqlite3")
+                && msg.contains("check --repair"),
             "{msg}"
         );
         let e = h
             .insert_chunks(&[("cd".repeat(32), vec![7u8; 2 << 20])])
             .expect_err("too long");
-        assert!(e.to_string().contains("too big"), "{e}");
+        assert!(matches!(e, HistoryError::Corrupt { .. }), "{e}");
         // What fits still reads.
         h.insert_chunks(&[("ef".repeat(32), vec![7u8; 1000])])
             .unwrap();
