@@ -2,10 +2,13 @@
 //! wrote it (`tests/fixtures/store-v1.tar.gz`, see the README there), to
 //! format 2: by `qbackup migrate` or by the first command that opens it;
 //! killed (a real SIGKILL, through `QBACKUP_CRASH_AT`) at every step, it
-//! leaves either the intact format 1 store or the complete format 2 store,
-//! and the next command finishes; a newer format and a read-only format 1
-//! store are refused in one line; a real backup then runs on the migrated
-//! store and reuses its blobs.
+//! leaves either the intact format 1 store (literally: the release that
+//! wrote it, `/work/qbackup-v1` when that binary is there, still reads and
+//! checks it; else its database is the fixture's, byte for byte or row for
+//! row at schema 3) or the complete format 2 store, and the next command
+//! finishes; a newer format and a read-only format 1 store are refused in
+//! one line; a real backup then runs on the migrated store and reuses its
+//! blobs.
 //!
 //! What the old release printed (`store-v1.expect.json`) must still be
 //! printed, field by field, except what format 2 documents as different:
@@ -108,6 +111,110 @@ fn files_under(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     walk(dir, dir, &mut out);
     out
+}
+
+/// The previous release (qbackup 0.1), when this machine has it (CI
+/// machines don't: the tests then compare the database instead).
+const V1_BIN: &str = "/work/qbackup-v1";
+
+/// `qbackup-v1` with the agent's config, to completion; None without it.
+fn v1(a: &Agent, args: &[&str]) -> Option<Out> {
+    if !Path::new(V1_BIN).is_file() {
+        return None;
+    }
+    let out = Command::new(V1_BIN)
+        .arg("--config")
+        .arg(&a.config)
+        .args(args)
+        .env_remove("QBACKUP_CONFIG")
+        .env_remove("QBACKUP_LOG")
+        .env_remove("QBACKUP_CRASH_AT")
+        .env("HOME", a.dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run qbackup-v1");
+    Some(Out::from(out))
+}
+
+/// The previous release reads and checks the store as it did before the
+/// migration started: `runs --json`, `check`, and `show RUN --torrents
+/// --json` of every run exactly as it printed them into the expect file.
+/// False when this machine does not have that release.
+fn v1_reads_it_as_before(a: &Agent, point: &str) -> bool {
+    let Some(runs) = v1(a, &["runs", "--json"]) else {
+        return false;
+    };
+    ok(&runs);
+    let e = expect();
+    assert_eq!(
+        runs.json(),
+        e["runs_json"],
+        "{point}: qbackup 0.1 runs --json"
+    );
+    let check = v1(a, &["check"]).expect("qbackup-v1");
+    ok(&check);
+    for r in e["runs"].as_array().unwrap() {
+        let id = r["run_id"].as_str().unwrap();
+        let out = v1(a, &["show", id, "--torrents", "--json"]).expect("qbackup-v1");
+        ok(&out);
+        let mut want = r["show"].clone();
+        let path = want["manifest_path"]
+            .as_str()
+            .unwrap()
+            .replace("$STORE", &a.store.display().to_string());
+        want["manifest_path"] = Value::from(path);
+        assert_eq!(out.json(), want, "{point}: qbackup 0.1 show {id}");
+    }
+    true
+}
+
+/// A database's schema version and every row of the format 1 tables
+/// (each row as text, sorted), read without writing to it.
+fn db_dump(db: &Path) -> (i64, BTreeMap<&'static str, Vec<String>>) {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let conn = rusqlite::Connection::open_with_flags(db, flags).expect("database");
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .expect("user_version");
+    let mut tables = BTreeMap::new();
+    for table in ["runs", "items", "warnings", "blob_index"] {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
+        let n = stmt.column_count();
+        let mut rows: Vec<String> = stmt
+            .query_map([], |r| {
+                let cols: Vec<rusqlite::types::Value> =
+                    (0..n).map(|i| r.get(i)).collect::<Result<_, _>>()?;
+                Ok(format!("{cols:?}"))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        rows.sort();
+        tables.insert(table, rows);
+    }
+    (version, tables)
+}
+
+/// The format 1 database as the fixture has it: the same bytes, or at
+/// least schema 3 and the same rows.
+fn assert_db_intact(store: &Path, pristine: &Path, point: &str) {
+    let (db, want) = (
+        store.join("history.sqlite3"),
+        pristine.join("history.sqlite3"),
+    );
+    if std::fs::read(&db).expect("database") == std::fs::read(&want).unwrap() {
+        return;
+    }
+    let (version, rows) = db_dump(&db);
+    assert_eq!(
+        version, 3,
+        "{point}: the database still has format 1's schema"
+    );
+    assert_eq!(
+        rows,
+        db_dump(&want).1,
+        "{point}: the database's rows as they were"
+    );
 }
 
 fn items_rows(store: &Path) -> i64 {
@@ -397,17 +504,19 @@ fn a_dry_run_writes_nothing() {
 }
 
 /// Killed by SIGKILL at every step of the migration, the store is either
-/// the intact format 1 store or the complete format 2 store, and the next
-/// command finishes the job.
+/// the intact format 1 store (before the copy is renamed into place: the
+/// previous release goes on using it) or the complete format 2 store
+/// (from the rename on), and the next command finishes the job.
 #[test]
 fn a_kill_at_any_step_leaves_format_1_or_format_2_and_the_next_command_finishes() {
     let p = pristine();
     let pristine_files = files_under(&p.store.join("manifests"));
     let pristine_items = items_rows(&p.store);
-    let marker_at = qbackup::migrate::CRASH_POINTS
+    let commit_at = qbackup::migrate::CRASH_POINTS
         .iter()
-        .position(|&c| c == "migrate-after-marker")
-        .expect("a crash point after the marker");
+        .position(|&c| c == qbackup::migrate::FIRST_CRASH_POINT_AFTER_COMMIT)
+        .expect("a crash point after the commit point");
+    let mut checked_by_v1 = false;
     for (i, &point) in qbackup::migrate::CRASH_POINTS.iter().enumerate() {
         let a = fixture_agent(None);
         let (out, status) = qbackup(&a, &["runs", "--json"], &[("QBACKUP_CRASH_AT", point)]);
@@ -417,27 +526,37 @@ fn a_kill_at_any_step_leaves_format_1_or_format_2_and_the_next_command_finishes(
             "{point}: killed by SIGKILL ({status:?}): {}",
             out.stderr
         );
-        if i < marker_at {
-            assert!(
-                !a.store.join("store.json").exists(),
-                "{point}: no marker yet"
-            );
+        let marker = std::fs::read_to_string(a.store.join("store.json")).ok();
+        if i < commit_at {
+            assert_eq!(marker, None, "{point}: no marker");
             assert_eq!(
                 files_under(&a.store.join("manifests")),
                 pristine_files,
                 "{point}: every format 1 run file as it was"
             );
+            assert_db_intact(&a.store, &p.store, point);
             assert_eq!(
                 items_rows(&a.store),
                 pristine_items,
                 "{point}: items intact"
             );
+            checked_by_v1 |= v1_reads_it_as_before(&a, point);
         } else {
-            assert_eq!(
-                std::fs::read_to_string(a.store.join("store.json")).unwrap_or_default(),
-                "{\"format\": 2}\n",
-                "{point}: marked format 2"
+            let (version, _) = db_dump(&a.store.join("history.sqlite3"));
+            assert_eq!(version, 4, "{point}: the format 2 database is in place");
+            assert!(
+                !a.store.join("history.sqlite3.migrating").exists(),
+                "{point}: the copy was renamed"
             );
+            if point == qbackup::migrate::FIRST_CRASH_POINT_AFTER_COMMIT {
+                assert_eq!(marker, None, "{point}: killed before the marker");
+            } else {
+                assert_eq!(
+                    marker.as_deref(),
+                    Some("{\"format\": 2}\n"),
+                    "{point}: marked format 2"
+                );
+            }
             // Complete as it was left: every run reads from its run file
             // and chunk files (through the library: no command's gate).
             let s = Store::new(&a.store);
@@ -451,7 +570,7 @@ fn a_kill_at_any_step_leaves_format_1_or_format_2_and_the_next_command_finishes(
         }
         let (again, status) = qbackup(&a, &["runs", "--json"], &[]);
         assert!(status.success(), "{point}: {}", again.stderr);
-        let said = if i < marker_at {
+        let said = if i < commit_at {
             "upgrading store"
         } else {
             "finishing the interrupted upgrade"
@@ -459,6 +578,37 @@ fn a_kill_at_any_step_leaves_format_1_or_format_2_and_the_next_command_finishes(
         assert!(again.stderr.contains(said), "{point}: {}", again.stderr);
         assert_migrated(&a, &p);
     }
+    if !checked_by_v1 {
+        eprintln!(
+            "NOTE: {V1_BIN} is not here: the format 1 store left by a kill was checked by its database and files, not by the previous release"
+        );
+    }
+}
+
+/// A format 1 store without a database killed before the commit point
+/// still has none (the new one was being built as the copy), and the next
+/// command builds it again and finishes.
+#[test]
+fn a_format_1_store_without_its_database_killed_before_the_rename_has_none() {
+    let p = pristine();
+    let a = fixture_agent(None);
+    std::fs::remove_file(a.store.join("history.sqlite3")).unwrap();
+    let pristine_files = files_under(&p.store.join("manifests"));
+    let (out, status) = qbackup(
+        &a,
+        &["migrate"],
+        &[("QBACKUP_CRASH_AT", "migrate-before-rename")],
+    );
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{}", out.stderr);
+    assert!(!a.store.join("history.sqlite3").exists(), "no database yet");
+    assert!(a.store.join("history.sqlite3.migrating").exists());
+    assert!(!a.store.join("store.json").exists());
+    assert_eq!(files_under(&a.store.join("manifests")), pristine_files);
+    let out = a.run(&["migrate", "--json"]);
+    ok(&out);
+    assert_eq!(out.json()["adopted"], 3, "{}", out.stdout);
+    assert!(!a.store.join("history.sqlite3.migrating").exists());
+    assert_migrated(&a, &p);
 }
 
 /// A store marked with a newer format is refused in one line, exit 1,

@@ -1,9 +1,13 @@
-//! After the format marker: what is left of format 1 goes. The `items`
-//! rows first, then the files of `manifests/` (a migrated run's is
-//! removed, a temporary file of a killed write too; anything else is set
-//! aside in [`super::UNMIGRATED`], never deleted), then `manifests/`
-//! itself, last: while it exists the clean-up is not finished, and the next
-//! qbackup does it again. Then the database is compacted (best effort).
+//! After the commit point (the copy renamed into place) and the format
+//! marker: what is left of format 1 goes. The files of `manifests/` (a
+//! migrated run's is removed, a temporary file of a killed write too;
+//! anything else is set aside in [`super::UNMIGRATED`], never deleted),
+//! then `manifests/` itself, last: while it exists the clean-up is not
+//! finished, and the next qbackup does it again. The database has no
+//! `items` left (they were deleted in the copy, before the rename) unless
+//! an older build of this migration upgraded it in place: then they are
+//! deleted here and the database compacted (best effort). A killed
+//! attempt's copy (`history.sqlite3.migrating`) is removed.
 
 use std::fs;
 use std::path::Path;
@@ -24,8 +28,9 @@ pub(super) fn cleanup(
     history: &History,
     report: &mut MigrateReport,
 ) -> Result<(), Error> {
-    report.items_dropped = history.drop_v1_items()?;
-    crash_point("migrate-after-items-dropped");
+    let dropped = history.drop_v1_items()?;
+    report.items_dropped += dropped;
+    History::remove_database(&super::commit::copy_path(store))?;
     let top = store.root().join("manifests");
     if top.exists() {
         let migrated = history.migrated_runs()?;
@@ -53,7 +58,9 @@ pub(super) fn cleanup(
         crate::fsutil::sync_dir(store.root())
             .map_err(|e| super::store_io("sync", store.root(), e))?;
     }
-    if let Err(e) = history.compact() {
+    if dropped > 0
+        && let Err(e) = history.compact()
+    {
         tracing::info!(
             "the history database was not compacted ({e}); it will shrink as it is reused"
         );

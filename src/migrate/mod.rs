@@ -6,45 +6,52 @@
 //! `manifests/INSTANCE/RUN.json`, and one `items` row per torrent per run.
 //! Format 2 keeps a run file `runs/INSTANCE/RUN.json` naming a tree of
 //! metadata chunks shared by all runs (`docs/on-disk-layout.md`). The
-//! migration is ordered so that `store.json` is its commit point:
+//! migration never writes to what format 1 reads: it builds the format 2
+//! database in a copy, and renaming the copy over `history.sqlite3` is its
+//! commit point.
 //!
 //! 1. Take the lock of every instance (configured, with a run directory, or
 //!    in the database), as `forget --prune` does: no run races it.
-//! 2. Open the history database, which upgrades its schema (additive: new
-//!    columns in `runs`, a `chunks` table; `items` untouched). A format 1
-//!    store without a database gets a new one, filled from its run files.
+//! 2. Copy the database (see [`commit`]): opened without a schema upgrade,
+//!    its WAL checkpointed into it (`wal_checkpoint(TRUNCATE)`), then
+//!    `VACUUM INTO 'history.sqlite3.migrating'` (0600), the copy a killed
+//!    attempt left removed first. A format 1 store without a database gets
+//!    a new one there instead, filled from its run files. The copy gets
+//!    schema 4 (new columns in `runs`, a `chunks` table).
 //! 3. For every run not yet in format 2 (see [`plan`]): its manifest from
 //!    its format 1 run file (checked against the recorded checksum), else
-//!    from the database's `items`; its metadata chunks are stored (files,
-//!    made durable, then the database's copies), its run file written
-//!    under `runs/`, and, a batch at a time once those files are durable,
-//!    its row rewritten to name them (in one transaction, `items` kept).
-//!    Runs that are still `running` or ended without recording anything
-//!    keep their rows as they are.
-//! 4. Sync the file system, then write `store.json` (`{"format": 2}`): the
-//!    commit point.
-//! 5. Clean up (see [`cleanup`]): delete the `items` rows, then remove
-//!    `manifests/` (a file that is not a migrated run's is set aside in
-//!    `manifests.unmigrated/`, never deleted), then compact the database.
+//!    from the copy's `items`; its metadata chunks are stored (files,
+//!    made durable, then the copy's rows), its run file written under
+//!    `runs/`, and, a batch at a time once those files are durable, its
+//!    row in the copy rewritten to name them. Runs that are still `running`
+//!    or ended without recording anything keep their rows as they are.
+//!    Then the copy's `items` rows are deleted.
+//! 4. Sync the file system; close the copy so that its file alone is the
+//!    whole database (journal mode DELETE, compacted, no `-wal` left) and
+//!    fsync it; make sure nothing of the format 1 database is outside its
+//!    file (a `-wal` or `-journal` SQLite would apply to the renamed copy)
+//!    and that it did not change since it was copied.
+//! 5. Rename the copy over `history.sqlite3`, fsync the directory: **the
+//!    commit point**.
+//! 6. Write `store.json` (`{"format": 2}`).
+//! 7. Clean up (see [`cleanup`]): remove `manifests/` (a file that is not
+//!    a migrated run's is set aside in `manifests.unmigrated/`, never
+//!    deleted).
 //!
 //! A kill at any point leaves:
-//! - before step 4: the format 1 data intact: every `manifests/` file and
-//!   every `items` row as the old release wrote them (what changed:
-//!   `chunks/` and `runs/` were added, the database got the new columns
-//!   and the `chunks` rows, and the `runs` rows already migrated name their
-//!   `runs/` file and metadata root). The next qbackup finds
-//!   no `store.json` and runs the migration again; every step is
-//!   idempotent (a chunk is named by its content, a run file rewritten
-//!   with the same bytes, a row already naming its `runs/` file skipped).
-//!   One thing changed for the release that wrote the store: the database
-//!   schema is now version 4, which that release refuses ("written by a
-//!   newer qbackup"). A store interrupted mid-migration is for this
-//!   qbackup to finish, not for the old one to go on using.
-//! - after step 4: a complete format 2 store (every row names its run file
-//!   and metadata root). What is left of format 1 is unused; the next
-//!   qbackup to open the store finishes the clean-up (`manifests/` still
-//!   there is the sign: it is created, empty, before the marker if it was
-//!   missing, and removed last).
+//! - before step 5: the intact format 1 store, literally: `history.sqlite3`
+//!   and every `manifests/` file as the release that wrote them left them,
+//!   which that release (qbackup 0.1) goes on using. What was added, and
+//!   it ignores: `chunks/`, `runs/`, `locks/` and the copy. The next
+//!   qbackup finds no `store.json` and a database of schema 3, removes the
+//!   copy and starts over (a chunk is named by its content, a run file
+//!   rewritten with the same bytes).
+//! - after step 5: a complete format 2 store, whose database has schema 4
+//!   (every row names its run file and metadata root). Without
+//!   `store.json` yet, that schema is the sign (`Found::Unmarked`): the
+//!   next qbackup writes the marker and does the clean-up. With it,
+//!   `manifests/` still there is the sign that the clean-up is not
+//!   finished (it is removed last).
 //!
 //! A store on a read-only file system can't be upgraded where it is: every
 //! command refuses it with the command to run where it is writable,
@@ -58,6 +65,7 @@
 //! paragraph above; nothing else should set the variable.
 
 mod cleanup;
+mod commit;
 mod plan;
 
 use std::collections::BTreeSet;
@@ -78,15 +86,20 @@ pub const UNMIGRATED: &str = "manifests.unmigrated";
 
 /// Every crash point of the migration, in the order they are reached.
 pub const CRASH_POINTS: &[&str] = &[
-    "migrate-after-schema",
+    "migrate-after-copy",
     "migrate-after-first-chunks",
     "migrate-after-first-run-file",
-    "migrate-after-db-update",
-    "migrate-before-marker",
+    "migrate-after-db-work",
+    "migrate-before-rename",
+    "migrate-after-rename",
     "migrate-after-marker",
-    "migrate-after-items-dropped",
     "migrate-mid-cleanup",
 ];
+
+/// The crash point right after the commit point (the rename): before it,
+/// a kill leaves the intact format 1 store; from it on, the complete
+/// format 2 store.
+pub const FIRST_CRASH_POINT_AFTER_COMMIT: &str = "migrate-after-rename";
 
 /// Runs whose rows are rewritten in one transaction, once their chunk and
 /// run files are durable.
@@ -173,6 +186,43 @@ pub enum Gate {
     Finished(MigrateReport),
 }
 
+/// What a store is, as the migration sees it: [`Store::format`], and a
+/// store without `store.json` whose database has format 2's schema is a
+/// committed migration ([`Found::Unmarked`]), not format 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    New,
+    V1,
+    /// The copy was renamed into place (the commit point) but `store.json`
+    /// not written yet: complete format 2, the marker and the clean-up to
+    /// do.
+    Unmarked,
+    V2,
+    Newer(u32),
+}
+
+fn found(store: &Store) -> Result<Found, Error> {
+    Ok(match store.format()? {
+        StoreFormat::New => Found::New,
+        StoreFormat::V2 => Found::V2,
+        StoreFormat::Newer(n) => Found::Newer(n),
+        StoreFormat::V1 => {
+            let db = store.db_path();
+            // Unreadable: format 1 as far as this look goes; the
+            // migration's own open says what is wrong with it.
+            let schema = match DbState::of(&db) {
+                DbState::Present => History::schema_version(&db).unwrap_or(0),
+                _ => 0,
+            };
+            if schema >= History::FORMAT_2_SCHEMA {
+                Found::Unmarked
+            } else {
+                Found::V1
+            }
+        }
+    })
+}
+
 /// The gate of every command that opens a store: a format 1 store is
 /// upgraded (announced through `on_start`), an interrupted upgrade
 /// finished, a newer format or a format 1 store on a read-only file
@@ -182,11 +232,14 @@ pub fn ensure_current(
     instances: &[String],
     on_start: &mut dyn FnMut(Starting),
 ) -> Result<Gate, Error> {
-    match store.format()? {
-        StoreFormat::New => Ok(Gate::Ready),
-        StoreFormat::Newer(found) => Err(too_new(store, found)),
-        StoreFormat::V2 => {
-            if !cleanup::pending(store) || store.is_read_only() {
+    match found(store)? {
+        Found::New => Ok(Gate::Ready),
+        Found::Newer(n) => Err(too_new(store, n)),
+        f @ (Found::V2 | Found::Unmarked) => {
+            // Complete format 2 either way: what is left can wait for a
+            // writable store, or for the qbackup holding a lock.
+            let pending = f == Found::Unmarked || cleanup::pending(store);
+            if !pending || store.is_read_only() {
                 return Ok(Gate::Ready);
             }
             match upgrade(store, instances, on_start) {
@@ -196,10 +249,10 @@ pub fn ensure_current(
                 Err(e) => Err(e),
             }
         }
-        StoreFormat::V1 if store.is_read_only() => Err(Error::StoreNeedsMigration {
+        Found::V1 if store.is_read_only() => Err(Error::StoreNeedsMigration {
             store: store.root().to_path_buf(),
         }),
-        StoreFormat::V1 => {
+        Found::V1 => {
             // Two commands started at once on a format 1 store: one
             // upgrades it, the other waits a little for it to finish.
             let deadline = Instant::now() + LOCK_WAIT;
@@ -234,7 +287,7 @@ pub fn migrate(
     req: &MigrateRequest,
     on_start: &mut dyn FnMut(Starting),
 ) -> Result<MigrateReport, Error> {
-    let format = store.format()?;
+    let found = found(store)?;
     let current = |before: Option<u32>| {
         let bytes = cleanup::store_bytes(store.root());
         MigrateReport {
@@ -247,14 +300,14 @@ pub fn migrate(
             ..Default::default()
         }
     };
-    match format {
-        StoreFormat::Newer(found) => return Err(too_new(store, found)),
-        StoreFormat::New => return Ok(current(None)),
-        StoreFormat::V2 if !cleanup::pending(store) => return Ok(current(Some(2))),
+    match found {
+        Found::Newer(n) => return Err(too_new(store, n)),
+        Found::New => return Ok(current(None)),
+        Found::V2 if !cleanup::pending(store) => return Ok(current(Some(2))),
         _ => {}
     }
     if req.dry_run {
-        return dry_run(store, format);
+        return dry_run(store, found);
     }
     if store.is_read_only() {
         return Err(Error::ReadOnlyStore {
@@ -273,7 +326,7 @@ fn too_new(store: &Store, found: u32) -> Error {
 }
 
 /// The migration proper (see the module documentation), under every
-/// instance's lock. Also finishes an interrupted one on a format 2 store.
+/// instance's lock. Also finishes an interrupted one.
 fn upgrade(
     store: &Store,
     instances: &[String],
@@ -290,54 +343,63 @@ fn upgrade(
     let mut locks = Vec::new();
     lock_more(store, &names, &mut locks)?;
     // Another qbackup may have upgraded it between the first look and the locks.
-    let format = store.format()?;
-    (report.format_before, report.outcome) = match format {
-        StoreFormat::V1 => (Some(1), Outcome::Upgraded),
-        StoreFormat::V2 if cleanup::pending(store) => (Some(2), Outcome::Finished),
-        StoreFormat::V2 | StoreFormat::New => {
+    let found = found(store)?;
+    (report.format_before, report.outcome) = match found {
+        Found::V1 => (Some(1), Outcome::Upgraded),
+        Found::Unmarked => (Some(2), Outcome::Finished),
+        Found::V2 if cleanup::pending(store) => (Some(2), Outcome::Finished),
+        Found::V2 | Found::New => {
             report.format_before = Some(2);
             report.format_after = Some(2);
             report.bytes_after = Some(report.bytes_before);
             return Ok(report);
         }
-        StoreFormat::Newer(found) => return Err(too_new(store, found)),
+        Found::Newer(n) => return Err(too_new(store, n)),
     };
-    let (mut history, rebuilt) = open_history(store, format)?;
-    let rows: BTreeSet<String> = history
-        .all_runs()?
-        .into_iter()
-        .map(|r| r.instance)
-        .collect();
-    lock_more(store, &rows, &mut locks)?;
-    crash_point("migrate-after-schema");
-    let cands = plan::candidates(store, Some(&history))?;
-    if rebuilt {
-        report.notes.push(format!(
-            "the history database was missing: a new one was made from the {} format 1 run files (restores and notifications start empty)",
-            cands.pending.len()
-        ));
-    }
-    report.runs = cands.total;
-    on_start(Starting {
-        runs: cands.total,
-        finishing: format == StoreFormat::V2,
-    });
-    migrate_runs(store, &mut history, &cands.pending, &mut report)?;
-    if format == StoreFormat::V1 {
-        // The sign of a clean-up still to do, for the next qbackup.
-        let dir = store.root().join("manifests");
-        crate::fsutil::create_private_dir(&dir).map_err(|e| store_io("create", &dir, e))?;
-        store.sync()?;
-        crash_point("migrate-before-marker");
-        store.write_format()?;
-        crash_point("migrate-after-marker");
-    }
+    let history = if found == Found::V1 {
+        commit::upgrade_v1(store, &mut locks, on_start, &mut report)?
+    } else {
+        finish(store, found, &mut locks, on_start, &mut report)?
+    };
     cleanup::cleanup(store, &history, &mut report)?;
     drop(history);
     report.format_after = Some(2);
     report.bytes_after = Some(cleanup::store_bytes(store.root()));
     drop(locks);
     Ok(report)
+}
+
+/// A committed migration without its marker, or a marked one whose
+/// clean-up is not done: the database is format 2's, used in place. Runs
+/// it does not have in format 2 yet (none, unless an earlier qbackup
+/// migrated in place) are carried over; then the marker is written if it
+/// is missing.
+fn finish(
+    store: &Store,
+    found: Found,
+    locks: &mut Vec<(String, InstanceLock)>,
+    on_start: &mut dyn FnMut(Starting),
+    report: &mut MigrateReport,
+) -> Result<History, Error> {
+    let mut history = History::open_store(store).map_err(|e| damaged(store, e))?;
+    let rows: BTreeSet<String> = history
+        .all_runs()?
+        .into_iter()
+        .map(|r| r.instance)
+        .collect();
+    lock_more(store, &rows, locks)?;
+    let cands = plan::candidates(store, Some(&history))?;
+    report.runs = cands.total;
+    on_start(Starting {
+        runs: cands.total,
+        finishing: true,
+    });
+    migrate_runs(store, &mut history, &cands.pending, report)?;
+    if found == Found::Unmarked {
+        store.sync()?;
+        store.write_format()?;
+    }
+    Ok(history)
 }
 
 /// Carries every candidate run to format 2 (step 3 of the module
@@ -349,7 +411,7 @@ fn migrate_runs(
     report: &mut MigrateReport,
 ) -> Result<(), Error> {
     let mut batch: Vec<(RunDoc, Option<(String, String)>)> = Vec::new();
-    let (mut first_run, mut first_batch) = (true, true);
+    let mut first_run = true;
     // Runs share most of their chunks: each is looked up in the database once.
     let mut stored = std::collections::HashSet::new();
     for c in pending {
@@ -386,10 +448,10 @@ fn migrate_runs(
         first_run = false;
         batch.push((doc, file));
         if batch.len() >= BATCH {
-            flush(store, history, &mut batch, &mut first_batch)?;
+            flush(store, history, &mut batch)?;
         }
     }
-    flush(store, history, &mut batch, &mut first_batch)
+    flush(store, history, &mut batch)
 }
 
 fn count(report: &mut MigrateReport, from: plan::From) {
@@ -421,12 +483,13 @@ fn write_run_file(
     Ok((rel, crate::torrent::sha256_hex(&bytes)))
 }
 
-/// Makes the batch's files durable, then records its runs.
+/// Makes the batch's files durable, then records its runs (in the copy
+/// this order only matters at the rename; in place, finishing an
+/// interrupted upgrade, a row never names a file that is not durable).
 fn flush(
     store: &Store,
     history: &mut History,
     batch: &mut Vec<(RunDoc, Option<(String, String)>)>,
-    first: &mut bool,
 ) -> Result<(), Error> {
     if batch.is_empty() {
         return Ok(());
@@ -434,37 +497,26 @@ fn flush(
     store.sync()?;
     history.record_migrated_runs(batch)?;
     batch.clear();
-    if std::mem::take(first) {
-        crash_point("migrate-after-db-update");
-    }
     Ok(())
 }
 
-/// The database, upgraded; true when it was missing and made anew (a
-/// format 1 store's run files are enough to fill it).
-fn open_history(store: &Store, format: StoreFormat) -> Result<(History, bool), Error> {
-    let path = store.db_path();
-    let fresh = format == StoreFormat::V1 && DbState::of(&path) != DbState::Present;
-    let opened = if fresh {
-        History::create(&path)
-    } else {
-        History::open_store(store)
+/// A damaged database: move it aside and migrate again (format 1 run
+/// files are enough to make a new one).
+fn damaged(store: &Store, e: HistoryError) -> Error {
+    let detail = match e {
+        HistoryError::Corrupt { detail, .. }
+        | HistoryError::Unusable {
+            why: Unusable::Damaged(detail),
+            ..
+        } => detail,
+        e => return e.into(),
     };
-    let damaged = |detail: String| Error::Migrate {
+    Error::Migrate {
         store: store.root().to_path_buf(),
         why: format!(
             "its history database {} is damaged ({detail}); move it aside (with its -wal and -shm files; keep them) and run `qbackup migrate`: a new database is made from the format 1 run files (restores and notifications start empty)",
-            path.display()
+            store.db_path().display()
         ),
-    };
-    match opened {
-        Ok(h) => Ok((h, fresh && !store.v1_run_files()?.is_empty())),
-        Err(HistoryError::Corrupt { detail, .. }) => Err(damaged(detail)),
-        Err(HistoryError::Unusable {
-            why: Unusable::Damaged(detail),
-            ..
-        }) => Err(damaged(detail)),
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -495,7 +547,7 @@ fn store_io(op: &'static str, path: &Path, e: std::io::Error) -> Error {
 
 /// What the migration would do, read-only: no lock, no schema upgrade, no
 /// file written.
-fn dry_run(store: &Store, format: StoreFormat) -> Result<MigrateReport, Error> {
+fn dry_run(store: &Store, found: Found) -> Result<MigrateReport, Error> {
     let path = store.db_path();
     let history = match DbState::of(&path) {
         DbState::Present => Some(History::open_v1_for_reading(&path)?),
@@ -504,7 +556,7 @@ fn dry_run(store: &Store, format: StoreFormat) -> Result<MigrateReport, Error> {
     let cands = plan::candidates(store, history.as_ref())?;
     let mut report = MigrateReport {
         store: store.root().to_path_buf(),
-        format_before: Some(if format == StoreFormat::V1 { 1 } else { 2 }),
+        format_before: Some(if found == Found::V1 { 1 } else { 2 }),
         format_after: Some(2),
         outcome: Outcome::WouldUpgrade,
         dry_run: true,
