@@ -195,6 +195,7 @@ impl History {
         // Not SQLITE_OPEN_URI: `VACUUM INTO` takes its argument as a file name.
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(e)?;
+        super::open::limit_values(&conn);
         conn.busy_timeout(Duration::from_secs(30)).map_err(e)?;
         check_version(path, user_version(&conn, path)?)?;
         Ok(History {
@@ -309,6 +310,7 @@ fn open_without_upgrade(path: &Path) -> Result<Connection, HistoryError> {
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(uri, flags).map_err(e)?;
+    super::open::limit_values(&conn);
     conn.busy_timeout(Duration::from_secs(30)).map_err(e)?;
     Ok(conn)
 }
