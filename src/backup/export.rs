@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use governor::{Quota, RateLimiter};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, warn};
 
 use super::deadline::Deadline;
@@ -35,7 +36,7 @@ pub(super) struct Shared {
     store: Store,
     limiter: Limiter,
     /// One permit per request that may be in flight (`max_in_flight`).
-    requests: tokio::sync::Semaphore,
+    requests: Arc<Semaphore>,
     retries: u32,
     pub(super) down: AtomicBool,
     pub(super) fatal: AtomicBool,
@@ -61,13 +62,21 @@ impl Shared {
             client,
             store: store.clone(),
             limiter: RateLimiter::direct(quota.allow_burst(nonzero(1))),
-            requests: tokio::sync::Semaphore::new(instance.pace.max_in_flight.max(1)),
+            requests: Arc::new(Semaphore::new(instance.pace.max_in_flight.max(1))),
             retries: instance.pace.retries,
             down: AtomicBool::new(false),
             fatal: AtomicBool::new(false),
             cancel,
             deadline,
         }
+    }
+
+    /// A request permit, waiting for one in the order asked: the export
+    /// loop takes it for the next torrent in the queue, so the requests go
+    /// in queue order.
+    pub(super) async fn request_permit(&self) -> Option<OwnedSemaphorePermit> {
+        // Never closed: an error cannot happen, and would only mean no limit.
+        self.requests.clone().acquire_owned().await.ok()
     }
 
     /// The deadline has passed and is what stops the run: not an
@@ -152,17 +161,23 @@ fn expected(t: &TorrentInfo) -> Expected<'_> {
     }
 }
 
-/// Export with bounded retries; Err carries the attempts made. Each
-/// attempt asks qBittorrent under the run's request permit ([`fetch`]),
-/// then verifies and stores the blob without it ([`keep`]), so the next
-/// torrent's request is in flight meanwhile.
+/// Export with bounded retries; Err carries the attempts made. A torrent
+/// starts with one of the run's request permits (`max_in_flight`; taken
+/// by the export loop in queue order, or here when `permit` is None) and
+/// gives it back as soon as qBittorrent has answered its export: the blob is then
+/// verified and stored without it ([`keep`]), while the next torrent's
+/// request is in flight. A failed request keeps the permit through the
+/// retries and, if the failure looks like a server gone, through the probe
+/// that tells: no other request goes out meanwhile.
 pub(super) async fn export(
     sh: &Arc<Shared>,
     t: &TorrentInfo,
+    permit: Option<OwnedSemaphorePermit>,
 ) -> Result<(BlobRef, ItemSource), (ExportFailure, u32)> {
     let attempts = AtomicU32::new(0);
+    let permit = std::sync::Mutex::new(permit);
     let attempt = || async {
-        let bytes = fetch(sh, t, &attempts).await?;
+        let bytes = fetch(sh, t, &attempts, &permit).await?;
         keep(sh, t, bytes).await
     };
     let backoff = ExponentialBuilder::default()
@@ -201,12 +216,38 @@ pub(super) async fn export(
     }
 }
 
-/// One export request: at most `max_in_flight` of them at a time (the
-/// permit is held for the request only), under the run's pace. A 404 is
-/// looked into: removed since the listing, or a glitch?
-async fn fetch(sh: &Shared, t: &TorrentInfo, attempts: &AtomicU32) -> Result<Vec<u8>, ExportFailure> {
-    // Never closed: an error cannot happen, and would only mean no limit.
-    let _permit = sh.requests.acquire().await.ok();
+/// The request permit a torrent holds while it has one.
+type Held = std::sync::Mutex<Option<OwnedSemaphorePermit>>;
+
+/// One export request, under a request permit (taken into `held` if it is
+/// not there yet, and given back once the export is in hand) and the
+/// run's pace.
+async fn fetch(
+    sh: &Shared,
+    t: &TorrentInfo,
+    attempts: &AtomicU32,
+    held: &Held,
+) -> Result<Vec<u8>, ExportFailure> {
+    if held.lock().is_ok_and(|h| h.is_none()) {
+        let permit = sh.request_permit().await;
+        if let Ok(mut h) = held.lock() {
+            *h = permit;
+        }
+    }
+    let bytes = request(sh, t, attempts).await?;
+    if let Ok(mut h) = held.lock() {
+        h.take();
+    }
+    Ok(bytes)
+}
+
+/// The export request itself, unless the run is stopping. A 404 is looked
+/// into: removed since the listing, or a glitch?
+async fn request(
+    sh: &Shared,
+    t: &TorrentInfo,
+    attempts: &AtomicU32,
+) -> Result<Vec<u8>, ExportFailure> {
     if sh.cancel.load(Ordering::SeqCst) {
         return Err(ExportFailure::Cancelled);
     }

@@ -379,14 +379,16 @@ async fn export_all(
             let Some((index, cache_was_bad)) = queue.next() else {
                 break;
             };
+            // The requests go in queue order: the permit is taken here.
+            let permit = shared.request_permit().await;
+            if shared.stopped_by_deadline() {
+                let rest = std::iter::once((index, cache_was_bad)).chain(queue.by_ref());
+                past_deadline.extend(leave_for_next_run(shared, rest, progress));
+                break;
+            }
             started += 1;
-            spawn_export(
-                &mut set,
-                shared,
-                steps[index].0.clone(),
-                index,
-                cache_was_bad,
-            );
+            let t = steps[index].0.clone();
+            spawn_export(&mut set, shared, t, index, cache_was_bad, permit);
         }
         let Some(joined) = set.join_next().await else {
             break;
@@ -429,17 +431,19 @@ fn leave_for_next_run(
     left
 }
 
-/// Starts the export of torrent `t` (step `index`) as a task in `set`.
+/// Starts the export of torrent `t` (step `index`) as a task in `set`,
+/// with the request permit taken for it.
 fn spawn_export(
     set: &mut JoinSet<Done>,
     shared: &Arc<Shared>,
     t: TorrentInfo,
     index: usize,
     cache_was_bad: bool,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) {
     let sh = shared.clone();
     set.spawn(async move {
-        let result = export(&sh, &t).await;
+        let result = export(&sh, &t, permit).await;
         Done {
             index,
             result,
