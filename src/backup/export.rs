@@ -15,12 +15,14 @@ use governor::{Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, warn};
 
+use super::cached::Blob;
 use super::deadline::Deadline;
-use super::plan::ExportAction;
+use super::entries::Entries;
+use super::suspects::Change;
 use crate::classify::{ExportFailure, FailureClass, is_retryable, suggests_instance_down};
 use crate::config::Instance;
 use crate::manifest::ItemSource;
-use crate::qbt::{Client, QbtError, TorrentInfo};
+use crate::qbt::{Client, QbtError};
 use crate::store::{BlobReadError, BlobRef, Store};
 use crate::torrent::{Expected, verify};
 
@@ -37,6 +39,7 @@ pub(super) struct Shared {
     limiter: Limiter,
     /// One permit per request that may be in flight (`max_in_flight`).
     requests: Arc<Semaphore>,
+    max_in_flight: usize,
     retries: u32,
     pub(super) down: AtomicBool,
     pub(super) fatal: AtomicBool,
@@ -63,12 +66,18 @@ impl Shared {
             store: store.clone(),
             limiter: RateLimiter::direct(quota.allow_burst(nonzero(1))),
             requests: Arc::new(Semaphore::new(instance.pace.max_in_flight.max(1))),
+            max_in_flight: instance.pace.max_in_flight.max(1),
             retries: instance.pace.retries,
             down: AtomicBool::new(false),
             fatal: AtomicBool::new(false),
             cancel,
             deadline,
         }
+    }
+
+    /// How many export requests may be in flight at once.
+    pub(super) fn max_in_flight(&self) -> usize {
+        self.max_in_flight
     }
 
     /// A request permit, waiting for one in the order asked: the export
@@ -98,36 +107,66 @@ pub(super) struct Done {
     pub(super) server_down: bool,
 }
 
-/// What the turns of a run came to.
+/// What the turns of a run came to (the torrents stored are in the run's
+/// entries).
+#[derive(Default)]
 pub(super) struct Exports {
-    /// Every torrent's result, by step index, except those never started.
-    pub(super) results: HashMap<usize, Done>,
+    /// The torrents whose turn failed, by entry: the failure and the
+    /// attempts made.
+    pub(super) failures: HashMap<usize, (ExportFailure, u32)>,
     /// The error that stopped the run, if one did.
     pub(super) fatal_error: Option<String>,
     /// The torrents not started because the run reached its deadline.
     pub(super) past_deadline: Vec<usize>,
+    /// What the turns did to the suspects (lower-cased ids), in list order.
+    pub(super) changes: Vec<(String, Change)>,
 }
 
-/// Checks cached blobs on all cores: `(step, full)` says which step's blob
-/// to check and how. Every blob must be there with its indexed size; one
-/// read back in `full` must also still hash to its name and be the torrent
-/// it is filed under. Returns each step's failure (a reason), if any.
+/// What one export is about: the torrent's id and the info-hashes its
+/// .torrent must have.
+pub(super) struct Target {
+    pub(super) id: String,
+    pub(super) infohash_v1: String,
+    pub(super) infohash_v2: String,
+}
+
+impl Target {
+    fn expected(&self) -> Expected<'_> {
+        Expected {
+            id: &self.id,
+            infohash_v1: &self.infohash_v1,
+            infohash_v2: &self.infohash_v2,
+        }
+    }
+}
+
+/// Checks cached blobs on all cores: `(entry, full)` says which entry's
+/// blob to check and how. Every blob must be there with its indexed size;
+/// one read back in `full` must also still hash to its name and be the
+/// torrent it is filed under. Returns the entries whose blob failed, with
+/// the reason.
 pub(super) fn check_cached(
     store: &Store,
-    steps: &[(TorrentInfo, ExportAction)],
+    entries: &Entries,
     checks: &[(usize, bool)],
-) -> Vec<(usize, Result<(), String>)> {
+) -> Vec<(usize, String)> {
     let check = |i: usize, full: bool| -> Result<(), String> {
-        let (t, ExportAction::Reuse(b)) = &steps[i] else {
+        let Some(b) = entries.blob(i).map(Blob::to_ref) else {
             return Err("not a cached blob".into());
         };
         if !full {
-            return store.stat_blob(b).map_err(|e| e.to_string());
+            return store.stat_blob(&b).map_err(|e| e.to_string());
         }
         let bytes = store
-            .read_blob(b)
+            .read_blob(&b)
             .map_err(|e: BlobReadError| e.to_string())?;
-        verify(&bytes, expected(t))
+        let [id, infohash_v1, infohash_v2] = entries.hashes(i);
+        let expected = Expected {
+            id,
+            infohash_v1,
+            infohash_v2,
+        };
+        verify(&bytes, expected)
             .map(|_| ())
             .map_err(|e| e.to_string())
     };
@@ -139,26 +178,26 @@ pub(super) fn check_cached(
         let handles: Vec<_> = checks
             .chunks(chunk)
             .map(|part| {
-                scope.spawn(move || {
+                let failed = scope.spawn(move || {
                     part.iter()
-                        .map(|&(i, full)| (i, check(i, full)))
+                        .filter_map(|&(i, full)| Some((i, check(i, full).err()?)))
                         .collect::<Vec<_>>()
-                })
+                });
+                (part, failed)
             })
             .collect();
+        // A check that never reported back (only a bug could cause it)
+        // means exporting again.
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
+            .flat_map(|(part, h)| {
+                h.join().unwrap_or_else(|_| {
+                    let why = "its check failed (internal error)".to_string();
+                    part.iter().map(|&(i, _)| (i, why.clone())).collect()
+                })
+            })
             .collect()
     })
-}
-
-fn expected(t: &TorrentInfo) -> Expected<'_> {
-    Expected {
-        id: &t.hash,
-        infohash_v1: &t.infohash_v1,
-        infohash_v2: &t.infohash_v2,
-    }
 }
 
 /// Export with bounded retries; Err carries the attempts made. A torrent
@@ -171,7 +210,7 @@ fn expected(t: &TorrentInfo) -> Expected<'_> {
 /// that tells: no other request goes out meanwhile.
 pub(super) async fn export(
     sh: &Arc<Shared>,
-    t: &TorrentInfo,
+    t: &Target,
     permit: Option<OwnedSemaphorePermit>,
 ) -> Result<(BlobRef, ItemSource), (ExportFailure, u32)> {
     let attempts = AtomicU32::new(0);
@@ -192,13 +231,13 @@ pub(super) async fn export(
             is_retryable(e) && !sh.down.load(Ordering::SeqCst) && !sh.deadline.passed()
         })
         .notify(|e: &ExportFailure, wait: Duration| {
-            debug!(torrent = %t.hash, "export failed ({e}); retrying in {wait:?}");
+            debug!(torrent = %t.id, "export failed ({e}); retrying in {wait:?}");
         })
         .await;
     let n = attempts.load(Ordering::SeqCst);
     match result {
         Ok(blob) => {
-            debug!(torrent = %t.hash, "exported");
+            debug!(torrent = %t.id, "exported");
             Ok((blob, ItemSource::Exported))
         }
         Err(f) => {
@@ -224,7 +263,7 @@ type Held = std::sync::Mutex<Option<OwnedSemaphorePermit>>;
 /// run's pace.
 async fn fetch(
     sh: &Shared,
-    t: &TorrentInfo,
+    t: &Target,
     attempts: &AtomicU32,
     held: &Held,
 ) -> Result<Vec<u8>, ExportFailure> {
@@ -243,11 +282,7 @@ async fn fetch(
 
 /// The export request itself, unless the run is stopping. A 404 is looked
 /// into: removed since the listing, or a glitch?
-async fn request(
-    sh: &Shared,
-    t: &TorrentInfo,
-    attempts: &AtomicU32,
-) -> Result<Vec<u8>, ExportFailure> {
+async fn request(sh: &Shared, t: &Target, attempts: &AtomicU32) -> Result<Vec<u8>, ExportFailure> {
     if sh.cancel.load(Ordering::SeqCst) {
         return Err(ExportFailure::Cancelled);
     }
@@ -256,9 +291,9 @@ async fn request(
     }
     attempts.fetch_add(1, Ordering::SeqCst);
     sh.limiter.until_ready().await;
-    match sh.client.export(&t.hash).await {
+    match sh.client.export(&t.id).await {
         Ok(b) => Ok(b),
-        Err(QbtError::NotFound) => match sh.client.torrents_by_id(&[&t.hash]).await {
+        Err(QbtError::NotFound) => match sh.client.torrents_by_id(&[&t.id]).await {
             Ok(list) if list.is_empty() => Err(ExportFailure::Removed),
             _ => Err(ExportFailure::Qbt(QbtError::NotFound)),
         },
@@ -268,17 +303,15 @@ async fn request(
 
 /// Verifies an exported .torrent (bencode, info-hash) and stores it, on a
 /// blocking thread: disk and hashing never hold up the requests.
-async fn keep(sh: &Shared, t: &TorrentInfo, bytes: Vec<u8>) -> Result<BlobRef, ExportFailure> {
+async fn keep(sh: &Shared, t: &Target, bytes: Vec<u8>) -> Result<BlobRef, ExportFailure> {
     let store = sh.store.clone();
-    let ids = [t.hash.clone(), t.infohash_v1.clone(), t.infohash_v2.clone()];
+    let t = Target {
+        id: t.id.clone(),
+        infohash_v1: t.infohash_v1.clone(),
+        infohash_v2: t.infohash_v2.clone(),
+    };
     tokio::task::spawn_blocking(move || {
-        let [id, infohash_v1, infohash_v2] = &ids;
-        let expected = Expected {
-            id,
-            infohash_v1,
-            infohash_v2,
-        };
-        verify(&bytes, expected)?;
+        verify(&bytes, t.expected())?;
         Ok(store.put_blob(&bytes)?)
     })
     .await

@@ -15,70 +15,68 @@
 //! later runs export them after all the others, so one torrent that hangs
 //! qBittorrent cannot sink every run.
 //!
+//! Memory stays a few hundred bytes per torrent: the listing is read as it
+//! streams into compact entries (`entries.rs`), the blob index is kept as
+//! 80 bytes an entry, and no complete manifest is ever built.
+//!
 //! [`run`] only orchestrates named steps; the work is in:
 //!
-//! - `plan.rs`: which torrents to export and which can reuse a stored blob,
-//!   and the order of the exports, suspects last (pure);
+//! - `entries.rs`: the run's torrents, kept small;
+//! - `cached.rs`: the blob index as the run looks torrents up in it;
+//! - `plan.rs`: the order of the exports, suspects last, and how many go
+//!   at once (pure);
 //! - `deadline.rs`: the run deadline and its default (pure);
 //! - `suspects.rs`: which torrents become suspects or stop being ones (pure);
 //! - `sample.rs`: which cached blobs a run reads back in full (pure);
+//! - `turns.rs`: every torrent's turn: cached blobs checked, the rest
+//!   exported;
 //! - `export.rs`: the export tasks (pace, retries, "is the server gone?") and
 //!   the checks of cached blobs;
 //! - `record.rs`: the recorder: blob index batches during the run, then the
-//!   manifest items and warnings, the manifest and the history rows;
+//!   counts, warnings, records, run file and history rows;
 //! - `report.rs`: [`RunOptions`] in, [`RunReport`] out.
 
+mod cached;
 pub mod deadline;
+mod entries;
 mod export;
 pub mod plan;
 mod record;
 mod report;
 mod sample;
 mod suspects;
+mod turns;
 
 pub use report::{RunOptions, RunReport};
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::classify::{FailureClass, classify};
 use crate::clock::{Clock, parse_rfc3339, rfc3339, run_id};
 use crate::config::Instance;
 use crate::error::Error;
 use crate::history::{History, NewRun};
-use crate::manifest::{Category, Counts, ItemSource, Manifest, SCHEMA_VERSION, ServerInfo};
+use crate::manifest::{Category, Counts, ServerInfo};
 use crate::progress::Progress;
-use crate::qbt::{Client, QbtError, ServerVersion, TorrentInfo};
+use crate::qbt::{Client, QbtError, ServerVersion};
+use crate::rundoc::RunDoc;
 use crate::status::RunStatus;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
+use cached::Cached;
 use deadline::{Deadline, run_deadline};
-use export::{Done, Exports, Shared, check_cached, export};
-use plan::{ExportAction, plan_exports, suspects_last, tasks_at};
+use entries::Entries;
+use export::Shared;
 use record::{IndexWriter, finish, record_results};
 use suspects::{Change, Suspects};
+use turns::{export_all, export_order, reuse_cached};
 
-/// What a run lists: versions, torrents, categories (name → save path), tags.
-type Listing = (
-    ServerVersion,
-    Vec<TorrentInfo>,
-    BTreeMap<String, String>,
-    Vec<String>,
-);
-
-/// The torrents' turns before the exports: the results so far (the reused
-/// ones), by step index, and the steps still to export, in the order they
-/// go, each flagged when its cached blob was found bad; from queue position
-/// `serial_from` on (the suspects) they go one at a time.
-struct Turns {
-    results: HashMap<usize, Done>,
-    queue: Vec<(usize, bool)>,
-    serial_from: usize,
-}
+/// What a run lists besides its torrents: versions, categories (name →
+/// save path), tags.
+type Listing = (ServerVersion, BTreeMap<String, String>, Vec<String>);
 
 /// One backup run of `instance`, start to finish: open the run, list, plan,
 /// reuse what is cached, export the rest, record and finish. Progress goes
@@ -100,53 +98,100 @@ pub async fn run(
     let _lock = crate::lock::try_lock(&store.lock_path(&instance.name), &instance.name)?;
     let (mut history, report) = open_run(store, instance, opts, clock)?;
     let client = Client::new(instance, credentials)?;
-    let listing = list_all(&client).await;
-    let mut manifest = begin(&history, &report)?;
-    let torrents = match listing {
-        Ok(listing) => take_listing(&mut manifest, listing),
+    let mut entries = Entries::with_spill(store.root()).map_err(|source| StoreError::Io {
+        op: "create a temporary file in",
+        path: store.root().to_path_buf(),
+        source,
+    })?;
+    let cached = cached_index(&history)?;
+    let listing = list_all(&client, &mut entries, &cached).await;
+    drop(cached);
+    let mut doc = begin(&history, &report)?;
+    let listed = listing
+        .map_err(|e| e.to_string())
+        .and_then(|l| entries.listing_error().map_or(Ok(l), Err));
+    match listed {
+        Ok(listing) => take_listing(&mut doc, listing),
         Err(e) => {
-            manifest.error = Some(e.to_string());
-            return finish(store, &mut history, manifest, report, clock, t0, false);
+            doc.error = Some(e);
+            return finish(
+                store,
+                &mut history,
+                doc,
+                &Entries::new(),
+                report,
+                clock,
+                t0,
+                false,
+            );
         }
-    };
-    let steps = plan(&history, torrents)?;
+    }
+    entries.dedup();
+    if let Some(q) = &doc.qbittorrent {
+        info!(instance = %doc.instance, qbittorrent = %q.version, webapi = %q.webapi_version, torrents = entries.len(), "listed");
+    }
     let earlier_suspects = history.suspects(&instance.name)?;
     let previous = previous_start(&history, &instance.name, &report.run_id)?;
     let now = parse_rfc3339(&report.started_at).map_or(0, |t| t.unix_timestamp());
-    progress.start(steps.len() as u64);
-    let mut turns = reuse_cached(store, &steps, (previous, now), progress);
-    (turns.queue, turns.serial_from) = export_order(&steps, turns.queue, &earlier_suspects);
+    progress.start(entries.len() as u64);
+    let queue = reuse_cached(store, &mut entries, (previous, now), progress);
+    let turns = export_order(&entries, queue, &earlier_suspects);
     let deadline = deadline_of(instance, t0, turns.queue.len());
     let shared = Arc::new(Shared::new(client, store, instance, cancel, deadline));
     let mut blobs = IndexWriter::new(store, &mut history, &report.run_id, clock);
-    let in_flight = instance.pace.max_in_flight;
-    let exports = export_all(&shared, &steps, turns, &mut blobs, in_flight, progress).await?;
+    let exports = export_all(
+        &shared,
+        &mut entries,
+        turns,
+        &mut blobs,
+        &earlier_suspects,
+        progress,
+    )
+    .await?;
     progress.finish();
     let cancelled = shared.cancel.load(Ordering::SeqCst);
-    let changes = suspects::changes(&steps, &exports.results, &earlier_suspects);
-    update_suspects(&history, &instance.name, &report.run_id, clock, &changes)?;
-    let suspects = Suspects::new(earlier_suspects.into_keys().collect(), &changes);
-    record_results(&mut manifest, &steps, exports, &suspects, &deadline);
-    finish(store, &mut history, manifest, report, clock, t0, cancelled)
+    update_suspects(
+        &history,
+        &instance.name,
+        &report.run_id,
+        clock,
+        &exports.changes,
+    )?;
+    let suspects = Suspects::new(earlier_suspects.into_keys().collect(), &exports.changes);
+    record_results(&mut doc, &entries, exports, &suspects, &deadline);
+    finish(
+        store,
+        &mut history,
+        doc,
+        &entries,
+        report,
+        clock,
+        t0,
+        cancelled,
+    )
 }
 
-/// The queue in the order the exports go (list order, suspects last), and
-/// the position of its first suspect.
-fn export_order(
-    steps: &[(TorrentInfo, ExportAction)],
-    queue: Vec<(usize, bool)>,
-    suspects: &HashMap<String, u32>,
-) -> (Vec<(usize, bool)>, usize) {
-    let ids: Vec<&str> = queue
+/// The blob index, compact (see `entries.rs`). A malformed row (a damaged
+/// database) is left out, so its torrent is exported again.
+fn cached_index(history: &History) -> Result<Cached, Error> {
+    let (cached, malformed) = Cached::from_rows(history.index_rows()?);
+    if malformed > 0 {
+        warn!(
+            "{malformed} rows of the blob index are malformed; their torrents are exported again (`qbackup check --repair` drops the rows)"
+        );
+    }
+    Ok(cached)
+}
+
+/// When the previous run of `instance` that listed its torrents started
+/// (Unix seconds): where this run's sample of cached blobs begins.
+fn previous_start(history: &History, instance: &str, run_id: &str) -> Result<Option<i64>, Error> {
+    let runs = history.list_runs(Some(instance), 20)?;
+    Ok(runs
         .iter()
-        .map(|(i, _)| steps[*i].0.hash.as_str())
-        .collect();
-    let order = suspects_last(&ids, suspects);
-    let serial_from = ids
-        .iter()
-        .filter(|id| !suspects.contains_key(&id.to_ascii_lowercase()))
-        .count();
-    (order.into_iter().map(|k| queue[k]).collect(), serial_from)
+        .filter(|r| r.run_id != run_id && r.listed > 0)
+        .find_map(|r| parse_rfc3339(&r.started_at))
+        .map(|t| t.unix_timestamp()))
 }
 
 /// The run's deadline, from its start: `run_deadline_secs`, or the default
@@ -199,10 +244,10 @@ fn open_run(
     Ok((history, report))
 }
 
-/// The run's manifest as it starts, and its history row (status running).
-fn begin(history: &History, report: &RunReport) -> Result<Manifest, Error> {
-    let manifest = Manifest {
-        schema_version: SCHEMA_VERSION,
+/// The run's document as it starts, and its history row (status running).
+fn begin(history: &History, report: &RunReport) -> Result<RunDoc, Error> {
+    let doc = RunDoc {
+        format: crate::rundoc::FORMAT,
         qbackup_version: crate::VERSION.to_string(),
         run_id: report.run_id.clone(),
         instance: report.instance.clone(),
@@ -214,280 +259,55 @@ fn begin(history: &History, report: &RunReport) -> Result<Manifest, Error> {
         counts: Counts::default(),
         categories: Vec::new(),
         tags: Vec::new(),
-        torrents: Vec::new(),
+        metadata: None,
+        exported: Vec::new(),
+        missing: Vec::new(),
         warnings: Vec::new(),
         error: None,
     };
     history.begin_run(&NewRun {
-        run_id: &manifest.run_id,
-        instance: &manifest.instance,
-        kind: manifest.kind,
-        started_at: &manifest.started_at,
+        run_id: &doc.run_id,
+        instance: &doc.instance,
+        kind: doc.kind,
+        started_at: &doc.started_at,
     })?;
-    Ok(manifest)
+    Ok(doc)
 }
 
-/// Puts the server's versions, the categories and the (sorted) tags into the
-/// manifest; returns the torrents, still to be planned.
-fn take_listing(manifest: &mut Manifest, listing: Listing) -> Vec<TorrentInfo> {
-    let (version, torrents, categories, tags) = listing;
-    info!(instance = %manifest.instance, qbittorrent = %version.app, webapi = %version.webapi, torrents = torrents.len(), "listed");
-    manifest.qbittorrent = Some(ServerInfo {
+/// Puts the server's versions, the categories and the (sorted) tags into
+/// the run's document.
+fn take_listing(doc: &mut RunDoc, listing: Listing) {
+    let (version, categories, tags) = listing;
+    doc.qbittorrent = Some(ServerInfo {
         version: version.app,
         webapi_version: version.webapi,
     });
-    manifest.categories = categories
+    doc.categories = categories
         .into_iter()
         .map(|(name, save_path)| Category { name, save_path })
         .collect();
-    manifest.tags = tags;
-    manifest.tags.sort();
-    torrents
+    doc.tags = tags;
+    doc.tags.sort();
 }
 
-/// Plans the run against the blob index as the history has it now.
-fn plan(
-    history: &History,
-    torrents: Vec<TorrentInfo>,
-) -> Result<Vec<(TorrentInfo, ExportAction)>, Error> {
-    let index = history.blob_index()?;
-    Ok(plan_exports(torrents, &index).steps)
-}
-
-/// When the previous run of `instance` that listed its torrents started
-/// (Unix seconds): where this run's sample of cached blobs begins.
-fn previous_start(history: &History, instance: &str, run_id: &str) -> Result<Option<i64>, Error> {
-    let runs = history.list_runs(Some(instance), 20)?;
-    Ok(runs
-        .iter()
-        .filter(|r| r.run_id != run_id && r.listed > 0)
-        .find_map(|r| parse_rfc3339(&r.started_at))
-        .map(|t| t.unix_timestamp()))
-}
-
-/// Checks every cached blob before the exports: each must be on disk with
-/// the size the index has, and a rolling sample (`sample.rs`; `runs` is
-/// when the previous run and this one started) is read back in full. This
-/// touches only the local disk, so it runs on all cores, not under the
-/// export pace. A blob that passes is reused; everything else is queued
-/// for export.
-fn reuse_cached(
-    store: &Store,
-    steps: &[(TorrentInfo, ExportAction)],
-    runs: (Option<i64>, i64),
-    progress: &dyn Progress,
-) -> Turns {
-    let mut cached: Vec<(u64, usize)> = steps
-        .iter()
-        .enumerate()
-        .filter_map(|(i, (_, a))| match a {
-            ExportAction::Reuse(b) => Some((sample::position(&b.sha256), i)),
-            ExportAction::Export => None,
-        })
-        .collect();
-    cached.sort_unstable();
-    let positions: Vec<u64> = cached.iter().map(|&(p, _)| p).collect();
-    let window = sample::window(&positions, runs.0, runs.1);
-    let n = cached.len();
-    let checks: Vec<(usize, bool)> = (cached.iter().enumerate())
-        .map(|(k, &(_, i))| (i, window.contains(k, n)))
-        .collect();
-    drop((cached, positions));
-    if n > 0 {
-        info!(
-            cached = n,
-            read_back = window.count.min(n),
-            "checking the stored blobs"
-        );
-    }
-    let checked = check_cached(store, steps, &checks);
-    let mut results: HashMap<usize, Done> = HashMap::with_capacity(steps.len());
-    let mut queue: Vec<(usize, bool)> = Vec::new();
-    for (i, outcome) in checked {
-        let (t, action) = &steps[i];
-        match (outcome, action) {
-            (Ok(()), ExportAction::Reuse(blob)) => {
-                progress.advance(1);
-                results.insert(
-                    i,
-                    Done {
-                        index: i,
-                        result: Ok((blob.clone(), ItemSource::Reused)),
-                        cache_was_bad: false,
-                        server_down: false,
-                    },
-                );
-            }
-            (Err(why), _) => {
-                warn!(torrent = %t.hash, name = %t.name, "stored copy unusable ({why}); exporting it again");
-                queue.push((i, true));
-            }
-            (Ok(()), ExportAction::Export) => {}
-        }
-    }
-    // Everything not reused is exported (a check that never reported back,
-    // which only a bug could cause, means exporting too).
-    let queued: HashSet<usize> = queue.iter().map(|(i, _)| *i).collect();
-    queue.extend(
-        (0..steps.len())
-            .filter(|i| !results.contains_key(i) && !queued.contains(i))
-            .map(|i| (i, false)),
-    );
-    queue.sort_unstable();
-    let serial_from = queue.len();
-    Turns {
-        results,
-        queue,
-        serial_from,
-    }
-}
-
-/// Exports the queue, at most `max_in_flight` requests at a time, each
-/// blob verified and written while the next requests go out (suspects one
-/// at a time, nothing beside them), and puts each stored blob in the index
-/// as it comes back. After a
-/// fatal error, or once the run's deadline has passed, no new export starts
-/// (those in flight finish their current attempt). Returns every torrent's
-/// result, the fatal error if any, and the torrents the deadline left for
-/// the next run.
-async fn export_all(
-    shared: &Arc<Shared>,
-    steps: &[(TorrentInfo, ExportAction)],
-    turns: Turns,
-    blobs: &mut IndexWriter<'_>,
-    max_in_flight: usize,
-    progress: &dyn Progress,
-) -> Result<Exports, Error> {
-    let Turns {
-        mut results,
-        queue,
-        serial_from,
-    } = turns;
-    let mut queue = queue.into_iter();
-    let mut started = 0;
-    let mut fatal_error: Option<String> = None;
-    let mut past_deadline: Vec<usize> = Vec::new();
-    let mut set = JoinSet::new();
-    loop {
-        while set.len() < tasks_at(started, serial_from, max_in_flight)
-            && !shared.fatal.load(Ordering::SeqCst)
-        {
-            if shared.stopped_by_deadline() {
-                past_deadline.extend(leave_for_next_run(shared, queue.by_ref(), progress));
-                break;
-            }
-            let Some((index, cache_was_bad)) = queue.next() else {
-                break;
-            };
-            // The requests go in queue order: the permit is taken here.
-            let permit = shared.request_permit().await;
-            if shared.stopped_by_deadline() {
-                let rest = std::iter::once((index, cache_was_bad)).chain(queue.by_ref());
-                past_deadline.extend(leave_for_next_run(shared, rest, progress));
-                break;
-            }
-            started += 1;
-            let t = steps[index].0.clone();
-            spawn_export(&mut set, shared, t, index, cache_was_bad, permit);
-        }
-        let Some(joined) = set.join_next().await else {
-            break;
-        };
-        let done = match joined {
-            Ok(d) => d,
-            Err(e) => {
-                // A panicking task is a bug; keep the run alive and say so.
-                fatal_error = Some(format!("internal error in an export task: {e}"));
-                shared.fatal.store(true, Ordering::SeqCst);
-                continue;
-            }
-        };
-        take_done(shared, steps, &done, blobs, &mut fatal_error, progress)?;
-        results.insert(done.index, done);
-    }
-    blobs.flush()?;
-    Ok(Exports {
-        results,
-        fatal_error,
-        past_deadline,
-    })
-}
-
-/// Past the run's deadline: the rest of the queue, left for the next run (warned once).
-fn leave_for_next_run(
-    shared: &Shared,
-    queue: impl Iterator<Item = (usize, bool)>,
-    progress: &dyn Progress,
-) -> Vec<usize> {
-    let left: Vec<usize> = queue.map(|(i, _)| i).collect();
-    if !left.is_empty() {
-        warn!(
-            "the run reached its deadline of {} s; {} torrents are left for the next run",
-            shared.deadline.limit_secs(),
-            left.len()
-        );
-        progress.advance(left.len() as u64);
-    }
-    left
-}
-
-/// Starts the export of torrent `t` (step `index`) as a task in `set`,
-/// with the request permit taken for it.
-fn spawn_export(
-    set: &mut JoinSet<Done>,
-    shared: &Arc<Shared>,
-    t: TorrentInfo,
-    index: usize,
-    cache_was_bad: bool,
-    permit: Option<tokio::sync::OwnedSemaphorePermit>,
-) {
-    let sh = shared.clone();
-    set.spawn(async move {
-        let result = export(&sh, &t, permit).await;
-        Done {
-            index,
-            result,
-            cache_was_bad,
-            server_down: sh.down.load(Ordering::SeqCst),
-        }
-    });
-}
-
-/// Takes one finished export: progress, blob index, and the first fatal failure.
-fn take_done(
-    shared: &Shared,
-    steps: &[(TorrentInfo, ExportAction)],
-    done: &Done,
-    blobs: &mut IndexWriter<'_>,
-    fatal_error: &mut Option<String>,
-    progress: &dyn Progress,
-) -> Result<(), Error> {
-    progress.advance(1);
-    let (t, _) = &steps[done.index];
-    match &done.result {
-        Ok((blob, ItemSource::Exported)) => blobs.exported(&t.hash, blob.clone()),
-        Ok(_) => {}
-        Err((f, _)) => {
-            if classify(f) == FailureClass::Fatal && fatal_error.is_none() {
-                *fatal_error = Some(f.to_string());
-                shared.fatal.store(true, Ordering::SeqCst);
-            }
-            if done.cache_was_bad {
-                blobs.forget(&t.hash)?;
-            }
-        }
-    }
-    blobs.flush_if_due()
-}
-
-/// Versions, torrents, categories and tags: everything a run lists. Any
-/// failure here is fatal to the run.
-async fn list_all(client: &Client) -> Result<Listing, QbtError> {
+/// Versions, torrents (into `entries`, each with what `cached` has for
+/// it), categories and tags: everything a run lists. Any failure here is
+/// fatal to the run.
+async fn list_all(
+    client: &Client,
+    entries: &mut Entries,
+    cached: &Cached,
+) -> Result<Listing, QbtError> {
     let version = client.version().await?;
-    let torrents = client.torrents().await?;
+    client
+        .torrents_each(|t| {
+            let blob = cached.get(&t.hash);
+            entries.push(t, blob);
+        })
+        .await?;
     let categories = client.categories().await?;
     let tags = client.tags().await?;
-    Ok((version, torrents, categories, tags))
+    Ok((version, categories, tags))
 }
 
 /// `run --dry-run`: list and plan, and write nothing — not even a new store
@@ -504,18 +324,31 @@ async fn dry_run(
     let mut report = RunReport::new(&run_id(started), instance, opts, started, Vec::new());
     // Only what the plan needs: no categories or tags.
     let version = client.version().await?;
-    let torrents = client.torrents().await?;
     // Only read: a dry run works on a read-only store too.
-    let index = match History::open_store_for_reading(store)? {
-        Some(h) => h.blob_index()?,
-        None => HashMap::new(),
+    let cached = match History::open_store_for_reading(store)? {
+        Some(h) => cached_index(&h)?,
+        None => Cached::default(),
     };
-    let p = plan_exports(torrents, &index);
+    let mut entries = Entries::new();
+    client
+        .torrents_each(|t| {
+            let blob = cached.get(&t.hash);
+            entries.push(t, blob);
+        })
+        .await?;
+    if let Some(detail) = entries.listing_error() {
+        let endpoint = "torrents/info";
+        return Err(QbtError::Decode { endpoint, detail }.into());
+    }
+    entries.dedup();
+    let reused = (0..entries.len())
+        .filter(|&i| entries.blob(i).is_some())
+        .count();
     report.counts = Counts {
-        listed: p.steps.len(),
-        exported: p.to_export(),
-        reused: p.to_reuse(),
-        stored: p.steps.len(),
+        listed: entries.len(),
+        exported: entries.len() - reused,
+        reused,
+        stored: entries.len(),
         ..Counts::default()
     };
     report.status = RunStatus::Success;

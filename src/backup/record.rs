@@ -1,9 +1,11 @@
 //! The recorder: everything a run writes while it goes and once it ends.
 //!
 //! While it goes, exported blobs enter the blob index in batches, each made
-//! durable first. At the end every listed torrent becomes a manifest
-//! item, each non-fatal failure a warning; the manifest is written, and only
-//! then do the history rows mark the run finished.
+//! durable first. At the end every listed torrent is counted and becomes a
+//! record of the run's metadata tree, each non-fatal failure a warning; the
+//! tree's chunks are stored, then the run file is written, and only then do
+//! the history rows mark the run finished. No complete manifest is ever
+//! built: the records come straight from the run's compact entries.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -11,18 +13,18 @@ use std::time::{Duration, Instant};
 use tracing::info;
 
 use super::deadline::Deadline;
-use super::export::{Done, Exports, reason};
-use super::plan::ExportAction;
+use super::entries::{Entries, State};
+use super::export::{Exports, reason};
 use super::report::RunReport;
 use super::suspects::Suspects;
 use crate::classify::{FailureClass, classify};
 use crate::clock::{Clock, rfc3339};
 use crate::error::Error;
 use crate::history::History;
-use crate::manifest::{Counts, Item, ItemSource, Manifest, Warning};
-use crate::qbt::TorrentInfo;
+use crate::manifest::{Counts, Warning};
+use crate::rundoc::RunDoc;
 use crate::status::{RunStatus, RunTally, backup_status};
-use crate::store::{BlobRef, Store};
+use crate::store::{BlobRef, Store, StoreError};
 
 /// Blob index entries are flushed to the database at least this often.
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
@@ -104,174 +106,178 @@ impl<'a> IndexWriter<'a> {
     }
 }
 
-/// Turns every planned torrent, in list order, into a manifest item with the
-/// blob it got, and each non-fatal failure into a warning (a torrent the run
-/// never started because of its `deadline` too); a suspect's warning says
-/// so. The fatal error, if the run hit one, becomes the manifest's error.
+/// Counts every listed torrent by how it ended, in list order, and turns
+/// each non-fatal failure into a warning (a torrent the run never started
+/// because of its `deadline` too); a suspect's warning says so. Fills the
+/// run document's counts, exported and missing ids and warnings; the fatal
+/// error, if the run hit one, becomes its error.
 pub(super) fn record_results(
-    manifest: &mut Manifest,
-    steps: &[(TorrentInfo, ExportAction)],
+    doc: &mut RunDoc,
+    entries: &Entries,
     exports: Exports,
     suspects: &Suspects,
     deadline: &Deadline,
 ) {
     let Exports {
-        mut results,
+        mut failures,
         fatal_error,
         past_deadline,
+        ..
     } = exports;
     let past_deadline: HashSet<usize> = past_deadline.into_iter().collect();
-    let mut warn = |t: &TorrentInfo, class: FailureClass, reason: String| {
-        let reason = match suspects.note(&t.hash) {
+    let mut warnings = Vec::new();
+    let mut warn = |id: &str, name: &str, class: FailureClass, reason: String| {
+        let reason = match suspects.note(id) {
             Some(note) => format!("{reason}; {note}"),
             None => reason,
         };
-        info!(torrent = %t.hash, name = %t.name, class = class.as_str(), "{reason}");
-        manifest.warnings.push(Warning {
-            id: t.hash.clone(),
-            name: t.name.clone(),
+        info!(torrent = %id, name = %name, class = class.as_str(), "{reason}");
+        warnings.push(Warning {
+            id: id.to_string(),
+            name: name.to_string(),
             class,
             reason,
         });
     };
-    for (i, (t, _)) in steps.iter().enumerate() {
-        let mut item = item_from(t);
-        match results.remove(&i) {
-            Some(Done {
-                result: Ok((blob, source)),
-                ..
-            }) => {
-                item.blob = Some(blob);
-                item.source = source;
-            }
-            Some(Done {
-                result: Err((f, attempts)),
-                ..
-            }) => {
+    let (mut exported, mut missing) = (Vec::new(), Vec::new());
+    let (mut reused, mut no_metadata) = (0, 0);
+    for i in 0..entries.len() {
+        let (id, name) = (entries.id(i), entries.name(i));
+        match (entries.state(i), failures.remove(&i)) {
+            (State::Reused, _) => reused += 1,
+            (State::Exported, _) => exported.push(id.to_string()),
+            (State::Listed, Some((f, attempts))) => {
                 let class = classify(&f);
-                item.source = if class == FailureClass::MetadataUnavailable {
-                    ItemSource::MetadataUnavailable
+                if class == FailureClass::MetadataUnavailable {
+                    no_metadata += 1;
                 } else {
-                    ItemSource::Missing
-                };
+                    missing.push(id.to_string());
+                }
                 if class != FailureClass::Fatal {
-                    warn(t, class, reason(&f, class, attempts));
+                    warn(id, name, class, reason(&f, class, attempts));
                 }
             }
-            None => {
+            (State::Listed, None) => {
                 // Never started: the run reached its deadline, or stopped
                 // on a fatal error first (which says it all).
-                item.source = ItemSource::Missing;
+                missing.push(id.to_string());
                 if past_deadline.contains(&i) {
-                    warn(t, FailureClass::Recoverable, deadline.not_attempted());
+                    warn(
+                        id,
+                        name,
+                        FailureClass::Recoverable,
+                        deadline.not_attempted(),
+                    );
                 }
             }
         }
-        manifest.torrents.push(item);
     }
-    manifest.error = fatal_error;
+    exported.sort_unstable();
+    missing.sort_unstable();
+    missing.dedup();
+    doc.counts = Counts {
+        listed: entries.len(),
+        exported: exported.len(),
+        reused,
+        stored: exported.len() + reused,
+        metadata_unavailable: no_metadata,
+        warnings: warnings.len(),
+    };
+    doc.exported = exported;
+    doc.missing = missing;
+    doc.warnings = warnings;
+    doc.error = fatal_error;
 }
 
-/// Writes the manifest, then the history rows, and builds the report. A run
-/// whose manifest carries an error ended on a fatal one.
+/// Writes the run: its metadata (every torrent's record, from `entries`),
+/// its run file, then its history rows; and builds the report. A run
+/// whose document carries an error ended on a fatal one.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn finish(
     store: &Store,
     history: &mut History,
-    mut manifest: Manifest,
+    mut doc: RunDoc,
+    entries: &Entries,
     mut report: RunReport,
     clock: &dyn Clock,
     t0: Instant,
     cancelled: bool,
 ) -> Result<RunReport, Error> {
-    let fatal = manifest.error.is_some();
-    let count = |s: ItemSource| manifest.torrents.iter().filter(|i| i.source == s).count();
-    let exported = count(ItemSource::Exported);
-    let reused = count(ItemSource::Reused);
-    manifest.counts = Counts {
-        listed: manifest.torrents.len(),
-        exported,
-        reused,
-        stored: exported + reused,
-        metadata_unavailable: count(ItemSource::MetadataUnavailable),
-        warnings: manifest.warnings.len(),
-    };
-    manifest.status = backup_status(RunTally {
-        listed: manifest.counts.listed,
-        stored: manifest.counts.stored,
-        warnings: manifest.counts.warnings,
-        fatal,
+    doc.status = backup_status(RunTally {
+        listed: doc.counts.listed,
+        stored: doc.counts.stored,
+        warnings: doc.counts.warnings,
+        fatal: doc.error.is_some(),
         cancelled,
     });
-    manifest.finished_at = Some(rfc3339(clock.now()));
+    doc.finished_at = Some(rfc3339(clock.now()));
 
-    let rel = Store::run_rel_path(&manifest.instance, &manifest.run_id);
+    let rel = Store::run_rel_path(&doc.instance, &doc.run_id);
     let path = store.abs(&rel);
     // Blobs first (the blob index's flushes made them durable; one more
     // sync costs little and keeps the rule whatever path led here), then
     // metadata (chunk files, made durable, then the database's copies),
     // then the run file, then the run's rows: each names only what is
     // already stored.
-    if exported > 0 {
+    if doc.counts.exported > 0 {
         store.sync()?;
     }
-    let root = (!manifest.torrents.is_empty())
-        .then(|| crate::history::store_tree(store, history, crate::rundoc::records(&manifest)))
-        .transpose()?
-        .map(|s| s.root);
-    let mut doc = crate::rundoc::doc_of(&manifest, root);
+    doc.metadata = store_metadata(store, history, entries)?;
     let written = match write_run_file(&path, &doc) {
         Ok(bytes) => Some(crate::torrent::sha256_hex(&bytes)),
         Err(e) => {
             // The blobs are safe; without a run file the run still counts as
             // failed, and the database keeps the list of what it saved.
             let msg = format!("cannot write run file {}: {e}", path.display());
-            manifest.status = RunStatus::Failed;
-            manifest.error = Some(match manifest.error.take() {
+            doc.status = RunStatus::Failed;
+            doc.error = Some(match doc.error.take() {
                 Some(prev) => format!("{prev}; {msg}"),
                 None => msg,
             });
-            doc.status = manifest.status;
-            doc.error = manifest.error.clone();
             None
         }
     };
     history.finish_run(&doc, written.as_deref().map(|sha| (rel.as_str(), sha)))?;
 
-    report.status = manifest.status;
+    report.status = doc.status;
     report.manifest = written.map(|_| path);
-    report.counts = manifest.counts.clone();
-    report.error = manifest.error.clone();
-    report.qbittorrent = manifest.qbittorrent.clone();
-    report.finished_at = manifest.finished_at.clone();
-    report.warning_list = manifest.warnings;
+    report.counts = doc.counts.clone();
+    report.error = doc.error.take();
+    report.qbittorrent = doc.qbittorrent.take();
+    report.finished_at = doc.finished_at.take();
+    report.warning_list = std::mem::take(&mut doc.warnings);
     report.duration_ms = t0.elapsed().as_millis();
     Ok(report)
 }
 
+/// Stores the metadata tree of every torrent in `entries` (records built
+/// here, one per torrent, and dropped once stored); its root, None when
+/// the run has no torrents.
+fn store_metadata(
+    store: &Store,
+    history: &mut History,
+    entries: &Entries,
+) -> Result<Option<crate::snapshot::Root>, Error> {
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    // In id order, the tree's own: sorting them again then costs nothing.
+    let mut records = Vec::with_capacity(entries.len());
+    for i in entries.by_id() {
+        records.push(entries.record(i).map_err(|source| StoreError::Io {
+            op: "read back the magnet links kept in a temporary file in",
+            path: store.root().to_path_buf(),
+            source,
+        })?);
+    }
+    Ok(Some(
+        crate::history::store_tree(store, history, records)?.root,
+    ))
+}
+
 /// Writes a run file atomically; returns the bytes written.
-fn write_run_file(path: &std::path::Path, doc: &crate::rundoc::RunDoc) -> std::io::Result<Vec<u8>> {
+fn write_run_file(path: &std::path::Path, doc: &RunDoc) -> std::io::Result<Vec<u8>> {
     let bytes = doc.to_bytes();
     crate::fsutil::write_atomic(path, &bytes)?;
     Ok(bytes)
-}
-
-/// The manifest item of a listed torrent, before it has a blob.
-fn item_from(t: &TorrentInfo) -> Item {
-    Item {
-        id: t.hash.clone(),
-        infohash_v1: t.infohash_v1.clone(),
-        infohash_v2: t.infohash_v2.clone(),
-        name: t.name.clone(),
-        category: t.category.clone(),
-        tags: t.tag_list(),
-        save_path: t.save_path.clone(),
-        auto_tmm: t.auto_tmm,
-        paused: t.is_paused(),
-        state: t.state.clone(),
-        added_on: t.added_on,
-        size: t.size,
-        magnet_uri: t.magnet_uri.clone(),
-        blob: None,
-        source: ItemSource::Missing,
-    }
 }

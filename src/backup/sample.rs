@@ -6,7 +6,8 @@
 //! missing from disk is exported again at once), and reads back in full
 //! (SHA-256 and info-hash) only a rolling sample:
 //!
-//! - The blobs sit on a circle by their SHA-256 (its first 64 bits), and a
+//! - The blobs sit on a circle by their SHA-256 (its first 64 bits: a
+//!   position, `entries::Blob::position`), and a
 //!   hand goes round it once every [`CYCLE_SECS`] (30 days) of wall-clock
 //!   time. A run verifies the arc the hand swept since the previous run
 //!   started: consecutive runs' arcs tile the circle, so every blob is read
@@ -33,15 +34,6 @@ pub const MIN_BLOBS: usize = 256;
 
 /// …or this share of them (1 in 100), whichever is more.
 pub const MIN_SHARE_DIVISOR: usize = 100;
-
-/// Where on the circle a blob with this SHA-256 (lowercase hex) sits: its
-/// first 64 bits. A malformed hash sits at 0.
-pub fn position(sha256: &str) -> u64 {
-    sha256
-        .get(..16)
-        .and_then(|h| u64::from_str_radix(h, 16).ok())
-        .unwrap_or(0)
-}
 
 /// Where the hand is at `t` (Unix seconds).
 pub fn hand(t: i64) -> u64 {
@@ -130,12 +122,7 @@ mod tests {
     }
 
     #[test]
-    fn position_and_hand() {
-        assert_eq!(position(&"0".repeat(64)), 0);
-        assert_eq!(position(&format!("8{}", "0".repeat(63))), 1 << 63);
-        assert_eq!(position(&"f".repeat(64)), u64::MAX);
-        assert_eq!(position("not hex"), 0);
-        assert_eq!(position(""), 0);
+    fn hand_table() {
         assert_eq!(hand(0), 0);
         assert_eq!(hand(CYCLE_SECS), 0);
         assert_eq!(hand(CYCLE_SECS / 2), 1 << 63);

@@ -8,10 +8,8 @@
 use std::collections::{HashMap, HashSet};
 
 use super::export::Done;
-use super::plan::ExportAction;
 use crate::classify::suggests_instance_down;
 use crate::manifest::ItemSource;
-use crate::qbt::TorrentInfo;
 
 /// What a torrent's turn does to its suspect row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,21 +31,16 @@ pub(super) fn change(done: &Done, was_suspect: bool) -> Option<Change> {
     }
 }
 
-/// Every torrent's change, in list order, by lower-cased id.
-pub(super) fn changes(
-    steps: &[(TorrentInfo, ExportAction)],
-    results: &HashMap<usize, Done>,
+/// The change torrent `id`'s turn made (`done`), keyed by the lower-cased
+/// id, given the suspects the run started with (`earlier`).
+pub(super) fn change_of(
+    id: &str,
+    done: &Done,
     earlier: &HashMap<String, u32>,
-) -> Vec<(String, Change)> {
-    steps
-        .iter()
-        .enumerate()
-        .filter_map(|(i, (t, _))| {
-            let id = t.hash.to_ascii_lowercase();
-            let c = change(results.get(&i)?, earlier.contains_key(&id))?;
-            Some((id, c))
-        })
-        .collect()
+) -> Option<(String, Change)> {
+    let id = id.to_ascii_lowercase();
+    let c = change(done, earlier.contains_key(&id))?;
+    Some((id, c))
 }
 
 /// The suspects as a run ends: those it started with and those it recorded
@@ -166,18 +159,18 @@ mod tests {
     }
 
     #[test]
-    fn changes_are_keyed_by_lowercase_id_in_list_order() {
-        let t = |h: &str| -> (TorrentInfo, ExportAction) {
-            let info = serde_json::from_value(serde_json::json!({ "hash": h })).unwrap();
-            (info, ExportAction::Export)
-        };
-        let steps = vec![t("AA"), t("bb"), t("cc"), t("dd")];
-        let mut results = HashMap::new();
-        results.insert(0, done(Ok(ItemSource::Exported), false));
-        results.insert(1, done(Err(timeout()), true));
-        results.insert(3, done(Err(ExportFailure::InstanceDown), true));
+    fn changes_are_keyed_by_lowercase_id() {
         let earlier: HashMap<String, u32> = [("aa".to_string(), 1), ("dd".to_string(), 2)].into();
-        let got = changes(&steps, &results, &earlier);
+        let turns = [
+            ("AA", done(Ok(ItemSource::Exported), false)),
+            ("bb", done(Err(timeout()), true)),
+            ("cc", done(Ok(ItemSource::Exported), false)),
+            ("dd", done(Err(ExportFailure::InstanceDown), true)),
+        ];
+        let got: Vec<(String, Change)> = turns
+            .iter()
+            .filter_map(|(id, d)| change_of(id, d, &earlier))
+            .collect();
         assert_eq!(
             got,
             vec![

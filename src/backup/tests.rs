@@ -5,6 +5,8 @@ use super::*;
 use crate::config::{CredentialSource, Credentials, Pace, Secret};
 use crate::manifest::RunKind;
 use crate::progress::NoProgress;
+use export::Exports;
+use std::collections::HashMap;
 use std::time::Duration;
 
 fn instance() -> Instance {
@@ -26,8 +28,8 @@ fn instance() -> Instance {
     }
 }
 
-/// A run's manifest as it starts, its row begun in `history`.
-fn begun(history: &History) -> Manifest {
+/// A run's document as it starts, its row begun in `history`.
+fn begun(history: &History) -> RunDoc {
     let opts = RunOptions {
         kind: RunKind::Manual,
         dry_run: false,
@@ -37,9 +39,14 @@ fn begun(history: &History) -> Manifest {
     begin(history, &report).unwrap()
 }
 
-fn torrent(hash: &str) -> (TorrentInfo, ExportAction) {
-    let t = serde_json::from_value(serde_json::json!({ "hash": hash, "name": hash })).unwrap();
-    (t, ExportAction::Export)
+/// Entries of torrents with these ids (and the ids as names), none cached.
+fn entries(ids: &[&str]) -> Entries {
+    let mut e = Entries::new();
+    for id in ids {
+        let t = serde_json::from_value(serde_json::json!({ "hash": id, "name": id })).unwrap();
+        e.push(t, None);
+    }
+    e
 }
 
 /// Once the deadline has passed no export starts: every queued torrent is
@@ -74,32 +81,34 @@ async fn after_the_deadline_no_export_starts() {
         let cancel = Arc::new(AtomicBool::new(cancelled));
         let shared = Arc::new(Shared::new(client, &store, &inst, cancel, deadline));
         shared.down.store(down, Ordering::SeqCst);
-        let steps = vec![torrent("aa"), torrent("bb"), torrent("cc")];
-        let turns = Turns {
-            results: HashMap::new(),
+        let mut entries = entries(&["aa", "bb", "cc"]);
+        let turns = turns::Turns {
             queue: vec![(0, false), (1, false), (2, false)],
             serial_from: 3,
         };
         let mut history = History::open_store(&store).unwrap();
-        let mut manifest = begun(&history);
+        let mut doc = begun(&history);
         let clock = crate::clock::SystemClock;
         let mut blobs = IndexWriter::new(&store, &mut history, "r1", &clock);
-        let exports = export_all(&shared, &steps, turns, &mut blobs, 2, &NoProgress)
-            .await
-            .unwrap();
+        let earlier = HashMap::new();
+        let exports = export_all(
+            &shared,
+            &mut entries,
+            turns,
+            &mut blobs,
+            &earlier,
+            &NoProgress,
+        )
+        .await
+        .unwrap();
         let what = format!("passed={passed} cancelled={cancelled} down={down}");
         assert_eq!(exports.past_deadline.len(), left, "{what}");
-        assert_eq!(exports.results.len(), 3 - left, "{what}");
-        record_results(
-            &mut manifest,
-            &steps,
-            exports,
-            &Suspects::default(),
-            &deadline,
-        );
-        assert_eq!(manifest.torrents.len(), 3, "{what}");
-        assert_eq!(manifest.warnings.len(), 3, "{what}");
-        for w in &manifest.warnings {
+        assert_eq!(exports.failures.len(), 3 - left, "{what}");
+        record_results(&mut doc, &entries, exports, &Suspects::default(), &deadline);
+        assert_eq!(doc.counts.listed, 3, "{what}");
+        assert_eq!(doc.missing, ["aa", "bb", "cc"], "{what}");
+        assert_eq!(doc.warnings.len(), 3, "{what}");
+        for w in &doc.warnings {
             let rest = w.reason.strip_prefix("not attempted: ").unwrap_or_default();
             assert!(rest.starts_with(reason), "{what}: {}", w.reason);
         }
@@ -108,12 +117,12 @@ async fn after_the_deadline_no_export_starts() {
 
 #[test]
 fn the_export_queue_puts_suspects_last() {
-    let steps = vec![torrent("aa"), torrent("BB"), torrent("cc"), torrent("dd")];
+    let entries = entries(&["aa", "BB", "cc", "dd"]);
     let queue = vec![(0, false), (1, true), (2, false), (3, false)];
     let suspects: HashMap<String, u32> = [("bb".to_string(), 1), ("aa".to_string(), 1)].into();
-    let got = export_order(&steps, queue, &suspects);
+    let got = export_order(&entries, queue, &suspects);
     assert_eq!(
-        got,
+        (got.queue, got.serial_from),
         (vec![(2, false), (3, false), (0, false), (1, true)], 2)
     );
 }
@@ -122,22 +131,17 @@ fn the_export_queue_puts_suspects_last() {
 #[test]
 fn a_suspects_warning_says_it_was_left_for_last() {
     let deadline = Deadline::new(Instant::now(), Duration::from_secs(60), true);
-    let steps = vec![torrent("aa"), torrent("bb")];
+    let entries = entries(&["aa", "bb"]);
     let exports = Exports {
-        results: HashMap::new(),
-        fatal_error: None,
         past_deadline: vec![0, 1],
+        ..Exports::default()
     };
     let suspects = Suspects::new(["bb".to_string()].into(), &[]);
     let dir = tempfile::tempdir().unwrap();
     let history = History::open(&dir.path().join("h.sqlite3")).unwrap();
-    let mut manifest = begun(&history);
-    record_results(&mut manifest, &steps, exports, &suspects, &deadline);
-    let reasons: Vec<&str> = manifest
-        .warnings
-        .iter()
-        .map(|w| w.reason.as_str())
-        .collect();
+    let mut doc = begun(&history);
+    record_results(&mut doc, &entries, exports, &suspects, &deadline);
+    let reasons: Vec<&str> = doc.warnings.iter().map(|w| w.reason.as_str()).collect();
     assert_eq!(reasons.len(), 2);
     assert!(!reasons[0].contains("left for last"), "{}", reasons[0]);
     assert!(

@@ -186,13 +186,15 @@ impl Client {
         }
     }
 
-    /// A `torrents/info` list, parsed as it streams: memory is one entry
-    /// plus the torrents parsed so far (see [`super::list`]).
+    /// A `torrents/info` list, parsed as it streams: each torrent goes to
+    /// `each` as soon as its entry is complete, so memory is one entry
+    /// plus what `each` keeps (see [`super::list`]). Returns how many.
     pub(super) async fn read_list(
         &self,
         mut resp: Response,
         endpoint: &'static str,
-    ) -> Result<Vec<TorrentInfo>, QbtError> {
+        mut each: impl FnMut(TorrentInfo),
+    ) -> Result<usize, QbtError> {
         let decode = |e: ListError| QbtError::Decode {
             endpoint,
             detail: e.to_string(),
@@ -203,12 +205,11 @@ impl Client {
             }));
         }
         let mut split = Splitter::new(Caps::LIST);
-        let mut torrents = Vec::new();
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => split
                     .feed(&chunk, |i, entry| {
-                        torrents.push(parse_torrent(i, entry)?);
+                        each(parse_torrent(i, entry)?);
                         Ok(())
                     })
                     .map_err(decode)?,
@@ -216,8 +217,7 @@ impl Client {
                 Err(e) => return Err(self.map_err(endpoint, e)),
             }
         }
-        split.finish().map_err(decode)?;
-        Ok(torrents)
+        split.finish().map_err(decode)
     }
 }
 

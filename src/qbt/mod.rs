@@ -247,21 +247,37 @@ impl Client {
     /// the end returns the first page again, and every page costs as much as
     /// the whole list.
     pub async fn torrents(&self) -> Result<Vec<TorrentInfo>, QbtError> {
-        self.get_list(&[]).await
+        let mut out = Vec::new();
+        self.torrents_each(|t| out.push(t)).await?;
+        Ok(out)
+    }
+
+    /// The whole torrent list, each torrent handed to `each` as soon as
+    /// its entry has arrived, so the caller keeps only what it needs of
+    /// it. Returns how many torrents were listed.
+    pub async fn torrents_each(&self, each: impl FnMut(TorrentInfo)) -> Result<usize, QbtError> {
+        self.get_list(&[], each).await
     }
 
     /// The listed torrents with these ids (`hashes=` takes the id only).
     pub async fn torrents_by_id(&self, ids: &[&str]) -> Result<Vec<TorrentInfo>, QbtError> {
         let joined = ids.join("|");
-        self.get_list(&[("hashes", joined.as_str())]).await
+        let mut out = Vec::new();
+        self.get_list(&[("hashes", joined.as_str())], |t| out.push(t))
+            .await?;
+        Ok(out)
     }
 
     /// `torrents/info`, parsed as it streams, within the caps of `list.rs`.
-    async fn get_list(&self, query: &[(&str, &str)]) -> Result<Vec<TorrentInfo>, QbtError> {
+    async fn get_list(
+        &self,
+        query: &[(&str, &str)],
+        each: impl FnMut(TorrentInfo),
+    ) -> Result<usize, QbtError> {
         const EP: &str = "torrents/info";
         let resp = self.send(EP, |c, u| c.get(u).query(query)).await?;
         let resp = expect_ok(resp, EP)?;
-        self.read_list(resp, EP).await
+        self.read_list(resp, EP, each).await
     }
 
     /// Category name → save path ("" when it has none).
