@@ -156,34 +156,57 @@ pub fn build<E>(
     emit: &mut dyn FnMut(Encoded) -> Result<(), E>,
 ) -> Result<Root, E> {
     let records = canonical(records);
-    let count = records.len();
-    let id = build_range(0, &records, emit)?;
-    Ok(Root { id, count })
+    let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    build_sorted(&ids, &mut |range| Ok(records[range].to_vec()), emit)
 }
 
+/// [`build`] for records that are already sorted by id, known by their ids
+/// alone until a leaf needs them: the tree's shape depends on the ids only,
+/// so `leaf(range)` is asked for the records of `ids[range]` (in that
+/// order) one leaf at a time, and a run of 100,000 torrents never holds
+/// more than a leaf's records. `ids` must be sorted and unique (as
+/// [`canonical`] leaves them); tags are put in canonical order here.
+pub fn build_sorted<E>(
+    ids: &[&str],
+    leaf: &mut dyn FnMut(std::ops::Range<usize>) -> Result<Vec<Record>, E>,
+    emit: &mut dyn FnMut(Encoded) -> Result<(), E>,
+) -> Result<Root, E> {
+    debug_assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids sorted and unique");
+    let id = build_range(0, ids, 0, leaf, emit)?;
+    Ok(Root {
+        id,
+        count: ids.len(),
+    })
+}
+
+/// The chunk of `ids` (which start at index `base` of the whole list).
 fn build_range<E>(
     depth: usize,
-    records: &[Record],
+    ids: &[&str],
+    base: usize,
+    leaf: &mut dyn FnMut(std::ops::Range<usize>) -> Result<Vec<Record>, E>,
     emit: &mut dyn FnMut(Encoded) -> Result<(), E>,
 ) -> Result<String, E> {
-    if records.len() <= LEAF_MAX || depth >= MAX_DEPTH {
-        let enc = Chunk::Leaf {
-            records: records.to_vec(),
+    if ids.len() <= LEAF_MAX || depth >= MAX_DEPTH {
+        let mut records = leaf(base..base + ids.len())?;
+        for r in &mut records {
+            r.tags.sort();
+            r.tags.dedup();
         }
-        .encode();
+        let enc = Chunk::Leaf { records }.encode();
         let id = enc.id.clone();
         emit(enc)?;
         return Ok(id);
     }
-    // Runs of records sharing the digit at `depth`: (digit, start, end).
+    // Runs of ids sharing the digit at `depth`: (digit, start, end).
     let mut runs: Vec<(&str, usize, usize)> = Vec::new();
     let mut start = 0;
-    while start < records.len() {
-        let key = digit(&records[start].id, depth);
+    while start < ids.len() {
+        let key = digit(ids[start], depth);
         let end = start
-            + records[start..]
+            + ids[start..]
                 .iter()
-                .take_while(|r| digit(&r.id, depth) == key)
+                .take_while(|id| digit(id, depth) == key)
                 .count();
         runs.push((key, start, end));
         start = end;
@@ -200,7 +223,7 @@ fn build_range<E>(
             to = runs[j].2;
             j += 1;
         }
-        let id = build_range(depth + 1, &records[from..to], emit)?;
+        let id = build_range(depth + 1, &ids[from..to], base + from, leaf, emit)?;
         children.push(Child {
             key,
             id,
@@ -490,6 +513,33 @@ mod tests {
             store.get(id).cloned().ok_or_else(|| Missing(id.into()))
         });
         assert!(matches!(err, Err(ReadError::Shape { .. })), "{err:?}");
+    }
+
+    #[test]
+    fn building_leaf_by_leaf_gives_the_same_tree() {
+        for n in [0u32, 1, 8, 9, 300, 5000] {
+            let records = canonical((0..n).map(rec).collect());
+            let mut a = HashMap::new();
+            let (root_a, _) = build_into(&mut a, records.clone());
+            let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+            let mut b = HashMap::new();
+            let mut biggest = 0;
+            let root_b = build_sorted(
+                &ids,
+                &mut |range| {
+                    biggest = biggest.max(range.len());
+                    Ok::<_, Missing>(records[range].to_vec())
+                },
+                &mut |e| {
+                    b.insert(e.id, e.bytes);
+                    Ok(())
+                },
+            )
+            .expect("infallible");
+            assert_eq!(root_a, root_b, "n={n}");
+            assert_eq!(a, b, "n={n}");
+            assert!(biggest <= LEAF_MAX, "asked for {biggest} records at once");
+        }
     }
 
     #[test]

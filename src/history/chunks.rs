@@ -171,6 +171,42 @@ pub fn store_trees(
     records: Vec<crate::snapshot::Record>,
     stored: &mut HashSet<String>,
 ) -> Result<Stored, HistoryError> {
+    let mut records = Some(records);
+    store_with(store, history, stored, &mut |emit| {
+        crate::snapshot::build(records.take().unwrap_or_default(), emit)
+    })
+}
+
+/// [`store_tree`] of records sorted by id, made one leaf at a time by
+/// `leaf` (see [`crate::snapshot::build_sorted`]): a run holds a leaf's
+/// records at a time, not every torrent's.
+pub fn store_tree_sorted(
+    store: &crate::store::Store,
+    history: &mut History,
+    ids: &[&str],
+    leaf: &mut dyn FnMut(
+        std::ops::Range<usize>,
+    ) -> Result<Vec<crate::snapshot::Record>, HistoryError>,
+) -> Result<Stored, HistoryError> {
+    store_with(store, history, &mut HashSet::new(), &mut |emit| {
+        crate::snapshot::build_sorted(ids, leaf, emit)
+    })
+}
+
+/// A tree emitting chunks into the callback it is given.
+type Builder<'a> = dyn FnMut(
+        &mut dyn FnMut(crate::snapshot::Encoded) -> Result<(), HistoryError>,
+    ) -> Result<crate::snapshot::Root, HistoryError>
+    + 'a;
+
+/// Runs `build`, storing each chunk it emits that is not stored yet: its
+/// file first, then (per batch, after a sync) its database row.
+fn store_with(
+    store: &crate::store::Store,
+    history: &mut History,
+    stored: &mut HashSet<String>,
+    build: &mut Builder<'_>,
+) -> Result<Stored, HistoryError> {
     use crate::snapshot;
     let mut pending: Vec<(String, Vec<u8>)> = Vec::new();
     let (mut new_chunks, mut new_bytes) = (0usize, 0u64);
@@ -183,7 +219,7 @@ pub fn store_trees(
         pending.clear();
         Ok::<(), HistoryError>(())
     };
-    let root = snapshot::build(records, &mut |enc| {
+    let root = build(&mut |enc| {
         if !stored.insert(enc.id.clone())
             || (history.has_chunk(&enc.id)? && chunk_file_exists(store, &enc.id))
         {
@@ -197,7 +233,7 @@ pub fn store_trees(
         if pending.len() >= CHUNK_BATCH {
             flush(history, &mut pending)?;
         }
-        Ok::<(), HistoryError>(())
+        Ok(())
     })?;
     flush(history, &mut pending)?;
     Ok(Stored {

@@ -44,7 +44,7 @@ mod suspects;
 
 pub use adopt::KnownRun;
 pub use blobs::IndexRow;
-pub use chunks::{Stored, store_tree, store_trees};
+pub use chunks::{Stored, store_tree, store_tree_sorted, store_trees};
 pub use notifications::{NotificationRecord, NotificationRow};
 pub use open::DbState;
 pub use rebuild::{ChunkLost, RunSource, load_manifest, read_chunk, read_records};
