@@ -62,8 +62,15 @@ fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
 /// digits, so that upper and lower case are the same id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Key {
-    len: u8,
     bytes: [u8; 32],
+    len: u8,
+}
+
+impl Key {
+    /// Its first 16 bits: which bucket of [`Cached`] it is in.
+    fn bucket(&self) -> usize {
+        usize::from(u16::from_be_bytes([self.bytes[0], self.bytes[1]]))
+    }
 }
 
 fn key(id: &str) -> Option<Key> {
@@ -79,13 +86,19 @@ fn key(id: &str) -> Option<Key> {
         }
         _ => return None,
     };
-    Some(Key { len, bytes })
+    Some(Key { bytes, len })
 }
 
 /// The blob index as a run looks torrents up in it: sorted by torrent id,
-/// about 80 bytes an entry.
+/// about 80 bytes an entry, and where each 16-bit prefix of ids starts
+/// (256 KiB), so that a lookup touches one or two entries instead of
+/// binary-searching the whole index (ids are hashes: evenly spread).
 #[derive(Debug, Default)]
-pub(super) struct Cached(Vec<(Key, Blob)>);
+pub(super) struct Cached {
+    index: Vec<(Key, Blob)>,
+    /// `starts[p]..starts[p + 1]`: the entries whose ids start with `p`.
+    starts: Vec<u32>,
+}
 
 impl Cached {
     /// From the index's rows. A malformed row (a damaged database) is
@@ -103,14 +116,28 @@ impl Cached {
         index.dedup_by_key(|(k, _)| *k);
         let malformed = n - index.len();
         index.shrink_to_fit();
-        (Cached(index), malformed)
+        let mut starts = vec![0u32; (1 << 16) + 1];
+        for (k, _) in &index {
+            starts[k.bucket() + 1] += 1;
+        }
+        for p in 1..starts.len() {
+            starts[p] += starts[p - 1];
+        }
+        (Cached { index, starts }, malformed)
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.index.len()
     }
 
     /// The stored blob of torrent `id` (any case), if the index has one.
     pub(super) fn get(&self, id: &str) -> Option<Blob> {
         let k = key(id)?;
-        let i = self.0.binary_search_by_key(&k, |(k, _)| *k).ok()?;
-        Some(self.0[i].1)
+        let b = k.bucket();
+        let (from, to) = (*self.starts.get(b)?, *self.starts.get(b + 1)?);
+        let bucket = self.index.get(from as usize..to as usize)?;
+        let i = bucket.binary_search_by_key(&k, |(k, _)| *k).ok()?;
+        Some(bucket[i].1)
     }
 }
 
@@ -174,5 +201,30 @@ mod tests {
         assert_eq!(index.get(&"1".repeat(40).to_uppercase()), Some(blob('a')));
         assert_eq!(index.get(&"4".repeat(40)), None);
         assert_eq!(index.get("short"), None);
+        assert_eq!(Cached::default().get(&v1), None);
+    }
+
+    /// Every id of a large index is found in its bucket, and ids it lacks
+    /// (neighbours in the same buckets, other lengths) are not.
+    #[test]
+    fn every_bucket_finds_its_ids() {
+        let id =
+            |i: u32, len: usize| crate::torrent::sha256_hex(&i.to_le_bytes())[..len].to_string();
+        let rows: Vec<IndexRow> = (0..5000)
+            .map(|i| IndexRow {
+                torrent_id: id(i, if i % 3 == 0 { 64 } else { 40 }),
+                sha256: crate::torrent::sha256_hex(&(i + 1_000_000).to_le_bytes()),
+                size: u64::from(i),
+            })
+            .collect();
+        let (index, malformed) = Cached::from_rows(rows);
+        assert_eq!((index.len(), malformed), (5000, 0));
+        for i in 0..5000 {
+            let len = if i % 3 == 0 { 64 } else { 40 };
+            assert_eq!(index.get(&id(i, len)).map(|b| b.size), Some(u64::from(i)));
+            let other = if len == 40 { 64 } else { 40 };
+            assert_eq!(index.get(&id(i, other)), None);
+            assert_eq!(index.get(&id(i + 5000, len)), None);
+        }
     }
 }

@@ -22,7 +22,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use super::cached::Blob;
-use crate::qbt::TorrentInfo;
+use crate::qbt::TorrentRef;
 use crate::snapshot::{BlobSum, Record};
 
 /// Strings that many torrents share, stored once each; number 0 is "".
@@ -194,7 +194,7 @@ impl Entries {
     }
 
     /// Adds a listed torrent; `blob` is what the index has for it.
-    pub(super) fn push(&mut self, t: TorrentInfo, blob: Option<Blob>) {
+    pub(super) fn push(&mut self, t: &TorrentRef<'_>, blob: Option<Blob>) {
         let id = self.put(&t.hash);
         let infohash_v1 = if t.infohash_v1 == t.hash {
             id
@@ -262,7 +262,14 @@ impl Entries {
         let id = |i: u32| self.text(self.list[i as usize].id);
         let lower = |i: u32| id(i).bytes().map(|c| c.to_ascii_lowercase());
         let mut order: Vec<u32> = (0..self.list.len() as u32).collect();
-        order.sort_unstable_by(|&a, &b| lower(a).cmp(lower(b)).then(a.cmp(&b)));
+        let upper =
+            (0..self.list.len() as u32).any(|i| id(i).bytes().any(|c| c.is_ascii_uppercase()));
+        if upper {
+            order.sort_unstable_by(|&a, &b| lower(a).cmp(lower(b)).then(a.cmp(&b)));
+        } else {
+            // No upper case anywhere (qBittorrent's ids): a plain sort.
+            order.sort_unstable_by(|&a, &b| id(a).cmp(id(b)).then(a.cmp(&b)));
+        }
         let mut keep = vec![true; self.list.len()];
         let mut previous: Option<u32> = None;
         for &i in &order {
@@ -368,7 +375,8 @@ impl Entries {
 mod tests {
     use super::*;
 
-    fn info(hash: &str, extra: serde_json::Value) -> TorrentInfo {
+    /// A listed torrent's JSON: defaults, and `extra` over them.
+    fn info(hash: &str, extra: serde_json::Value) -> String {
         let mut v = serde_json::json!({
             "hash": hash, "infohash_v1": hash, "name": format!("n-{hash}"),
             "category": "tv", "tags": "b, a", "save_path": "/data",
@@ -378,7 +386,15 @@ mod tests {
         if let (Some(v), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
             v.extend(extra.clone());
         }
-        serde_json::from_value(v).unwrap()
+        v.to_string()
+    }
+
+    impl Entries {
+        /// [`Entries::push`] of a torrent's JSON, as the listing reads it.
+        fn push_json(&mut self, json: String, blob: Option<Blob>) {
+            let t: TorrentRef<'_> = serde_json::from_str(&json).unwrap();
+            self.push(&t, blob);
+        }
     }
 
     fn sha(c: char) -> String {
@@ -400,8 +416,8 @@ mod tests {
         let mut e = Entries::with_spill(dir.path()).unwrap();
         let (a, b) = ("a".repeat(40), "b".repeat(40));
         let v2 = "c".repeat(64);
-        e.push(info(&a, serde_json::json!({})), Some(blob('1')));
-        e.push(
+        e.push_json(info(&a, serde_json::json!({})), Some(blob('1')));
+        e.push_json(
             info(
                 &b,
                 serde_json::json!({"infohash_v2": v2, "state": "uploading", "category": ""}),
@@ -411,7 +427,7 @@ mod tests {
         // Enough magnets to go through the file, not only the buffer.
         for i in 0..2000 {
             let id = format!("{i:040x}");
-            e.push(
+            e.push_json(
                 info(&id, serde_json::json!({"magnet_uri": "m".repeat(100)})),
                 None,
             );
@@ -454,7 +470,7 @@ mod tests {
     #[test]
     fn a_dry_run_keeps_no_magnets() {
         let mut e = Entries::new();
-        e.push(info(&"a".repeat(40), serde_json::json!({})), None);
+        e.push_json(info(&"a".repeat(40), serde_json::json!({})), None);
         assert_eq!(e.listing_error(), None);
         assert_eq!(e.record(0).unwrap().magnet_uri, "");
     }
@@ -473,7 +489,7 @@ mod tests {
         for (listed, want) in cases {
             let mut e = Entries::new();
             for id in &listed {
-                e.push(info(id, serde_json::json!({})), None);
+                e.push_json(info(id, serde_json::json!({})), None);
             }
             e.dedup();
             let got: Vec<&str> = (0..e.len()).map(|i| e.id(i)).collect();
@@ -489,7 +505,7 @@ mod tests {
     fn shared_strings_are_stored_once() {
         let mut e = Entries::new();
         for i in 0..100 {
-            e.push(info(&format!("{i:040x}"), serde_json::json!({})), None);
+            e.push_json(info(&format!("{i:040x}"), serde_json::json!({})), None);
         }
         // "", "tv", "/data", "b, a"
         assert_eq!(e.shared.strings.len(), 4);

@@ -54,7 +54,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::clock::{Clock, parse_rfc3339, rfc3339, run_id};
 use crate::config::Instance;
@@ -135,6 +135,7 @@ pub async fn run(
     let now = parse_rfc3339(&report.started_at).map_or(0, |t| t.unix_timestamp());
     progress.start(entries.len() as u64);
     let queue = reuse_cached(store, &mut entries, (previous, now), progress);
+    debug!(to_export = queue.len(), "stored blobs checked");
     let turns = export_order(&entries, queue, &earlier_suspects);
     let deadline = deadline_of(instance, t0, turns.queue.len());
     let shared = Arc::new(Shared::new(client, store, instance, cancel, deadline));
@@ -175,6 +176,7 @@ pub async fn run(
 /// database) is left out, so its torrent is exported again.
 fn cached_index(history: &History) -> Result<Cached, Error> {
     let (cached, malformed) = Cached::from_rows(history.index_rows()?);
+    debug!(entries = cached.len(), "blob index loaded");
     if malformed > 0 {
         warn!(
             "{malformed} rows of the blob index are malformed; their torrents are exported again (`qbackup check --repair` drops the rows)"
@@ -300,10 +302,7 @@ async fn list_all(
 ) -> Result<Listing, QbtError> {
     let version = client.version().await?;
     client
-        .torrents_each(|t| {
-            let blob = cached.get(&t.hash);
-            entries.push(t, blob);
-        })
+        .torrents_each(|t| entries.push(&t, cached.get(&t.hash)))
         .await?;
     let categories = client.categories().await?;
     let tags = client.tags().await?;
@@ -331,10 +330,7 @@ async fn dry_run(
     };
     let mut entries = Entries::new();
     client
-        .torrents_each(|t| {
-            let blob = cached.get(&t.hash);
-            entries.push(t, blob);
-        })
+        .torrents_each(|t| entries.push(&t, cached.get(&t.hash)))
         .await?;
     if let Some(detail) = entries.listing_error() {
         let endpoint = "torrents/info";

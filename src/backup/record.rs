@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use tracing::info;
+use tracing::{debug, info};
 
 use super::deadline::Deadline;
 use super::entries::{Entries, State};
@@ -223,7 +223,9 @@ pub(super) fn finish(
         store.sync()?;
     }
     doc.metadata = store_metadata(store, history, entries)?;
-    let written = match write_run_file(&path, &doc) {
+    let written = write_run_file(&path, &doc);
+    debug!("run file written");
+    let written = match written {
         Ok(bytes) => Some(crate::torrent::sha256_hex(&bytes)),
         Err(e) => {
             // The blobs are safe; without a run file the run still counts as
@@ -270,9 +272,14 @@ fn store_metadata(
             source,
         })?);
     }
-    Ok(Some(
-        crate::history::store_tree(store, history, records)?.root,
-    ))
+    let stored = crate::history::store_tree(store, history, records)?;
+    debug!(
+        records = stored.root.count,
+        new_chunks = stored.new_chunks,
+        new_bytes = stored.new_bytes,
+        "metadata stored"
+    );
+    Ok(Some(stored.root))
 }
 
 /// Writes a run file atomically; returns the bytes written.

@@ -43,8 +43,9 @@ fn begun(history: &History) -> RunDoc {
 fn entries(ids: &[&str]) -> Entries {
     let mut e = Entries::new();
     for id in ids {
-        let t = serde_json::from_value(serde_json::json!({ "hash": id, "name": id })).unwrap();
-        e.push(t, None);
+        let json = serde_json::json!({ "hash": id, "name": id }).to_string();
+        let t: crate::qbt::TorrentRef<'_> = serde_json::from_str(&json).unwrap();
+        e.push(&t, None);
     }
     e
 }

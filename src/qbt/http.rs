@@ -11,7 +11,8 @@ use reqwest::{RequestBuilder, Response, StatusCode, Url};
 
 use super::error::map_reqwest;
 use super::list::{Caps, ListError, MAX_LIST_BYTES, Splitter, parse_torrent};
-use super::{Auth, Client, MAX_EXPORT_BYTES, MAX_REPLY_BYTES, QbtError, TorrentInfo, tls};
+use super::types::TorrentRef;
+use super::{Auth, Client, MAX_EXPORT_BYTES, MAX_REPLY_BYTES, QbtError, tls};
 use crate::config::Secret;
 use crate::text::error_chain;
 
@@ -193,7 +194,7 @@ impl Client {
         &self,
         mut resp: Response,
         endpoint: &'static str,
-        mut each: impl FnMut(TorrentInfo),
+        mut each: impl FnMut(TorrentRef<'_>),
     ) -> Result<usize, QbtError> {
         let decode = |e: ListError| QbtError::Decode {
             endpoint,

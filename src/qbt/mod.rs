@@ -42,7 +42,8 @@ pub use add::{AddFile, AddReply, AddRequest, CreateOutcome};
 pub use error::QbtError;
 pub use list::{ListError, MAX_LIST_BYTES, MAX_TORRENT_BYTES, MAX_TORRENTS};
 pub use types::{
-    MIN_WEBAPI, ServerVersion, TorrentInfo, parse_version, split_tags, supports_export,
+    MIN_WEBAPI, ServerVersion, TorrentInfo, TorrentRef, is_paused_state, parse_version, split_tags,
+    supports_export,
 };
 
 /// Most bytes of one exported .torrent: 64 MiB. Real ones are KB to a few
@@ -248,14 +249,14 @@ impl Client {
     /// the whole list.
     pub async fn torrents(&self) -> Result<Vec<TorrentInfo>, QbtError> {
         let mut out = Vec::new();
-        self.torrents_each(|t| out.push(t)).await?;
+        self.torrents_each(|t| out.push(t.to_info())).await?;
         Ok(out)
     }
 
     /// The whole torrent list, each torrent handed to `each` as soon as
     /// its entry has arrived, so the caller keeps only what it needs of
     /// it. Returns how many torrents were listed.
-    pub async fn torrents_each(&self, each: impl FnMut(TorrentInfo)) -> Result<usize, QbtError> {
+    pub async fn torrents_each(&self, each: impl FnMut(TorrentRef<'_>)) -> Result<usize, QbtError> {
         self.get_list(&[], each).await
     }
 
@@ -263,7 +264,7 @@ impl Client {
     pub async fn torrents_by_id(&self, ids: &[&str]) -> Result<Vec<TorrentInfo>, QbtError> {
         let joined = ids.join("|");
         let mut out = Vec::new();
-        self.get_list(&[("hashes", joined.as_str())], |t| out.push(t))
+        self.get_list(&[("hashes", joined.as_str())], |t| out.push(t.to_info()))
             .await?;
         Ok(out)
     }
@@ -272,7 +273,7 @@ impl Client {
     async fn get_list(
         &self,
         query: &[(&str, &str)],
-        each: impl FnMut(TorrentInfo),
+        each: impl FnMut(TorrentRef<'_>),
     ) -> Result<usize, QbtError> {
         const EP: &str = "torrents/info";
         let resp = self.send(EP, |c, u| c.get(u).query(query)).await?;

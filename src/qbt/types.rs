@@ -1,6 +1,8 @@
 //! The WebAPI's wire types the client reads: torrents, categories and
 //! versions, and the version gate for `torrents/export`.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
 /// The first WebAPI with `torrents/export` (qBittorrent 4.5.0).
@@ -42,24 +44,85 @@ impl TorrentInfo {
         split_tags(&self.tags)
     }
 
-    /// Paused (4.x) or stopped (5.x). The WebAPI has no paused flag, only a
-    /// state; states that don't say (checking, moving, missingFiles, error)
-    /// count as paused, so a restore with `--start` never starts a torrent
-    /// that was not clearly running.
+    /// Paused (4.x) or stopped (5.x); see [`is_paused_state`].
     pub fn is_paused(&self) -> bool {
-        !matches!(
-            self.state.as_str(),
-            "downloading"
-                | "uploading"
-                | "stalledDL"
-                | "stalledUP"
-                | "queuedDL"
-                | "queuedUP"
-                | "forcedDL"
-                | "forcedUP"
-                | "metaDL"
-                | "forcedMetaDL"
-        )
+        is_paused_state(&self.state)
+    }
+}
+
+/// Whether a torrent in this state is paused (4.x) or stopped (5.x). The
+/// WebAPI has no paused flag, only a state; states that don't say
+/// (checking, moving, missingFiles, error) count as paused, so a restore
+/// with `--start` never starts a torrent that was not clearly running.
+pub fn is_paused_state(state: &str) -> bool {
+    !matches!(
+        state,
+        "downloading"
+            | "uploading"
+            | "stalledDL"
+            | "stalledUP"
+            | "queuedDL"
+            | "queuedUP"
+            | "forcedDL"
+            | "forcedUP"
+            | "metaDL"
+            | "forcedMetaDL"
+    )
+}
+
+/// [`TorrentInfo`] as it is read from the list, its strings borrowed from
+/// the reply wherever they hold no escape: what
+/// [`super::Client::torrents_each`] hands over, so that a caller copies only
+/// what it keeps.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct TorrentRef<'a> {
+    #[serde(borrow)]
+    pub hash: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub infohash_v1: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub infohash_v2: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub category: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub tags: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub save_path: Cow<'a, str>,
+    #[serde(default)]
+    pub auto_tmm: bool,
+    #[serde(borrow, default)]
+    pub state: Cow<'a, str>,
+    #[serde(default)]
+    pub added_on: i64,
+    #[serde(default)]
+    pub size: i64,
+    #[serde(borrow, default)]
+    pub magnet_uri: Cow<'a, str>,
+}
+
+impl TorrentRef<'_> {
+    pub fn to_info(&self) -> TorrentInfo {
+        TorrentInfo {
+            hash: self.hash.to_string(),
+            infohash_v1: self.infohash_v1.to_string(),
+            infohash_v2: self.infohash_v2.to_string(),
+            name: self.name.to_string(),
+            category: self.category.to_string(),
+            tags: self.tags.to_string(),
+            save_path: self.save_path.to_string(),
+            auto_tmm: self.auto_tmm,
+            state: self.state.to_string(),
+            added_on: self.added_on,
+            size: self.size,
+            magnet_uri: self.magnet_uri.to_string(),
+        }
+    }
+
+    /// Paused (4.x) or stopped (5.x); see [`is_paused_state`].
+    pub fn is_paused(&self) -> bool {
+        is_paused_state(&self.state)
     }
 }
 
