@@ -252,8 +252,8 @@ pub(super) fn finish(
     Ok(report)
 }
 
-/// Stores the metadata tree of every torrent in `entries` (records built
-/// here, one per torrent, and dropped once stored); its root, None when
+/// Stores the metadata tree of every torrent in `entries` (each record
+/// made when its leaf is, and dropped once stored); its root, None when
 /// the run has no torrents.
 fn store_metadata(
     store: &Store,
@@ -263,16 +263,25 @@ fn store_metadata(
     if entries.is_empty() {
         return Ok(None);
     }
-    // In id order, the tree's own: sorting them again then costs nothing.
-    let mut records = Vec::with_capacity(entries.len());
-    for i in entries.by_id() {
-        records.push(entries.record(i).map_err(|source| StoreError::Io {
-            op: "read back the magnet links kept in a temporary file in",
-            path: store.root().to_path_buf(),
-            source,
-        })?);
-    }
-    let stored = crate::history::store_tree(store, history, records)?;
+    // The records are made one leaf at a time, in id order (the tree's):
+    // never every torrent's at once.
+    let order = entries.by_id();
+    let ids: Vec<&str> = order.iter().map(|&i| entries.id(i)).collect();
+    let mut leaf = |range: std::ops::Range<usize>| {
+        order[range]
+            .iter()
+            .map(|&i| entries.record(i))
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|source| {
+                StoreError::Io {
+                    op: "read back the magnet links kept in a temporary file in",
+                    path: store.root().to_path_buf(),
+                    source,
+                }
+                .into()
+            })
+    };
+    let stored = crate::history::store_tree_sorted(store, history, &ids, &mut leaf)?;
     debug!(
         records = stored.root.count,
         new_chunks = stored.new_chunks,
