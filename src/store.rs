@@ -110,7 +110,8 @@ impl Store {
     /// 1 (which must be migrated), and anything else is new.
     pub fn format(&self) -> Result<StoreFormat, StoreError> {
         let path = self.format_path();
-        match fs::read(&path) {
+        // A few bytes by design: anything longer is not a marker qbackup wrote.
+        match read_capped(&path, 4096) {
             Ok(bytes) => {
                 #[derive(serde::Deserialize)]
                 struct Marker {
@@ -137,8 +138,9 @@ impl Store {
         }
     }
 
-    /// Writes `store.json` saying format 2, atomically: the commit point of
-    /// a migration.
+    /// Writes `store.json` saying format 2, atomically: when a store is
+    /// created, or after the rename that commits a migration (see
+    /// `crate::migrate`).
     pub fn write_format(&self) -> Result<(), StoreError> {
         let path = self.format_path();
         let body = format!("{{\"format\": {}}}\n", crate::rundoc::FORMAT);
@@ -190,10 +192,7 @@ impl Store {
                 )));
             }
         };
-        match crate::snapshot::unpack(&packed) {
-            Some(bytes) if sha256_hex(&bytes) == id => Ok(bytes),
-            _ => Err(ChunkReadError::Corrupt { path }),
-        }
+        crate::snapshot::unpack_checked(&packed, id).ok_or(ChunkReadError::Corrupt { path })
     }
 
     /// Every chunk file (`chunks/xx/<id>.json.zst`) as (id, path), sorted.
@@ -278,10 +277,14 @@ impl Store {
                 sha256: blob.sha256.clone(),
             });
         };
-        let bytes = match fs::read(&path) {
+        let bytes = match read_capped(&path, MAX_BLOB_BYTES) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(BlobReadError::Missing { path });
+            }
+            // Larger than any export qbackup accepts: not a blob it wrote.
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(BlobReadError::Corrupt { path });
             }
             Err(e) => return Err(BlobReadError::Store(StoreError::io("read blob", &path, e))),
         };
@@ -380,6 +383,26 @@ impl Store {
                 }
             }
         }
+        // A killed write of `store.json` leaves its temporary file at the top.
+        for (name, path) in list_dir(&self.root)? {
+            if !name.starts_with(TEMP_PREFIX) {
+                continue;
+            }
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_file() {
+                let age = (meta.modified().ok())
+                    .and_then(|m| now.duration_since(m).ok())
+                    .unwrap_or_default();
+                out.push(TempFile {
+                    rel: name,
+                    path,
+                    size: meta.len(),
+                    age,
+                });
+            }
+        }
         out.sort_by(|a, b| a.rel.cmp(&b.rel));
         Ok(out)
     }
@@ -462,6 +485,10 @@ pub enum StoreFormat {
 }
 
 pub use crate::fsutil::read_capped;
+
+/// The largest blob qbackup reads back: the largest export it accepts
+/// (`qbt::MAX_EXPORT_BYTES`, 64 MiB).
+pub const MAX_BLOB_BYTES: u64 = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChunkReadError {
@@ -574,6 +601,26 @@ mod tests {
     }
 
     #[test]
+    fn a_marker_or_blob_larger_than_qbackup_writes_is_refused_unread() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::new(d.path());
+        s.init().unwrap();
+        assert_eq!(s.format().unwrap(), StoreFormat::V2);
+        fs::write(s.format_path(), vec![b' '; 5000]).unwrap();
+        assert!(s.format().is_err());
+        let a = s.put_blob(b"hello").unwrap();
+        let f = fs::File::options()
+            .write(true)
+            .open(s.abs(&a.path))
+            .unwrap();
+        f.set_len(MAX_BLOB_BYTES + 1).unwrap();
+        assert!(matches!(
+            s.read_blob(&a),
+            Err(BlobReadError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
     fn run_files_and_temp_files_are_listed() {
         let d = tempfile::tempdir().unwrap();
         let s = Store::new(d.path());
@@ -599,9 +646,12 @@ mod tests {
             (runs[0].instance.as_str(), runs[0].run_id.as_str()),
             ("a", "R1")
         );
+        // A killed write of store.json leaves one at the top.
+        fs::write(d.path().join(".tmp-z"), b"{").unwrap();
         let temps: Vec<String> = s.temp_files().unwrap().into_iter().map(|t| t.rel).collect();
-        assert_eq!(temps.len(), 2, "{temps:?}");
+        assert_eq!(temps.len(), 3, "{temps:?}");
         assert!(temps.contains(&"runs/a/.tmp-x1".to_string()));
+        assert!(temps.contains(&".tmp-z".to_string()));
         assert_eq!(s.manifest_instances().unwrap(), ["a"]);
     }
 }

@@ -219,18 +219,32 @@ pub(super) fn finish(
     // metadata (chunk files, made durable, then the database's copies),
     // then the run file, then the run's rows: each names only what is
     // already stored.
-    if doc.counts.exported > 0 {
-        store.sync()?;
-    }
-    doc.metadata = store_metadata(store, history, entries)?;
-    let written = write_run_file(&path, &doc);
-    debug!("run file written");
+    let stored = (|| {
+        if doc.counts.exported > 0 {
+            store.sync()?;
+        }
+        store_metadata(store, history, entries)
+    })();
+    let written = match stored {
+        Ok(root) => {
+            doc.metadata = root;
+            let written = write_run_file(&path, &doc);
+            debug!("run file written");
+            written.map_err(|e| format!("cannot write run file {}: {e}", path.display()))
+        }
+        // Recorded like a run file that can't be written: the run is
+        // failed, never left `running`.
+        Err(e) => Err(format!(
+            "cannot store the run's metadata in {}: {}",
+            store.root().display(),
+            crate::text::error_chain(&e)
+        )),
+    };
     let written = match written {
         Ok(bytes) => Some(crate::torrent::sha256_hex(&bytes)),
-        Err(e) => {
+        Err(msg) => {
             // The blobs are safe; without a run file the run still counts as
             // failed, and the database keeps the list of what it saved.
-            let msg = format!("cannot write run file {}: {e}", path.display());
             doc.status = RunStatus::Failed;
             doc.error = Some(match doc.error.take() {
                 Some(prev) => format!("{prev}; {msg}"),
