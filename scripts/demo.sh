@@ -47,9 +47,12 @@ echo "==> first backup (the magnet without metadata makes it partial: exit 3)"
 code=0; Q run --instance source --kind manual || code=$?
 echo "exit code $code"
 echo
-echo "==> second backup: nothing new to export"
+echo "==> second backup: nothing new to export, no metadata rewritten (store format 2)"
+before=$(du -sb "$DEMO/store" | cut -f1)
 code=0; Q run --instance source --kind manual || code=$?
-echo "exit code $code"
+echo "exit code $code; the store grew by $(($(du -sb "$DEMO/store" | cut -f1) - before)) bytes (a run file and a history row):"
+ls -l "$DEMO"/store/runs/source/
+echo "metadata chunks shared by both runs: $(find "$DEMO/store/chunks" -name '*.json.zst' | wc -l)"
 echo
 Q runs
 echo

@@ -221,7 +221,7 @@ fn print_report(r: &RunReport, p: &Printer) {
         r.counts.warnings
     );
     if let Some(m) = &r.manifest {
-        line.push_str(&format!("; manifest {}", m.display()));
+        line.push_str(&format!("; run file {}", m.display()));
     }
     outln!(p, "{line}");
     if let Some(e) = &r.error {

@@ -170,7 +170,7 @@ pub fn render_text(e: &Event, max_warnings: usize, limit: usize, m: Markup) -> S
         head.push(format!("run {id}"));
     }
     if let Some(p) = &e.manifest {
-        head.push(format!("manifest {}", escape(p, m)));
+        head.push(format!("run file {}", escape(p, m)));
     }
     let items: Vec<String> = e
         .warnings
