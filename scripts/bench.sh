@@ -397,8 +397,7 @@ doc = f"""# Benchmark
 
 Measured by `scripts/bench.sh {' '.join(map(str, sizes))}` on {date}: qbittorrent-nox {qbt}
 (Debian) on 127.0.0.1, small generated v1 torrents (paused), {build},
-{cores} cores. The targets are issue 10's (store format 2); today's format 1 is
-expected to miss several of them.
+{cores} cores. The targets are issue 10's; measured on store format 2 (qbackup 0.2).
 
 Absolute times depend on the machine; the ratios are what to compare. Each
 size is one run of the script against its own instances, and every qbackup row
@@ -406,15 +405,17 @@ is measured between two runs of its baseline (the ratio is against their
 mean), so that a change of load hits both. Times are wall-clock times of the
 whole process, start to exit. Peak RSS is the process's maximum resident set
 size (`/usr/bin/time`); store growth is `du -sb` of the store directory
-(blobs, run files and the history database) after the run minus before it.
+(blobs, metadata chunks, run files and the history database) after the run
+minus before it.
 
 What the rows mean:
 - **Plain export loop**: the simplest possible backup over one keep-alive
   connection — log in, list, export every torrent one after the other, write
   each to a file; no verification, no fsync, no history
   (`examples/plain_export.rs`). The first run is compared with it.
-- **qbackup, first run**: everything is new: export + verify + atomic fsynced
-  store + run file + history, with `exports_per_second = 10000` (unlimited).
+- **qbackup, first run**: everything is new: export (pipelined) + verify +
+  store (durable per batch: one syncfs before each batch is recorded) +
+  metadata chunks + run file + history, with `exports_per_second = 10000` (unlimited).
   Production runs are paced (default 20/s): a first run of 100,000 torrents
   takes about 5,000 s by design.
 - **One listing**: log in, one `torrents/info` (gzip), parse the JSON
