@@ -6,7 +6,7 @@ use crate::history::IndexRow;
 use crate::store::{BlobRef, Store};
 
 /// A stored blob as the run keeps it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct Blob {
     sha256: [u8; 32],
     pub(super) size: u64,
@@ -128,6 +128,11 @@ impl Cached {
 
     pub(super) fn len(&self) -> usize {
         self.index.len()
+    }
+
+    /// Every blob the index names (once per torrent).
+    pub(super) fn blobs(&self) -> impl Iterator<Item = Blob> + '_ {
+        self.index.iter().map(|(_, b)| *b)
     }
 
     /// The stored blob of torrent `id` (any case), if the index has one.

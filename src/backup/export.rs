@@ -1,8 +1,7 @@
 //! The export side of a run: one task per torrent exports, verifies and
 //! stores its .torrent under the run's pace and retry budget, and gives up on
 //! the rest once qBittorrent is gone; no retry starts after the run's
-//! deadline; cached blobs are checked on all cores instead; a failure
-//! becomes the plain words of its warning.
+//! deadline; a failure becomes the plain words of its warning.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,15 +14,13 @@ use governor::{Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, warn};
 
-use super::cached::Blob;
 use super::deadline::Deadline;
-use super::entries::Entries;
 use super::suspects::Change;
 use crate::classify::{ExportFailure, FailureClass, is_retryable, suggests_instance_down};
 use crate::config::Instance;
 use crate::manifest::ItemSource;
 use crate::qbt::{Client, QbtError};
-use crate::store::{BlobReadError, BlobRef, Store};
+use crate::store::{BlobRef, Store};
 use crate::torrent::{Expected, verify};
 
 type Limiter = RateLimiter<
@@ -34,7 +31,7 @@ type Limiter = RateLimiter<
 >;
 /// Shared by the export tasks of one run.
 pub(super) struct Shared {
-    client: Client,
+    client: Arc<Client>,
     store: Store,
     limiter: Limiter,
     /// One permit per request that may be in flight (`max_in_flight`).
@@ -52,7 +49,7 @@ impl Shared {
     /// pace (`exports_per_second`, no bursts) and requests in flight
     /// (`max_in_flight`), its retry budget and its deadline.
     pub(super) fn new(
-        client: Client,
+        client: Arc<Client>,
         store: &Store,
         instance: &Instance,
         cancel: Arc<AtomicBool>,
@@ -138,66 +135,6 @@ impl Target {
             infohash_v2: &self.infohash_v2,
         }
     }
-}
-
-/// Checks cached blobs on all cores: `(entry, full)` says which entry's
-/// blob to check and how. Every blob must be there with its indexed size;
-/// one read back in `full` must also still hash to its name and be the
-/// torrent it is filed under. Returns the entries whose blob failed, with
-/// the reason.
-pub(super) fn check_cached(
-    store: &Store,
-    entries: &Entries,
-    checks: &[(usize, bool)],
-) -> Vec<(usize, String)> {
-    let check = |i: usize, full: bool| -> Result<(), String> {
-        let Some(b) = entries.blob(i).map(Blob::to_ref) else {
-            return Err("not a cached blob".into());
-        };
-        if !full {
-            return store.stat_blob(&b).map_err(|e| e.to_string());
-        }
-        let bytes = store
-            .read_blob(&b)
-            .map_err(|e: BlobReadError| e.to_string())?;
-        let [id, infohash_v1, infohash_v2] = entries.hashes(i);
-        let expected = Expected {
-            id,
-            infohash_v1,
-            infohash_v2,
-        };
-        verify(&bytes, expected)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .clamp(1, 8);
-    let chunk = checks.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = checks
-            .chunks(chunk)
-            .map(|part| {
-                let failed = scope.spawn(move || {
-                    part.iter()
-                        .filter_map(|&(i, full)| Some((i, check(i, full).err()?)))
-                        .collect::<Vec<_>>()
-                });
-                (part, failed)
-            })
-            .collect();
-        // A check that never reported back (only a bug could cause it)
-        // means exporting again.
-        handles
-            .into_iter()
-            .flat_map(|(part, h)| {
-                h.join().unwrap_or_else(|_| {
-                    let why = "its check failed (internal error)".to_string();
-                    part.iter().map(|&(i, _)| (i, why.clone())).collect()
-                })
-            })
-            .collect()
-    })
 }
 
 /// Export with bounded retries; Err carries the attempts made. A torrent

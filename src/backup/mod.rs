@@ -30,16 +30,21 @@
 //! - `sample.rs`: which cached blobs a run reads back in full (pure);
 //! - `turns.rs`: every torrent's turn: cached blobs checked, the rest
 //!   exported;
-//! - `export.rs`: the export tasks (pace, retries, "is the server gone?") and
-//!   the checks of cached blobs;
-//! - `record.rs`: the recorder: blob index batches during the run, then the
-//!   counts, warnings, records, run file and history rows;
+//! - `checks.rs`: the checks of cached blobs (every one stat'ed while
+//!   qBittorrent builds its list, a rolling sample read back);
+//! - `export.rs`: the export tasks (pace, retries, "is the server gone?");
+//! - `index.rs`: the blob index during the run, in batches made durable
+//!   while the exports go on;
+//! - `record.rs`: the recorder: the counts, warnings, records, run file and
+//!   history rows;
 //! - `report.rs`: [`RunOptions`] in, [`RunReport`] out.
 
 mod cached;
+mod checks;
 pub mod deadline;
 mod entries;
 mod export;
+mod index;
 pub mod plan;
 mod record;
 mod report;
@@ -62,15 +67,17 @@ use crate::error::Error;
 use crate::history::{History, NewRun};
 use crate::manifest::{Category, Counts, ServerInfo};
 use crate::progress::Progress;
-use crate::qbt::{Client, QbtError, ServerVersion};
+use crate::qbt::{Client, QbtError, ServerVersion, TorrentList};
 use crate::rundoc::RunDoc;
 use crate::status::RunStatus;
 use crate::store::{Store, StoreError};
 use cached::Cached;
+use checks::{cached_index, stat_all};
 use deadline::{Deadline, run_deadline};
 use entries::Entries;
 use export::Shared;
-use record::{IndexWriter, finish, record_results};
+use index::IndexWriter;
+use record::{finish, record_results};
 use suspects::{Change, Suspects};
 use turns::{export_all, export_order, reuse_cached};
 
@@ -97,19 +104,30 @@ pub async fn run(
     store.init()?;
     let _lock = crate::lock::try_lock(&store.lock_path(&instance.name), &instance.name)?;
     let (mut history, report) = open_run(store, instance, opts, clock)?;
-    let client = Client::new(instance, credentials)?;
+    let client = Arc::new(Client::new(instance, credentials)?);
     let mut entries = Entries::with_spill(store.root()).map_err(|source| StoreError::Io {
         op: "create a temporary file in",
         path: store.root().to_path_buf(),
         source,
     })?;
+    // The list is asked for at once; while qBittorrent builds it (seconds,
+    // for a large instance), the blob index is read and every blob stat'ed.
+    let head = tokio::spawn({
+        let client = client.clone();
+        async move { list_head(&client).await }
+    });
     let cached = cached_index(&history)?;
-    let listing = list_all(&client, &mut entries, &cached).await;
+    let stats = stat_all(store, &cached);
+    let listing = match head.await {
+        Ok(Ok(head)) => list_rest(&client, head, &mut entries, &cached)
+            .await
+            .map_err(|e| e.to_string()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("internal error while listing: {e}")),
+    };
     drop(cached);
     let mut doc = begin(&history, &report)?;
-    let listed = listing
-        .map_err(|e| e.to_string())
-        .and_then(|l| entries.listing_error().map_or(Ok(l), Err));
+    let listed = listing.and_then(|l| entries.listing_error().map_or(Ok(l), Err));
     match listed {
         Ok(listing) => take_listing(&mut doc, listing),
         Err(e) => {
@@ -134,7 +152,7 @@ pub async fn run(
     let previous = previous_start(&history, &instance.name, &report.run_id)?;
     let now = parse_rfc3339(&report.started_at).map_or(0, |t| t.unix_timestamp());
     progress.start(entries.len() as u64);
-    let queue = reuse_cached(store, &mut entries, (previous, now), progress);
+    let queue = reuse_cached(store, &mut entries, (previous, now), &stats, progress);
     debug!(to_export = queue.len(), "stored blobs checked");
     let turns = export_order(&entries, queue, &earlier_suspects);
     let deadline = deadline_of(instance, t0, turns.queue.len());
@@ -170,19 +188,6 @@ pub async fn run(
         t0,
         cancelled,
     )
-}
-
-/// The blob index, compact (see `entries.rs`). A malformed row (a damaged
-/// database) is left out, so its torrent is exported again.
-fn cached_index(history: &History) -> Result<Cached, Error> {
-    let (cached, malformed) = Cached::from_rows(history.index_rows()?);
-    debug!(entries = cached.len(), "blob index loaded");
-    if malformed > 0 {
-        warn!(
-            "{malformed} rows of the blob index are malformed; their torrents are exported again (`qbackup check --repair` drops the rows)"
-        );
-    }
-    Ok(cached)
 }
 
 /// When the previous run of `instance` that listed its torrents started
@@ -292,18 +297,25 @@ fn take_listing(doc: &mut RunDoc, listing: Listing) {
     doc.tags.sort();
 }
 
-/// Versions, torrents (into `entries`, each with what `cached` has for
-/// it), categories and tags: everything a run lists. Any failure here is
-/// fatal to the run.
-async fn list_all(
+/// The server's versions, and its torrent list asked for (see
+/// [`Client::torrents_reply`]).
+async fn list_head(client: &Client) -> Result<(ServerVersion, TorrentList), QbtError> {
+    let version = client.version().await?;
+    let list = client.torrents_reply().await?;
+    Ok((version, list))
+}
+
+/// The rest of what a run lists: the torrents (into `entries`, each with
+/// what `cached` has for it), categories and tags. Any failure here, or in
+/// [`list_head`], is fatal to the run.
+async fn list_rest(
     client: &Client,
+    head: (ServerVersion, TorrentList),
     entries: &mut Entries,
     cached: &Cached,
 ) -> Result<Listing, QbtError> {
-    let version = client.version().await?;
-    client
-        .torrents_each(|t| entries.push(&t, cached.get(&t.hash)))
-        .await?;
+    let (version, list) = head;
+    list.each(|t| entries.push(&t, cached.get(&t.hash))).await?;
     let categories = client.categories().await?;
     let tags = client.tags().await?;
     Ok((version, categories, tags))

@@ -1,14 +1,14 @@
-//! The recorder: everything a run writes while it goes and once it ends.
+//! The recorder: everything a run writes once it ends (while it goes,
+//! exported blobs enter the blob index: `index.rs`).
 //!
-//! While it goes, exported blobs enter the blob index in batches, each made
-//! durable first. At the end every listed torrent is counted and becomes a
+//! At the end every listed torrent is counted and becomes a
 //! record of the run's metadata tree, each non-fatal failure a warning; the
 //! tree's chunks are stored, then the run file is written, and only then do
 //! the history rows mark the run finished. No complete manifest is ever
 //! built: the records come straight from the run's compact entries.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tracing::{debug, info};
 
@@ -24,87 +24,7 @@ use crate::history::History;
 use crate::manifest::{Counts, Warning};
 use crate::rundoc::RunDoc;
 use crate::status::{RunStatus, RunTally, backup_status};
-use crate::store::{BlobRef, Store, StoreError};
-
-/// Blob index entries are flushed to the database at least this often.
-const FLUSH_EVERY: Duration = Duration::from_secs(2);
-const FLUSH_BATCH: usize = 200;
-
-/// The blob index while a run goes. A blob enters it only after it is
-/// stored, and waits here until the next flush: every [`FLUSH_BATCH`]
-/// entries or [`FLUSH_EVERY`], whichever comes first, and once at the end.
-/// Blobs are written without waiting for the disk ([`Store::put_blob`]);
-/// a flush first makes the whole batch durable with one [`Store::sync`],
-/// so the index never names a blob a crash could still take away.
-pub(super) struct IndexWriter<'a> {
-    store: &'a Store,
-    history: &'a mut History,
-    run_id: &'a str,
-    clock: &'a dyn Clock,
-    /// (lowercase torrent id, blob) not yet in the index.
-    pending: Vec<(String, BlobRef)>,
-    /// Torrents exported so far in this run.
-    exported: usize,
-    last_flush: Instant,
-}
-
-impl<'a> IndexWriter<'a> {
-    /// Starts the flush clock now.
-    pub(super) fn new(
-        store: &'a Store,
-        history: &'a mut History,
-        run_id: &'a str,
-        clock: &'a dyn Clock,
-    ) -> Self {
-        IndexWriter {
-            store,
-            history,
-            run_id,
-            clock,
-            pending: Vec::new(),
-            exported: 0,
-            last_flush: Instant::now(),
-        }
-    }
-
-    /// Torrent `id` was exported and its blob stored: it joins the next flush.
-    pub(super) fn exported(&mut self, id: &str, blob: BlobRef) {
-        self.exported += 1;
-        self.pending.push((id.to_ascii_lowercase(), blob));
-    }
-
-    /// The cached blob of torrent `id` was missing or damaged: it leaves the
-    /// index at once.
-    pub(super) fn forget(&mut self, id: &str) -> Result<(), Error> {
-        self.history.forget_blob(&id.to_ascii_lowercase())?;
-        Ok(())
-    }
-
-    /// Flushes if [`FLUSH_BATCH`] entries wait or [`FLUSH_EVERY`] has passed.
-    pub(super) fn flush_if_due(&mut self) -> Result<(), Error> {
-        if self.pending.len() >= FLUSH_BATCH || self.last_flush.elapsed() >= FLUSH_EVERY {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    /// Makes the waiting entries' blobs durable, then writes the entries
-    /// and the run's export count so far.
-    pub(super) fn flush(&mut self) -> Result<(), Error> {
-        if !self.pending.is_empty() {
-            self.store.sync()?;
-        }
-        self.history.record_blobs(
-            self.run_id,
-            &self.pending,
-            self.exported,
-            &rfc3339(self.clock.now()),
-        )?;
-        self.pending.clear();
-        self.last_flush = Instant::now();
-        Ok(())
-    }
-}
+use crate::store::{Store, StoreError};
 
 /// Counts every listed torrent by how it ended, in list order, and turns
 /// each non-fatal failure into a warning (a torrent the run never started

@@ -72,7 +72,7 @@ async fn after_the_deadline_no_export_starts() {
             username: "admin".into(),
             password: Secret::new("x"),
         };
-        let client = Client::new(&inst, credentials).unwrap();
+        let client = Arc::new(Client::new(&inst, credentials).unwrap());
         let limit = if passed {
             Duration::ZERO
         } else {

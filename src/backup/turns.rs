@@ -12,10 +12,11 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use super::cached::Blob;
+use super::checks::{StatFailures, check_cached};
 use super::entries::Entries;
-use super::export::{Done, Exports, Shared, Target, check_cached, export};
+use super::export::{Done, Exports, Shared, Target, export};
+use super::index::IndexWriter;
 use super::plan::{suspects_last, tasks_at};
-use super::record::IndexWriter;
 use super::sample;
 use crate::classify::{FailureClass, classify};
 use crate::error::Error;
@@ -31,15 +32,17 @@ pub(super) struct Turns {
 }
 
 /// Checks every cached blob before the exports: each must be on disk with
-/// the size the index has, and a rolling sample (`sample.rs`; `runs` is
-/// when the previous run and this one started) is read back in full. This
-/// touches only the local disk, so it runs on all cores, not under the
-/// export pace. A blob that passes is reused; every other torrent is queued
-/// for export, in list order.
+/// the size the index has (`stats`: the stat failures found while the list
+/// was built), and a rolling sample (`sample.rs`;
+/// `runs` is when the previous run and this one started) is read back in
+/// full. This touches only the local disk, so it runs on all cores, not
+/// under the export pace. A blob that passes is reused; every other torrent
+/// is queued for export, in list order.
 pub(super) fn reuse_cached(
     store: &crate::store::Store,
     entries: &mut Entries,
     runs: (Option<i64>, i64),
+    stats: &StatFailures,
     progress: &dyn Progress,
 ) -> Vec<(usize, bool)> {
     let mut cached: Vec<(u64, usize)> = (0..entries.len())
@@ -49,10 +52,6 @@ pub(super) fn reuse_cached(
     let positions: Vec<u64> = cached.iter().map(|&(p, _)| p).collect();
     let window = sample::window(&positions, runs.0, runs.1);
     let n = cached.len();
-    let checks: Vec<(usize, bool)> = (cached.iter().enumerate())
-        .map(|(k, &(_, i))| (i, window.contains(k, n)))
-        .collect();
-    drop((cached, positions));
     if n > 0 {
         info!(
             cached = n,
@@ -60,8 +59,19 @@ pub(super) fn reuse_cached(
             "checking the stored blobs"
         );
     }
+    let mut failed = Vec::new();
+    let mut checks = Vec::new();
+    for (k, &(_, i)) in cached.iter().enumerate() {
+        if window.contains(k, n) {
+            checks.push(i);
+        } else if let Some(why) = entries.blob(i).and_then(|b| stats.get(&b)) {
+            failed.push((i, why.clone()));
+        }
+    }
+    drop((cached, positions));
+    failed.extend(check_cached(store, entries, &checks));
     let mut bad = HashSet::new();
-    for (i, why) in check_cached(store, entries, &checks) {
+    for (i, why) in failed {
         let (id, name) = (entries.id(i), entries.name(i));
         warn!(torrent = %id, name = %name, "stored copy unusable ({why}); exporting it again");
         bad.insert(i);
@@ -170,8 +180,9 @@ pub(super) async fn export_all(
             changes.push((done.index, c));
         }
         take_done(shared, entries, done, blobs, &mut out)?;
+        blobs.flush_if_due().await?;
     }
-    blobs.flush()?;
+    blobs.flush().await?;
     changes.sort_by_key(|(i, _)| *i);
     out.changes = changes.into_iter().map(|(_, c)| c).collect();
     Ok(out)
@@ -247,5 +258,5 @@ fn take_done(
             out.failures.insert(i, (f, attempts));
         }
     }
-    blobs.flush_if_due()
+    Ok(())
 }

@@ -186,40 +186,41 @@ impl Client {
             }
         }
     }
+}
 
-    /// A `torrents/info` list, parsed as it streams: each torrent goes to
-    /// `each` as soon as its entry is complete, so memory is one entry
-    /// plus what `each` keeps (see [`super::list`]). Returns how many.
-    pub(super) async fn read_list(
-        &self,
-        mut resp: Response,
-        endpoint: &'static str,
-        mut each: impl FnMut(TorrentRef<'_>),
-    ) -> Result<usize, QbtError> {
-        let decode = |e: ListError| QbtError::Decode {
-            endpoint,
-            detail: e.to_string(),
-        };
-        if resp.content_length().is_some_and(|n| n > MAX_LIST_BYTES) {
-            return Err(decode(ListError::ListTooLarge {
-                cap: MAX_LIST_BYTES,
-            }));
-        }
-        let mut split = Splitter::new(Caps::LIST);
-        loop {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => split
-                    .feed(&chunk, |i, entry| {
-                        each(parse_torrent(i, entry)?);
-                        Ok(())
-                    })
-                    .map_err(decode)?,
-                Ok(None) => break,
-                Err(e) => return Err(self.map_err(endpoint, e)),
-            }
-        }
-        split.finish().map_err(decode)
+/// A `torrents/info` list, parsed as it streams (`timeout`: the client's,
+/// for the words of an error): each torrent goes to
+/// `each` as soon as its entry is complete, so memory is one entry
+/// plus what `each` keeps (see [`super::list`]). Returns how many.
+pub(super) async fn read_list(
+    mut resp: Response,
+    endpoint: &'static str,
+    timeout: std::time::Duration,
+    mut each: impl FnMut(TorrentRef<'_>),
+) -> Result<usize, QbtError> {
+    let decode = |e: ListError| QbtError::Decode {
+        endpoint,
+        detail: e.to_string(),
+    };
+    if resp.content_length().is_some_and(|n| n > MAX_LIST_BYTES) {
+        return Err(decode(ListError::ListTooLarge {
+            cap: MAX_LIST_BYTES,
+        }));
     }
+    let mut split = Splitter::new(Caps::LIST);
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => split
+                .feed(&chunk, |i, entry| {
+                    each(parse_torrent(i, entry)?);
+                    Ok(())
+                })
+                .map_err(decode)?,
+            Ok(None) => break,
+            Err(e) => return Err(map_reqwest(endpoint, e, timeout)),
+        }
+    }
+    split.finish().map_err(decode)
 }
 
 pub(super) fn expect_ok(resp: Response, endpoint: &'static str) -> Result<Response, QbtError> {

@@ -74,6 +74,24 @@ struct Session {
     poisoned: bool,
 }
 
+const LIST: &str = "torrents/info";
+
+/// A `torrents/info` reply whose body is still to be read
+/// ([`Client::torrents_reply`]).
+pub struct TorrentList {
+    resp: reqwest::Response,
+    timeout: Duration,
+}
+
+impl TorrentList {
+    /// Reads the list as it streams: each torrent goes to `each` as soon as
+    /// its entry has arrived, so the caller keeps only what it needs of it.
+    /// Returns how many torrents were listed.
+    pub async fn each(self, each: impl FnMut(TorrentRef<'_>)) -> Result<usize, QbtError> {
+        http::read_list(self.resp, LIST, self.timeout, each).await
+    }
+}
+
 pub struct Client {
     http: reqwest::Client,
     base: Url,
@@ -269,16 +287,31 @@ impl Client {
         Ok(out)
     }
 
+    /// Asks for the whole torrent list; returns once its reply has begun.
+    /// qBittorrent answers only when the whole list is ready, which takes
+    /// seconds for a large instance: whatever the caller does between this
+    /// and [`TorrentList::each`] overlaps that wait.
+    pub async fn torrents_reply(&self) -> Result<TorrentList, QbtError> {
+        self.list_reply(&[]).await
+    }
+
+    /// `torrents/info` asked for, its reply begun.
+    async fn list_reply(&self, query: &[(&str, &str)]) -> Result<TorrentList, QbtError> {
+        let resp = self.send(LIST, |c, u| c.get(u).query(query)).await?;
+        let resp = expect_ok(resp, LIST)?;
+        Ok(TorrentList {
+            resp,
+            timeout: self.timeout,
+        })
+    }
+
     /// `torrents/info`, parsed as it streams, within the caps of `list.rs`.
     async fn get_list(
         &self,
         query: &[(&str, &str)],
         each: impl FnMut(TorrentRef<'_>),
     ) -> Result<usize, QbtError> {
-        const EP: &str = "torrents/info";
-        let resp = self.send(EP, |c, u| c.get(u).query(query)).await?;
-        let resp = expect_ok(resp, EP)?;
-        self.read_list(resp, EP, each).await
+        self.list_reply(query).await?.each(each).await
     }
 
     /// Category name → save path ("" when it has none).
