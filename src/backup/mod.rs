@@ -72,7 +72,7 @@ use crate::rundoc::RunDoc;
 use crate::status::RunStatus;
 use crate::store::{Store, StoreError};
 use cached::Cached;
-use checks::{cached_index, stat_all};
+use checks::{StatFailures, cached_index, stat_all};
 use deadline::{Deadline, run_deadline};
 use entries::Entries;
 use export::Shared;
@@ -110,33 +110,18 @@ pub async fn run(
         path: store.root().to_path_buf(),
         source,
     })?;
-    // The list is asked for at once; while qBittorrent builds it (seconds,
-    // for a large instance), the blob index is read and every blob stat'ed.
-    let head = tokio::spawn({
-        let client = client.clone();
-        async move { list_head(&client).await }
-    });
-    let cached = cached_index(&history)?;
-    let stats = stat_all(store, &cached);
-    let listing = match head.await {
-        Ok(Ok(head)) => list_rest(&client, head, &mut entries, &cached)
-            .await
-            .map_err(|e| e.to_string()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(e) => Err(format!("internal error while listing: {e}")),
-    };
-    drop(cached);
+    let (listed, stats) = list(store, &history, &client, &mut entries).await?;
     let mut doc = begin(&history, &report)?;
-    let listed = listing.and_then(|l| entries.listing_error().map_or(Ok(l), Err));
     match listed {
         Ok(listing) => take_listing(&mut doc, listing),
         Err(e) => {
             doc.error = Some(e);
+            let no_torrents = Entries::new();
             return finish(
                 store,
                 &mut history,
                 doc,
-                &Entries::new(),
+                &no_torrents,
                 report,
                 clock,
                 t0,
@@ -295,6 +280,34 @@ fn take_listing(doc: &mut RunDoc, listing: Listing) {
         .collect();
     doc.tags = tags;
     doc.tags.sort();
+}
+
+/// Lists the instance, its torrents into `entries`. The list is asked for
+/// at once; while qBittorrent builds it (seconds, for a large instance), the
+/// blob index is read and every blob it names stat'ed. Returns what was
+/// listed, or why the listing failed (fatal to the run: it is recorded),
+/// and the blobs that failed their stat.
+async fn list(
+    store: &Store,
+    history: &History,
+    client: &Arc<Client>,
+    entries: &mut Entries,
+) -> Result<(Result<Listing, String>, StatFailures), Error> {
+    let head = tokio::spawn({
+        let client = client.clone();
+        async move { list_head(&client).await }
+    });
+    let cached = cached_index(history)?;
+    let stats = stat_all(store, &cached);
+    let listing = match head.await {
+        Ok(Ok(head)) => list_rest(client, head, entries, &cached)
+            .await
+            .map_err(|e| e.to_string()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("internal error while listing: {e}")),
+    };
+    let listing = listing.and_then(|l| entries.listing_error().map_or(Ok(l), Err));
+    Ok((listing, stats))
 }
 
 /// The server's versions, and its torrent list asked for (see
