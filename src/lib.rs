@@ -18,7 +18,7 @@
 //! | commands | [`commands`] (one file per subcommand, the [`commands::Printer`]) |
 //! | workflows | [`backup`], [`restore`], [`check`], [`retention`], [`migrate`], [`error`] |
 //! | services | [`qbt`], [`store`], [`lock`], [`history`], [`notify`], [`classify`] |
-//! | domain | [`status`], [`torrent`], [`manifest`], [`config`], [`snapshot`], [`rundoc`] |
+//! | domain | [`status`], [`torrent`], [`manifest`], [`config`], [`snapshot`], [`rundoc`], [`state`] |
 //! | helpers | [`text`], [`sys`], [`fsutil`], [`clock`], [`redact`], [`progress`] |
 //!
 //! Failures are typed ([`error`]) and sorted into classes by a pure function
@@ -45,6 +45,7 @@ pub mod restore;
 pub mod retention;
 pub mod rundoc;
 pub mod snapshot;
+pub mod state;
 pub mod status;
 pub mod store;
 pub mod sys;

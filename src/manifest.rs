@@ -10,6 +10,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil;
+use crate::state::{FileState, Settings, TrackerState};
 use crate::status::FailureClass;
 use crate::status::RunStatus;
 
@@ -135,6 +136,18 @@ pub struct Item {
     pub magnet_uri: String,
     pub blob: Option<BlobRef>,
     pub source: ItemSource,
+    /// What the user set on the torrent ([`crate::state`]); absent in
+    /// manifests made before qbackup captured it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<Settings>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<FileState>>,
+    /// Tracker URLs may hold passkeys: never print them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trackers: Option<Vec<TrackerState>>,
+    /// qBittorrent's resume data, stored like a blob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<BlobRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +193,12 @@ pub fn is_hex(s: &str, len: usize) -> bool {
 /// `blobs/xx/<sha256>.torrent`; None for a malformed hash.
 pub fn blob_rel_path(sha256: &str) -> Option<String> {
     is_sha256_hex(sha256).then(|| format!("blobs/{}/{sha256}.torrent", &sha256[..2]))
+}
+
+/// The canonical store path of the resume data with this SHA-256,
+/// `resume/xx/<sha256>.fastresume`; None for a malformed hash.
+pub fn resume_rel_path(sha256: &str) -> Option<String> {
+    is_sha256_hex(sha256).then(|| format!("resume/{}/{sha256}.fastresume", &sha256[..2]))
 }
 
 /// What is wrong with one torrent's record in a run file: a malformed hash

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::manifest::{
     BlobRef, Category, Counts, Item, ItemSource, Manifest, ManifestError, RunKind, SCHEMA_VERSION,
-    ServerInfo, Warning, blob_rel_path, json_fault, read_run_file, safe_name,
+    ServerInfo, Warning, blob_rel_path, json_fault, read_run_file, resume_rel_path, safe_name,
 };
 use crate::snapshot::{BlobSum, Record, Root};
 use crate::status::RunStatus;
@@ -174,6 +174,13 @@ pub fn record_of(it: &Item) -> Record {
             String::new()
         },
         blob,
+        settings: it.settings.clone(),
+        files: it.files.clone(),
+        trackers: it.trackers.clone(),
+        resume: it.resume.as_ref().map(|b| BlobSum {
+            sha256: b.sha256.clone(),
+            size: b.size,
+        }),
     }
 }
 
@@ -257,6 +264,14 @@ pub fn join(doc: RunDoc, records: Vec<Record>) -> Manifest {
                 size: r.size,
                 magnet_uri: r.magnet_uri,
                 source,
+                settings: r.settings,
+                files: r.files,
+                trackers: r.trackers,
+                resume: r.resume.map(|b| BlobRef {
+                    path: resume_rel_path(&b.sha256).unwrap_or_default(),
+                    sha256: b.sha256,
+                    size: b.size,
+                }),
             }
         })
         .collect();
@@ -311,6 +326,10 @@ mod tests {
             magnet_uri: format!("magnet:?xt=urn:btih:{i}"),
             blob,
             source,
+            settings: None,
+            files: None,
+            trackers: None,
+            resume: None,
         }
     }
 

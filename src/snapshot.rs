@@ -27,6 +27,8 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::state::{FileState, Settings, TrackerState};
+
 /// A range of at most this many records is one leaf chunk. Small, so that
 /// a run where 1% of torrents changed rewrites a few percent of the leaves.
 pub const LEAF_MAX: usize = 8;
@@ -52,7 +54,7 @@ pub struct BlobSum {
 pub const MAX_DEPTH: usize = 40;
 
 /// One torrent, as a run's metadata keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     pub id: String,
     pub infohash_v1: String,
@@ -72,6 +74,20 @@ pub struct Record {
     pub magnet_uri: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blob: Option<BlobSum>,
+    /// The settable fields of the listing; absent in records made before
+    /// qbackup captured them (a restore then leaves the target's defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<Settings>,
+    /// Files with their current names and priorities, when captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<FileState>>,
+    /// Trackers (URLs may hold passkeys: never printed), when captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trackers: Option<Vec<TrackerState>>,
+    /// qBittorrent's resume data for the torrent, stored like a blob
+    /// (`resume/xx/<sha256>.fastresume`), when the instance has a `profile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<BlobSum>,
 }
 
 /// One child of a node chunk: the hex digits its ids continue with (one, or
@@ -85,7 +101,7 @@ pub struct Child {
 }
 
 /// What a chunk holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Chunk {
     Leaf { records: Vec<Record> },
@@ -362,6 +378,10 @@ mod tests {
             size: 1000,
             magnet_uri: String::new(),
             blob: None,
+            settings: None,
+            files: None,
+            trackers: None,
+            resume: None,
         }
     }
 
@@ -579,6 +599,10 @@ mod sizing {
                 sha256: crate::torrent::sha256_hex(&(i + 7).to_le_bytes()),
                 size: 40_000,
             }),
+            settings: None,
+            files: None,
+            trackers: None,
+            resume: None,
         }
     }
 

@@ -22,7 +22,10 @@ use std::path::{Path, PathBuf};
 /// module goes in the lowest layer whose imports it satisfies.
 const LAYERS: &[(&str, &str)] = &[
     ("helpers", "text sys fsutil clock redact progress"),
-    ("domain", "status torrent manifest config snapshot rundoc"),
+    (
+        "domain",
+        "status torrent manifest config snapshot rundoc state",
+    ),
     ("services", "qbt store lock history notify classify"),
     ("workflows", "backup restore check retention migrate error"),
     ("commands", "commands"),

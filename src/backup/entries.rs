@@ -367,6 +367,10 @@ impl Entries {
                 sha256: b.sha256_hex(),
                 size: b.size,
             }),
+            settings: None,
+            files: None,
+            trackers: None,
+            resume: None,
         })
     }
 }

@@ -25,6 +25,8 @@ fn instance() -> Instance {
             max_in_flight: 2,
             run_deadline: Some(Duration::from_secs(60)),
         },
+        state_refresh: Duration::from_secs(7 * 86_400),
+        profile: None,
     }
 }
 

@@ -49,6 +49,10 @@ fn item(store: &Store, k: usize, source: ItemSource) -> Item {
         magnet_uri: String::new(),
         blob: Some(blob),
         source,
+        settings: None,
+        files: None,
+        trackers: None,
+        resume: None,
     }
 }
 

@@ -345,5 +345,9 @@ pub(super) fn as_item(r: &Record) -> Item {
             size: b.size,
         }),
         source: ItemSource::Reused,
+        settings: None,
+        files: None,
+        trackers: None,
+        resume: None,
     }
 }

@@ -366,6 +366,10 @@ mod tests {
             magnet_uri: String::new(),
             blob: None,
             source,
+            settings: None,
+            files: None,
+            trackers: None,
+            resume: None,
         }
     }
 

@@ -78,6 +78,8 @@ struct RawInstance {
     retries: Option<u32>,
     max_in_flight: Option<u32>,
     run_deadline_secs: Option<f64>,
+    state_refresh_days: Option<f64>,
+    profile: Option<PathBuf>,
 }
 
 /// Where the credential for an instance comes from.
@@ -121,6 +123,13 @@ pub struct Instance {
     pub accept_invalid_certs: bool,
     pub timeout: Duration,
     pub pace: Pace,
+    /// How old a torrent's captured files and trackers may get before a run
+    /// asks for them again (`state_refresh_days`, default
+    /// [`DEFAULT_STATE_REFRESH_DAYS`]).
+    pub state_refresh: Duration,
+    /// The qBittorrent profile directory (`profile`), read-only: when set, a
+    /// run also stores each torrent's resume data from it.
+    pub profile: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -143,6 +152,10 @@ pub const DEFAULT_EXPORTS_PER_SECOND: f64 = 20.0;
 /// 864 torrents); slower would make a first run last for months.
 pub const EXPORTS_PER_SECOND_RANGE: (f64, f64) = (0.01, 10_000.0);
 pub const DEFAULT_RETRIES: u32 = 3;
+pub const DEFAULT_STATE_REFRESH_DAYS: f64 = 7.0;
+/// `state_refresh_days` range: more often than hourly costs two requests per
+/// torrent nearly every run; a state older than a year is not a backup.
+pub const STATE_REFRESH_DAYS_RANGE: (f64, f64) = (1.0 / 24.0, 366.0);
 pub const MAX_IN_FLIGHT: u32 = 8;
 
 /// `--config`, then `QBACKUP_CONFIG`, then `$XDG_CONFIG_HOME/qbackup/config.toml`.
@@ -324,6 +337,7 @@ fn resolve_instance(
     let credential = credential(&name, &mut ri, base, warnings)?;
     let timeout = timeout(&name, ri.timeout_secs)?;
     let pace = pace(&name, &ri)?;
+    let state_refresh = state_refresh(&name, ri.state_refresh_days)?;
     warnings.extend(tls_warning(&name, ri.accept_invalid_certs));
     Ok(Instance {
         name,
@@ -334,7 +348,21 @@ fn resolve_instance(
         accept_invalid_certs: ri.accept_invalid_certs,
         timeout,
         pace,
+        state_refresh,
+        profile: ri.profile.map(|p| base.join(p)),
     })
+}
+
+/// The instance's `state_refresh_days`, within [`STATE_REFRESH_DAYS_RANGE`].
+fn state_refresh(name: &str, days: Option<f64>) -> Result<Duration, String> {
+    let days = days.unwrap_or(DEFAULT_STATE_REFRESH_DAYS);
+    let (lo, hi) = STATE_REFRESH_DAYS_RANGE;
+    if !(lo..=hi).contains(&days) {
+        return Err(format!(
+            "instance {name:?}: state_refresh_days is {days:?}; it must be between 1/24 (an hour) and {hi} days"
+        ));
+    }
+    Ok(Duration::from_secs_f64(days * 86_400.0))
 }
 
 /// The instance's one credential source (taken out of `ri`), and a username for a password.

@@ -265,6 +265,10 @@ mod tests {
             size: 2,
             magnet_uri: String::new(),
             blob: None,
+            settings: None,
+            files: None,
+            trackers: None,
+            resume: None,
         }
     }
 

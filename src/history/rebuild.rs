@@ -205,6 +205,10 @@ fn item_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
             size: size.unwrap_or(0) as u64,
         }),
         source: enum_col(r, 15, ItemSource::parse)?,
+        settings: None,
+        files: None,
+        trackers: None,
+        resume: None,
     })
 }
 

@@ -128,6 +128,10 @@ fn records_fall_back_to_the_database_copy_and_never_come_back_empty() {
                 size: 1,
                 magnet_uri: String::new(),
                 blob: None,
+                settings: None,
+                files: None,
+                trackers: None,
+                resume: None,
             }
         })
         .collect();

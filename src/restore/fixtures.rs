@@ -35,6 +35,10 @@ fn item(
             path: "blobs/00/x.torrent".into(),
         }),
         source: ItemSource::Exported,
+        settings: None,
+        files: None,
+        trackers: None,
+        resume: None,
     }
 }
 

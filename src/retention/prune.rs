@@ -478,6 +478,10 @@ mod tests {
                     size: 1,
                 }),
                 source: ItemSource::Exported,
+                settings: None,
+                files: None,
+                trackers: None,
+                resume: None,
             })
             .collect();
         Manifest {

@@ -193,6 +193,10 @@ mod tests {
                 sha256: crate::torrent::sha256_hex(format!("blob {i}").as_bytes()),
                 size: 10,
             }),
+            settings: None,
+            files: None,
+            trackers: None,
+            resume: None,
         }
     }
 

@@ -206,6 +206,10 @@ fn shared_chunks_are_read_once() {
                 magnet_uri: format!("magnet:?xt=urn:btih:{i}"),
                 blob: None,
                 source: ItemSource::MetadataUnavailable,
+                settings: None,
+                files: None,
+                trackers: None,
+                resume: None,
             }
         })
         .collect();

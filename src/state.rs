@@ -1,0 +1,337 @@
+//! What the user set on a torrent beyond its .torrent: the state a restore
+//! puts back so the torrent comes back as the user left it.
+//!
+//! Captured in three parts, at three costs:
+//!
+//! - [`Settings`]: the settable fields of `torrents/info`. They come with
+//!   the listing, so every run has them for free.
+//! - [`FileState`] and [`TrackerState`]: one request each per torrent
+//!   (`torrents/files`, `torrents/trackers`). A run asks for them only when
+//!   [`plan_fetch`] says so: a torrent is new, its [`Signals`] changed, or
+//!   its captured state is older than the refresh period.
+//! - resume data (added date, totals, seeding time), read from the
+//!   qBittorrent profile when the user points qbackup at it; stored like a
+//!   blob, named by a record's `resume` sum.
+//!
+//! Nothing here changes from run to run unless the user changed it: live
+//! numbers (ratio, uploaded, seeding time) are deliberately not part of
+//! [`Settings`], so a nothing-new run writes no new metadata.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The value qBittorrent uses for "use the global limit" (share limits).
+pub const USE_GLOBAL: i64 = -2;
+
+/// The settable fields of `torrents/info`, named as the WebAPI names them
+/// (except `queue_position`, which it calls `priority`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// The incomplete-download folder; empty when none is used.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub download_path: String,
+    /// -2: the global limit, -1: none, otherwise the ratio.
+    pub ratio_limit: f64,
+    /// Minutes; -2: the global limit, -1: none.
+    pub seeding_time_limit: i64,
+    /// Minutes; -2: global, -1: none. Only servers from 4.6 list it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inactive_seeding_time_limit: Option<i64>,
+    /// Bytes per second; 0 or below: unlimited.
+    pub up_limit: i64,
+    /// Bytes per second; 0 or below: unlimited.
+    pub dl_limit: i64,
+    pub seq_dl: bool,
+    pub f_l_piece_prio: bool,
+    pub super_seeding: bool,
+    pub force_start: bool,
+    /// The torrent's comment as qBittorrent shows it; only servers from 5.1
+    /// list it (5.2 can change it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Position in the download queue, from 1; 0 or -1 when not queued
+    /// (seeding, or queueing disabled).
+    pub queue_position: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            download_path: String::new(),
+            ratio_limit: USE_GLOBAL as f64,
+            seeding_time_limit: USE_GLOBAL,
+            inactive_seeding_time_limit: None,
+            up_limit: 0,
+            dl_limit: 0,
+            seq_dl: false,
+            f_l_piece_prio: false,
+            super_seeding: false,
+            force_start: false,
+            comment: None,
+            queue_position: 0,
+        }
+    }
+}
+
+/// One file of a torrent as the user left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileState {
+    /// The file's index in the torrent (`torrents/files` `index`).
+    pub index: u32,
+    /// Its current path relative to the save path, `/`-separated: differs
+    /// from the path inside the .torrent when the user renamed it or a
+    /// folder above it.
+    pub name: String,
+    /// 0: not downloaded, 1: normal, 6: high, 7: maximal.
+    pub priority: u8,
+}
+
+/// One tracker of a torrent. The URL may hold a passkey: never print it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackerState {
+    pub url: String,
+    pub tier: u32,
+}
+
+/// What the listing shows of a torrent's files and trackers: when any of
+/// it changes, the next run asks for them again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signals<'a> {
+    pub name: &'a str,
+    pub content_path: &'a str,
+    /// Selected size: changes when a file's priority goes to or from 0.
+    pub size: i64,
+    pub trackers_count: i64,
+    /// The tracker qBittorrent currently announces to.
+    pub tracker: &'a str,
+}
+
+impl Signals<'_> {
+    /// A short, stable digest of the signals (16 hex digits). It hashes
+    /// tracker URLs, so the digest is stored, never the URLs.
+    pub fn digest(&self) -> String {
+        let mut h = Sha256::new();
+        for part in [self.name, self.content_path, self.tracker] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        h.update(self.size.to_le_bytes());
+        h.update(self.trackers_count.to_le_bytes());
+        crate::torrent::hex(&h.finalize()[..8])
+    }
+}
+
+/// Whether a run asks a torrent for its files and trackers, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fetch {
+    /// Captured before, nothing in the listing changed, not yet due.
+    Keep,
+    /// Never captured.
+    New,
+    /// The listing shows a change ([`Signals`]).
+    Changed,
+    /// Captured too long ago (the rolling refresh).
+    Due,
+}
+
+/// What was captured of a torrent's files and trackers in an earlier run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Captured<'a> {
+    /// [`Signals::digest`] when it was captured.
+    pub digest: &'a str,
+    /// Unix seconds.
+    pub at: i64,
+}
+
+/// Decides whether a run fetches a torrent's files and trackers.
+///
+/// A capture is due when it is older than `period` less a stagger of up to
+/// half the period, fixed per torrent (from its id), so the torrents of a
+/// first run fall due over several runs instead of all on one day. A clock
+/// that went back (a capture in the future) makes it due: its age is not
+/// known.
+pub fn plan_fetch(
+    id: &str,
+    digest: &str,
+    captured: Option<Captured<'_>>,
+    now: i64,
+    period_secs: i64,
+) -> Fetch {
+    let Some(c) = captured else {
+        return Fetch::New;
+    };
+    if c.digest != digest {
+        return Fetch::Changed;
+    }
+    let age = now.saturating_sub(c.at);
+    if age < 0 || age >= period_secs.saturating_sub(stagger(id, period_secs)) {
+        return Fetch::Due;
+    }
+    Fetch::Keep
+}
+
+/// A per-torrent offset in `[0, period/2)`, from the id's first digits.
+fn stagger(id: &str, period_secs: i64) -> i64 {
+    let n = id.bytes().take(8).fold(0u64, |n, b| {
+        (n << 4) | u64::from((b as char).to_digit(16).unwrap_or(0))
+    });
+    let half = (period_secs / 2).max(1) as u64;
+    (n % half) as i64
+}
+
+/// Trackers as a restore compares them: `torrents/trackers` also lists
+/// DHT, PeX and LSD as pseudo-trackers (`** [DHT] **`), which are not
+/// trackers and cannot be set.
+pub fn is_real_tracker(url: &str) -> bool {
+    !url.starts_with("** [")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+    const WEEK: i64 = 7 * DAY;
+
+    fn sig(name: &str, size: i64) -> String {
+        Signals {
+            name,
+            content_path: "/d/x",
+            size,
+            trackers_count: 2,
+            tracker: "http://t/a",
+        }
+        .digest()
+    }
+
+    #[test]
+    fn digest_is_stable_and_sees_every_signal() {
+        let base = Signals {
+            name: "n",
+            content_path: "/d/n",
+            size: 10,
+            trackers_count: 1,
+            tracker: "http://t",
+        };
+        assert_eq!(base.digest(), base.digest());
+        assert_eq!(base.digest().len(), 16);
+        let changed = [
+            Signals { name: "m", ..base },
+            Signals {
+                content_path: "/d/m",
+                ..base
+            },
+            Signals { size: 11, ..base },
+            Signals {
+                trackers_count: 2,
+                ..base
+            },
+            Signals {
+                tracker: "http://u",
+                ..base
+            },
+            // Length-prefixed: moving a byte between fields changes it.
+            Signals {
+                name: "n/",
+                content_path: "d/n",
+                ..base
+            },
+        ];
+        for c in changed {
+            assert_ne!(c.digest(), base.digest(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn plan_fetch_table() {
+        let id = "0000000000000000000000000000000000000000";
+        let d = sig("n", 1);
+        let other = sig("n", 2);
+        let now = 100 * WEEK;
+        let at = |age: i64| {
+            Some(Captured {
+                digest: &d,
+                at: now - age,
+            })
+        };
+        let table: [(Option<Captured<'_>>, &str, Fetch); 7] = [
+            (None, &d, Fetch::New),
+            (at(0), &d, Fetch::Keep),
+            (at(0), &other, Fetch::Changed),
+            (at(DAY), &d, Fetch::Keep),
+            // id 0 has no stagger: due at exactly the period.
+            (at(WEEK - 1), &d, Fetch::Keep),
+            (at(WEEK), &d, Fetch::Due),
+            // A capture from the future (clock stepped back) is due.
+            (at(-60), &d, Fetch::Due),
+        ];
+        for (captured, digest, want) in table {
+            assert_eq!(
+                plan_fetch(id, digest, captured, now, WEEK),
+                want,
+                "{captured:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stagger_spreads_a_first_run_over_the_second_half_of_the_period() {
+        let ids: Vec<String> = (0..1000u32)
+            .map(|i| format!("{:08x}{}", i.wrapping_mul(2654435761), "0".repeat(32)))
+            .collect();
+        let d = sig("n", 1);
+        let now = 1_000 * WEEK;
+        let due_at = |age: i64| {
+            ids.iter()
+                .filter(|id| {
+                    plan_fetch(
+                        id,
+                        &d,
+                        Some(Captured {
+                            digest: &d,
+                            at: now - age,
+                        }),
+                        now,
+                        WEEK,
+                    ) == Fetch::Due
+                })
+                .count()
+        };
+        assert_eq!(
+            due_at(WEEK / 2 - 1),
+            0,
+            "nothing is due before half the period"
+        );
+        let mid = due_at(WEEK * 3 / 4);
+        assert!(
+            (300..700).contains(&mid),
+            "about half due at 3/4 of the period: {mid}"
+        );
+        assert_eq!(due_at(WEEK), 1000, "everything is due at the period");
+    }
+
+    #[test]
+    fn pseudo_trackers_are_not_trackers() {
+        assert!(!is_real_tracker("** [DHT] **"));
+        assert!(!is_real_tracker("** [PeX] **"));
+        assert!(is_real_tracker("https://t.example/announce?passkey=x"));
+    }
+
+    #[test]
+    fn settings_without_optional_fields_read_as_defaults() {
+        let s: Settings = serde_json::from_str(
+            r#"{"ratio_limit":-2.0,"seeding_time_limit":-2,"up_limit":0,"dl_limit":0,
+                "seq_dl":false,"f_l_piece_prio":false,"super_seeding":false,
+                "force_start":false,"queue_position":0}"#,
+        )
+        .unwrap();
+        assert_eq!(s, Settings::default());
+        // Unset optional fields are not written: a record keeps its bytes.
+        let json = serde_json::to_string(&Settings::default()).unwrap();
+        assert!(
+            !json.contains("comment") && !json.contains("download_path"),
+            "{json}"
+        );
+    }
+}
