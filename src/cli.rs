@@ -39,6 +39,9 @@ pub enum Command {
     Show(commands::show::ShowArgs),
     /// Put a backup back into a qBittorrent instance (categories, tags, torrents)
     Restore(commands::restore::RestoreArgs),
+    /// Compare a backup with a live instance, field by field: what a
+    /// restore would add, and which settings differ on torrents it has
+    Diff(commands::diff::DiffArgs),
     /// Notification targets: `notify test --target NAME` sends a sample event
     Notify(commands::notify::NotifyArgs),
     /// Read the whole store back: blobs, manifests and the history must agree
@@ -96,6 +99,7 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<ExitStatus, crate::error::Error> {
         Command::Runs(a) => commands::runs::run(&config, a, p),
         Command::Show(a) => commands::show::run(&config, a, p),
         Command::Restore(a) => commands::restore::run(&config, a, p),
+        Command::Diff(a) => commands::diff::run(&config, a, p),
         Command::Notify(a) => commands::notify::run(&config, a, p),
         Command::Check(a) => commands::check::run(&config, a, p),
         Command::Forget(a) => commands::forget::run(&config, a, p),

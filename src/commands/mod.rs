@@ -7,9 +7,11 @@
 
 pub mod check;
 pub mod completions;
+pub mod diff;
 pub mod forget;
 pub mod migrate;
 pub mod notify;
+pub mod offline;
 mod printer;
 pub mod restore;
 pub mod run;

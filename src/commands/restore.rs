@@ -17,8 +17,8 @@ use crate::text::one_line;
 #[derive(Debug, clap::Args)]
 pub struct RestoreArgs {
     /// The instance to restore into (as named in the config)
-    #[arg(long, value_name = "NAME")]
-    pub to: String,
+    #[arg(long, value_name = "NAME", required_unless_present = "offline")]
+    pub to: Option<String>,
     /// The instance whose backup to restore [default: the --to instance];
     /// it need not be up, or even configured
     #[arg(long, value_name = "NAME")]
@@ -56,10 +56,24 @@ pub struct RestoreArgs {
     /// instance's exports_per_second
     #[arg(long, default_value_t = DEFAULT_BATCH, value_name = "N")]
     pub batch_size: usize,
+    /// Write the torrents and their resume data into a stopped
+    /// qBittorrent's profile (--profile) instead of adding them through
+    /// the WebAPI: keeps ratio, totals, dates and seeding time
+    #[arg(long, requires = "profile", conflicts_with = "to")]
+    pub offline: bool,
+    /// The target qBittorrent's profile directory (with --offline)
+    #[arg(long, value_name = "DIR", requires = "offline")]
+    pub profile: Option<std::path::PathBuf>,
 }
 
 pub fn run(config: &Config, a: &RestoreArgs, p: &Printer) -> Result<ExitStatus, Error> {
-    let target = config.instance(&a.to)?.clone();
+    if a.offline {
+        return super::offline::run(config, a, p);
+    }
+    let Some(to) = a.to.as_deref() else {
+        return Err(Error::Usage("--to NAME is required".into()));
+    };
+    let target = config.instance(to)?.clone();
     if let Some(f) = &a.from
         && !crate::config::valid_name(f)
     {

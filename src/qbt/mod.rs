@@ -18,12 +18,17 @@
 //! - `types.rs`: the wire types read from the WebAPI ([`TorrentInfo`],
 //!   [`ServerVersion`]) and the version gate ([`supports_export`]);
 //! - `add.rs`: what `torrents/add` sends and answers ([`AddRequest`],
-//!   [`AddReply`]) and [`CreateOutcome`].
+//!   [`AddReply`]) and [`CreateOutcome`];
+//! - `state.rs`: a torrent's files and trackers (`torrents/files`,
+//!   `torrents/trackers`), parsed without ever quoting a value;
+//! - `edit.rs`: the calls that change a torrent after it was added.
 
 mod add;
+mod edit;
 mod error;
 mod http;
 mod list;
+mod state;
 mod tls;
 mod types;
 
@@ -41,6 +46,7 @@ pub use crate::text::error_chain;
 pub use add::{AddFile, AddReply, AddRequest, CreateOutcome};
 pub use error::QbtError;
 pub use list::{ListError, MAX_LIST_BYTES, MAX_TORRENT_BYTES, MAX_TORRENTS};
+pub use state::{MAX_FILES, MAX_TRACKERS, parse_files, parse_trackers};
 pub use types::{
     MIN_WEBAPI, ServerVersion, TorrentInfo, TorrentRef, is_paused_state, parse_version, split_tags,
     supports_export,
