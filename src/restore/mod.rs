@@ -26,10 +26,12 @@
 //!   history database and has the plan carried out.
 
 mod batch;
+pub mod diff;
 mod execute;
 mod filter;
 #[cfg(test)]
 mod fixtures;
+pub mod offline;
 mod plan;
 mod report;
 

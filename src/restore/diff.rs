@@ -1,0 +1,1 @@
+//! A backup compared with a live instance, field by field (`qbackup diff`).
