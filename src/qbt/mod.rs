@@ -17,6 +17,9 @@
 //! - `error.rs`: [`QbtError`] and the mapping of reqwest failures onto it;
 //! - `types.rs`: the wire types read from the WebAPI ([`TorrentInfo`],
 //!   [`ServerVersion`]) and the version gate ([`supports_export`]);
+//!   [`TorrentInfo::settings`] / [`TorrentRef::settings`] are the settable
+//!   fields of the listing, [`TorrentRef::signals`] its change signals;
+//! - `lenient.rs`: reads of those fields that never fail a listing;
 //! - `add.rs`: what `torrents/add` sends and answers ([`AddRequest`],
 //!   [`AddReply`]) and [`CreateOutcome`];
 //! - `state.rs`: a torrent's files and trackers (`torrents/files`,
@@ -27,6 +30,7 @@ mod add;
 mod edit;
 mod error;
 mod http;
+mod lenient;
 mod list;
 mod state;
 mod tls;
