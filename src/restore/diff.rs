@@ -358,10 +358,6 @@ pub async fn diff(store: &Store, req: &DiffRequest) -> Result<DiffReport, Error>
         }
         fetched.insert(info.hash.clone(), f);
     }
-    let settings: BTreeMap<&str, Settings> = torrents
-        .iter()
-        .filter_map(|t| Some((t.hash.as_str(), live_settings(t)?)))
-        .collect();
     let diffs = diff_run(
         &manifest.torrents,
         &req.filters,
@@ -370,7 +366,7 @@ pub async fn diff(store: &Store, req: &DiffRequest) -> Result<DiffReport, Error>
             let f = fetched.get(&info.hash);
             Some(Live {
                 info,
-                settings: settings.get(info.hash.as_str()),
+                settings: Some(&info.settings),
                 files: f.and_then(|f| f.files.as_deref()),
                 trackers: f.and_then(|f| f.trackers.as_deref()),
             })
@@ -393,12 +389,6 @@ pub async fn diff(store: &Store, req: &DiffRequest) -> Result<DiffReport, Error>
         counts,
         torrents: diffs,
     })
-}
-
-/// The listing's settings of a live torrent (wired to the listing parser
-/// in the next commit).
-fn live_settings(_t: &TorrentInfo) -> Option<Settings> {
-    None
 }
 
 #[derive(Default)]
