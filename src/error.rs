@@ -49,6 +49,9 @@ pub enum Error {
     Manifest(#[from] crate::manifest::ManifestError),
     #[error(transparent)]
     Qbt(#[from] crate::qbt::QbtError),
+    /// A qBittorrent profile that can't be read or written (offline restore).
+    #[error(transparent)]
+    Profile(#[from] crate::profile::ProfileError),
     #[error("{0}")]
     Usage(String),
 }
@@ -60,6 +63,9 @@ impl Error {
             // A CA file that can't be read or parsed is a configuration error.
             Error::Qbt(crate::qbt::QbtError::Setup(_)) => ExitStatus::Usage,
             Error::Lock(LockError::Held { .. }) => ExitStatus::Locked,
+            // Its qBittorrent holds the profile: a lock held by another program.
+            Error::Profile(crate::profile::ProfileError::Running { .. }) => ExitStatus::Locked,
+            Error::Profile(crate::profile::ProfileError::NotAProfile { .. }) => ExitStatus::Usage,
             Error::History(HistoryError::NoSuchRun(_) | HistoryError::Ambiguous(_)) => {
                 ExitStatus::Usage
             }

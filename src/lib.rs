@@ -17,7 +17,7 @@
 //! | edge | [`cli`] (parsing and dispatch) |
 //! | commands | [`commands`] (one file per subcommand, the [`commands::Printer`]) |
 //! | workflows | [`backup`], [`restore`], [`check`], [`retention`], [`migrate`], [`error`] |
-//! | services | [`qbt`], [`store`], [`lock`], [`history`], [`notify`], [`classify`] |
+//! | services | [`qbt`], [`store`], [`lock`], [`history`], [`notify`], [`classify`], [`profile`] |
 //! | domain | [`status`], [`torrent`], [`manifest`], [`config`], [`snapshot`], [`rundoc`], [`state`] |
 //! | helpers | [`text`], [`sys`], [`fsutil`], [`clock`], [`redact`], [`progress`] |
 //!
@@ -38,6 +38,7 @@ pub mod lock;
 pub mod manifest;
 pub mod migrate;
 pub mod notify;
+pub mod profile;
 pub mod progress;
 pub mod qbt;
 pub mod redact;

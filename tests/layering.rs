@@ -26,7 +26,7 @@ const LAYERS: &[(&str, &str)] = &[
         "domain",
         "status torrent manifest config snapshot rundoc state",
     ),
-    ("services", "qbt store lock history notify classify"),
+    ("services", "qbt store lock history notify classify profile"),
     ("workflows", "backup restore check retention migrate error"),
     ("commands", "commands"),
     ("edge", "cli"),
