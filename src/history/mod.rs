@@ -21,6 +21,7 @@
 //! | `retention.rs` | finished runs and their deletion, for `forget` / `--prune` |
 //! | `restores.rs` | restores: begin, finish, list, find |
 //! | `notifications.rs` | notification deliveries |
+//! | `state.rs` | the state cache: each torrent's files and trackers as last captured |
 
 use crate::text::one_line;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,7 @@ mod restores;
 mod retention;
 mod runs;
 mod schema;
+mod state;
 mod suspects;
 
 pub use adopt::KnownRun;
@@ -51,6 +53,7 @@ pub use rebuild::{ChunkLost, RunSource, load_manifest, read_chunk, read_records}
 pub use restores::{NewRestore, RestoreEnd, RestoreSummary};
 pub use retention::RunMeta;
 pub use runs::{NewRun, RunSummary};
+pub use state::{CachedState, StateIndexRow, StateReader, StateRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {

@@ -126,6 +126,22 @@ const MIGRATIONS: &[&str] = &[
         data BLOB NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 5: the state cache: each torrent's files and trackers as last
+    // captured (zstd-compressed JSON), the listing's signals digest they
+    // were captured under, and when (Unix seconds). A run plans from
+    // (id, digest, captured_at) alone: the second index covers it.
+    r#"
+    CREATE TABLE torrent_state (
+        instance TEXT NOT NULL,
+        id TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        captured_at INTEGER NOT NULL,
+        files BLOB NOT NULL,
+        trackers BLOB NOT NULL,
+        PRIMARY KEY (instance, id)
+    );
+    CREATE INDEX torrent_state_plan ON torrent_state(instance, id, digest, captured_at);
+    "#,
 ];
 
 impl History {
