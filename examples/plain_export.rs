@@ -1,6 +1,8 @@
 //! The baseline for `scripts/bench.sh`: the simplest possible backup loop —
-//! log in, list, export every torrent one after the other and write each to a
-//! file. No verification, no throttle, no retries, no history.
+//! log in, list, and for every torrent one after the other: export it and
+//! write it to a file, and read its files and trackers (the state a first
+//! qbackup run captures). No verification, no throttle, no retries, no
+//! history.
 //!
 //! ```text
 //! plain_export URL PASSWORD_FILE OUT_DIR
@@ -44,6 +46,14 @@ async fn main() -> Result<()> {
             let bytes = r.bytes().await?;
             std::fs::write(format!("{out}/{}.torrent", t.hash), &bytes).context("write")?;
             ok += 1;
+        }
+        for ep in ["files", "trackers"] {
+            let r = client
+                .get(format!("{base}/api/v2/torrents/{ep}"))
+                .query(&[("hash", &t.hash)])
+                .send()
+                .await?;
+            let _state: serde_json::Value = r.json().await?;
         }
     }
     println!(

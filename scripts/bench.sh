@@ -410,11 +410,13 @@ minus before it.
 
 What the rows mean:
 - **Plain export loop**: the simplest possible backup over one keep-alive
-  connection — log in, list, export every torrent one after the other, write
-  each to a file; no verification, no fsync, no history
-  (`examples/plain_export.rs`). The first run is compared with it.
-- **qbackup, first run**: everything is new: export (pipelined) + verify +
-  store (durable per batch: one syncfs before each batch is recorded) +
+  connection — log in, list, and for every torrent one after the other: export
+  it and write it to a file, and read its files and trackers
+  (`torrents/files`, `torrents/trackers`: the state a first run captures); no
+  verification, no fsync, no history (`examples/plain_export.rs`). The first
+  run is compared with it.
+- **qbackup, first run**: everything is new: export (pipelined) + files and
+  trackers of every torrent + verify + store (durable per batch: one syncfs before each batch is recorded) +
   metadata chunks + run file + history, with `exports_per_second = 10000` (unlimited).
   Production runs are paced (default 20/s): a first run of 100,000 torrents
   takes about 5,000 s by design.
