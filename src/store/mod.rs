@@ -6,6 +6,7 @@
 //!   store.json                   {"format": 2}: the store format (docs/on-disk-layout.md)
 //!   blobs/ab/ab12…ef.torrent     one file per distinct .torrent, named by SHA-256
 //!   chunks/ab/ab12…ef.json.zst   one metadata chunk (zstd), named by the SHA-256 of its JSON
+//!   resume/ab/ab12…ef.fastresume one torrent's qBittorrent resume data, by SHA-256 (resume.rs)
 //!   runs/INSTANCE/RUN.json       one run file per run
 //!   history.sqlite3              run history, the chunks again, the blob index
 //!   locks/INSTANCE.lock          held while a run or restore is in progress
@@ -30,6 +31,8 @@ use std::path::{Path, PathBuf};
 
 use crate::fsutil;
 use crate::torrent::sha256_hex;
+
+mod resume;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -350,14 +353,14 @@ impl Store {
         Ok(self.run_files()?.len())
     }
 
-    /// Every temporary file (`.tmp-*`) left in `blobs/xx/`, `chunks/xx/`,
+    /// Every temporary file (`.tmp-*`) left in `blobs/xx/`, `chunks/xx/`, `resume/xx/`,
     /// `runs/INSTANCE/` or `manifests/INSTANCE/` by a write that never
     /// finished (a killed run),
     /// with its size and age. Sorted by path.
     pub fn temp_files(&self) -> Result<Vec<TempFile>, StoreError> {
         let now = std::time::SystemTime::now();
         let mut out = Vec::new();
-        for top in ["blobs", "chunks", "runs", "manifests"] {
+        for top in ["blobs", "chunks", "resume", "runs", "manifests"] {
             for (sub, dir) in self.subdirs(top)? {
                 for (name, path) in list_dir(&dir)? {
                     if !name.starts_with(TEMP_PREFIX) {
@@ -414,7 +417,7 @@ impl Store {
 
     /// The directories directly under `STORE/top`, as (name, path); names
     /// that are not UTF-8 are left out (qbackup never writes them).
-    fn subdirs(&self, top: &str) -> Result<Vec<(String, PathBuf)>, StoreError> {
+    pub(crate) fn subdirs(&self, top: &str) -> Result<Vec<(String, PathBuf)>, StoreError> {
         let dir = self.root.join(top);
         let mut out: Vec<(String, PathBuf)> = list_dir(&dir)?
             .into_iter()
@@ -455,7 +458,7 @@ pub struct TempFile {
 
 /// (file name, path) of each entry of `dir` whose name is UTF-8; empty when
 /// `dir` does not exist.
-fn list_dir(dir: &Path) -> Result<Vec<(String, PathBuf)>, StoreError> {
+pub(crate) fn list_dir(dir: &Path) -> Result<Vec<(String, PathBuf)>, StoreError> {
     let entries = match fs::read_dir(dir) {
         Ok(d) => d,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
