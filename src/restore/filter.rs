@@ -196,6 +196,14 @@ impl Glob {
 /// `--save-path-map OLD=NEW`, repeatable: the longest OLD that is a
 /// path-component prefix of a save path wins (`/data` maps `/data` and
 /// `/data/x`, never `/database`).
+///
+/// Across systems: a Windows OLD (`D:\\Media`, `D:/Media`,
+/// `\\\\nas\\share`) matches whichever separator the path uses and its
+/// drive letter in either case; the rest of the path takes NEW's style (`/`
+/// when NEW starts with `/`, `\\` for a drive or UNC NEW), so
+/// `D:\\Media=/data/media` maps `D:\\Media\\TV\\Show` to
+/// `/data/media/TV/Show`. [`PathMap::map`] is the one function both restore
+/// paths (WebAPI and offline) call.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PathMap {
     rules: Vec<(String, String)>,
@@ -205,9 +213,16 @@ fn is_sep(c: char) -> bool {
     c == '/' || c == '\\'
 }
 
+/// A drive (`D:\\`, `D:/`) or UNC (`\\\\server\\share`) path.
+fn is_windows(p: &str) -> bool {
+    let b = p.as_bytes();
+    (b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && is_sep(b[2] as char))
+        || p.starts_with("\\\\")
+}
+
 /// An absolute path on the server's system, POSIX or Windows: `/x`, a drive
-/// (`D:\x`, `D:/x`, `D:\`) or a UNC share (`\\server\share`). A bare `D:`
-/// or `\x` is relative to a current drive or directory, so not absolute.
+/// (`D:\\x`, `D:/x`, `D:\\`) or a UNC share (`\\\\server\\share`). A bare `D:`
+/// or `\\x` is relative to a current drive or directory, so not absolute.
 pub(super) fn is_absolute(p: &str) -> bool {
     let b = p.as_bytes();
     if p.starts_with('/') {
@@ -220,7 +235,7 @@ pub(super) fn is_absolute(p: &str) -> bool {
         .is_some_and(|rest| rest.split(is_sep).filter(|s| !s.is_empty()).count() >= 2)
 }
 
-/// Drops trailing separators, but keeps a root (`/`, `C:\`) whole.
+/// Drops trailing separators, but keeps a root (`/`, `C:\\`) whole.
 pub(super) fn trim_sep(p: &str) -> &str {
     let t = p.trim_end_matches(is_sep);
     if t.is_empty() || t.ends_with(':') {
@@ -228,6 +243,32 @@ pub(super) fn trim_sep(p: &str) -> &str {
     } else {
         t
     }
+}
+
+/// The rest of `path` after `old`, if `old` is a prefix of it that ends at
+/// a component boundary. A Windows `old` matches either separator and its
+/// drive letter in either case.
+fn strip_old<'a>(path: &'a str, old: &str) -> Option<&'a str> {
+    let rest = if is_windows(old) {
+        let n = old.len();
+        let head = path.get(..n)?;
+        let same = head.chars().count() == old.chars().count()
+            && head
+                .chars()
+                .zip(old.chars())
+                .enumerate()
+                .all(|(i, (a, b))| {
+                    (is_sep(a) && is_sep(b)) || a == b || (i == 0 && a.eq_ignore_ascii_case(&b))
+                });
+        if !same {
+            return None;
+        }
+        &path[n..]
+    } else {
+        path.strip_prefix(old)?
+    };
+    let boundary = rest.is_empty() || rest.starts_with(is_sep) || old.ends_with(is_sep);
+    boundary.then_some(rest)
 }
 
 impl PathMap {
@@ -264,29 +305,31 @@ impl PathMap {
         self.rules.is_empty()
     }
 
+    /// The mapped path; unchanged when no rule applies (and for ""). The
+    /// same as [`PathMap::apply`].
+    pub fn map(&self, path: &str) -> String {
+        self.apply(path)
+    }
+
     /// The mapped path; unchanged when no rule applies (and for "").
     pub fn apply(&self, path: &str) -> String {
         if path.is_empty() {
             return String::new();
         }
         for (old, new) in &self.rules {
-            let Some(rest) = path.strip_prefix(old.as_str()) else {
+            let Some(rest) = strip_old(path, old) else {
                 continue;
             };
-            let boundary = rest.is_empty() || rest.starts_with(is_sep) || old.ends_with(is_sep);
-            if !boundary {
-                continue;
-            }
             let rest = rest.trim_start_matches(is_sep);
             if rest.is_empty() {
                 return new.clone();
             }
             let base = trim_sep(new);
-            let sep = if base.contains('\\') && !base.contains('/') {
-                '\\'
-            } else {
-                '/'
-            };
+            let sep = if base.starts_with('/') { '/' } else { '\\' };
+            let rest: String = rest
+                .chars()
+                .map(|c| if is_sep(c) { sep } else { c })
+                .collect();
             return if base.ends_with(is_sep) {
                 format!("{base}{rest}")
             } else {
@@ -389,6 +432,39 @@ mod tests {
             PathMap::parse(&["/a=/b".into(), "/a/=/c".into()]),
             Err(PatternError::DuplicateMapping(_))
         ));
+    }
+
+    /// Moving machines: Windows paths onto Linux and back, separators of
+    /// the rest converted to NEW's style, drive letters in either case.
+    #[test]
+    fn path_map_across_systems() {
+        let map = PathMap::parse(&[
+            r"D:\Media=/data/media".into(),
+            r"\\nas\share=/mnt/nas".into(),
+            "/srv/torrents=E:\\Torrents".into(),
+            r"/home/u=\\server\u".into(),
+            "C:/Users/me=/home/me".into(),
+        ])
+        .unwrap();
+        let cases = [
+            (r"D:\Media\TV\Show", "/data/media/TV/Show"),
+            (r"d:\Media\TV\Show", "/data/media/TV/Show"),
+            ("D:/Media/TV/Show", "/data/media/TV/Show"),
+            (r"D:\Media", "/data/media"),
+            (r"D:\Media\", "/data/media"),
+            (r"D:\MediaX\a", r"D:\MediaX\a"),
+            (r"D:\media\a", r"D:\media\a"),
+            (r"E:\Media\a", r"E:\Media\a"),
+            (r"\\nas\share\films\a b", "/mnt/nas/films/a b"),
+            ("/srv/torrents/tv/x", r"E:\Torrents\tv\x"),
+            ("/home/u/dl", r"\\server\u\dl"),
+            (r"C:\Users\me\Downloads", "/home/me/Downloads"),
+            (r"c:/Users/me/Downloads", "/home/me/Downloads"),
+            ("/data/Ünï ✓/日本", "/data/Ünï ✓/日本"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(map.map(input), want, "{input}");
+        }
     }
 
     #[test]

@@ -18,6 +18,8 @@
 //! - `filter.rs`: which torrents ([`Filters`], [`Glob`]) and where their
 //!   data goes ([`PathMap`]).
 //! - `plan.rs`: the plan ([`plan_restore`]).
+//! - `state.rs`: a torrent's settings, files and trackers as add-time
+//!   fields, follow-up calls and notes, per target version ([`plan_state`]).
 //! - `batch.rs`: grouping the adds into requests ([`batches`]).
 //! - `report.rs`: the [`RestoreReport`] and the final status
 //!   ([`final_status`]).
@@ -34,6 +36,7 @@ mod fixtures;
 pub mod offline;
 mod plan;
 mod report;
+mod state;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -55,6 +58,10 @@ pub use plan::{
 };
 pub use report::{
     Failure, PlanView, RestoreReport, RestoreTally, TargetInfo, final_status, restore_status,
+};
+pub use state::{
+    AddSettings, FollowUp, StatePlan, TargetCaps, TorrentMeta, add_trackers_field, plan_state,
+    priority_ops, rename_ops, torrent_meta, tracker_ops,
 };
 
 #[derive(Debug, Clone)]
