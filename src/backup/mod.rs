@@ -48,6 +48,7 @@ mod index;
 pub mod plan;
 mod record;
 mod report;
+pub mod resume;
 mod sample;
 mod suspects;
 mod turns;
