@@ -1,0 +1,861 @@
+//! Issue 11, WebAPI round trip: everything a user set on a torrent comes back
+//! after `qbackup run` + `qbackup restore` into a fresh qBittorrent, compared
+//! field by field over `torrents/info`, `torrents/files`, `torrents/trackers`
+//! and `torrents/properties`; a tracker rotation after the blob is stored; a
+//! field the target can't take is a per-torrent note of the restore report.
+
+mod agent;
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use agent::{Agent, InstanceCfg, Out};
+use serde_json::{Value, json};
+use support::state::{
+    self, Diff, How, Made, PathMap, SECRETS, TRACKER_EXTRA, TRACKER_T0, TorrentState,
+    compare_fields, redact, show_diffs,
+};
+use support::{AddOpts, Qbt, QbtVersion};
+
+// ---------------------------------------------------------------------------
+// What is compared, and what is not (and why)
+// ---------------------------------------------------------------------------
+
+/// `torrents/info` fields compared (when both servers list them).
+const INFO_COMPARED: &[(&str, How)] = &[
+    ("hash", How::Same),
+    ("infohash_v1", How::Same),
+    ("infohash_v2", How::Same),
+    ("name", How::Same),
+    ("category", How::Same),
+    ("tags", How::Tags),
+    ("save_path", How::Path),
+    ("download_path", How::Path),
+    ("content_path", How::Path),
+    ("root_path", How::Path),
+    ("auto_tmm", How::Same),
+    ("ratio_limit", How::Number),
+    ("seeding_time_limit", How::Same),
+    ("inactive_seeding_time_limit", How::Same),
+    ("max_ratio", How::Number),
+    ("max_seeding_time", How::Same),
+    ("max_inactive_seeding_time", How::Same),
+    ("share_limit_action", How::Same),
+    ("share_limits_mode", How::Same),
+    ("up_limit", How::Same),
+    ("dl_limit", How::Same),
+    ("seq_dl", How::Same),
+    ("f_l_piece_prio", How::Same),
+    ("super_seeding", How::Same),
+    ("force_start", How::Same),
+    ("comment", How::Same),
+    ("size", How::Same),
+    ("total_size", How::Same),
+    ("trackers_count", How::Same),
+    ("magnet_uri", How::Same),
+    ("private", How::Same),
+    ("has_metadata", How::Same),
+    ("piece_size", How::Same),
+    ("pieces_num", How::Same),
+    ("created_by", How::Same),
+    ("creation_date", How::Same),
+];
+
+/// `torrents/info` fields NOT compared field-for-field, with the reason.
+const INFO_NOT_COMPARED: &[(&str, &str)] = &[
+    ("added_on", "the WebAPI cannot set it (offline path only)"),
+    (
+        "completion_on",
+        "the WebAPI cannot set it (offline path only)",
+    ),
+    (
+        "seeding_time",
+        "the WebAPI cannot set it (offline path only)",
+    ),
+    (
+        "time_active",
+        "the WebAPI cannot set it (offline path only)",
+    ),
+    ("uploaded", "the WebAPI cannot set it (offline path only)"),
+    ("downloaded", "the WebAPI cannot set it (offline path only)"),
+    ("ratio", "uploaded/downloaded: the WebAPI cannot set it"),
+    ("uploaded_session", "per session, starts at 0"),
+    ("downloaded_session", "per session, starts at 0"),
+    ("last_activity", "live: moves by itself"),
+    ("seen_complete", "live: swarm observation"),
+    (
+        "amount_left",
+        "depends on the data found on the target and its check (size is compared)",
+    ),
+    (
+        "completed",
+        "depends on the data found on the target and its check (size is compared)",
+    ),
+    (
+        "progress",
+        "depends on the data found on the target and its check (files' priorities are compared)",
+    ),
+    (
+        "pieces_have",
+        "depends on the data found on the target and its check",
+    ),
+    ("availability", "live swarm value"),
+    ("dlspeed", "live"),
+    ("upspeed", "live"),
+    ("eta", "live"),
+    ("num_seeds", "live swarm value"),
+    ("num_leechs", "live swarm value"),
+    ("num_complete", "live tracker scrape"),
+    ("num_incomplete", "live tracker scrape"),
+    ("popularity", "live: ratio per month"),
+    ("reannounce", "live: seconds to the next announce"),
+    ("connections_count", "live"),
+    (
+        "tracker",
+        "the tracker that last answered (live); trackers are compared via torrents/trackers",
+    ),
+    (
+        "state",
+        "live (checking, stalled, forced…; pausedDL on 4.x is stoppedDL on 5.x): compared as paused vs running, and force_start",
+    ),
+    (
+        "priority",
+        "absolute queue numbers depend on the other torrents: compared as the order of the queued torrents",
+    ),
+];
+
+/// `torrents/properties` fields compared (when both servers list them).
+const PROPS_COMPARED: &[(&str, How)] = &[
+    ("hash", How::Same),
+    ("infohash_v1", How::Same),
+    ("infohash_v2", How::Same),
+    ("name", How::Same),
+    ("save_path", How::Path),
+    ("download_path", How::Path),
+    ("comment", How::Same),
+    ("created_by", How::Same),
+    ("creation_date", How::Same),
+    ("piece_size", How::Same),
+    ("pieces_num", How::Same),
+    ("total_size", How::Same),
+    ("up_limit", How::Same),
+    ("dl_limit", How::Same),
+    ("is_private", How::Same),
+    ("isPrivate", How::Same),
+    ("has_metadata", How::Same),
+];
+
+/// `torrents/properties` fields NOT compared, with the reason.
+const PROPS_NOT_COMPARED: &[(&str, &str)] = &[
+    (
+        "addition_date",
+        "the WebAPI cannot set it (offline path only)",
+    ),
+    (
+        "completion_date",
+        "the WebAPI cannot set it (offline path only)",
+    ),
+    (
+        "seeding_time",
+        "the WebAPI cannot set it (offline path only)",
+    ),
+    (
+        "time_elapsed",
+        "the WebAPI cannot set it (offline path only)",
+    ),
+    (
+        "total_uploaded",
+        "the WebAPI cannot set it (offline path only)",
+    ),
+    (
+        "total_downloaded",
+        "the WebAPI cannot set it (offline path only)",
+    ),
+    (
+        "share_ratio",
+        "uploaded/downloaded: the WebAPI cannot set it",
+    ),
+    ("total_uploaded_session", "per session"),
+    ("total_downloaded_session", "per session"),
+    ("total_wasted", "live"),
+    ("last_seen", "live swarm observation"),
+    ("dl_speed", "live"),
+    ("dl_speed_avg", "live"),
+    ("up_speed", "live"),
+    ("up_speed_avg", "live"),
+    ("eta", "live"),
+    ("nb_connections", "live"),
+    (
+        "nb_connections_limit",
+        "per-torrent connection limit: not settable through the WebAPI, not captured",
+    ),
+    ("peers", "live"),
+    ("peers_total", "live"),
+    ("seeds", "live"),
+    ("seeds_total", "live"),
+    ("reannounce", "live"),
+    (
+        "pieces_have",
+        "depends on the data found on the target and its check",
+    ),
+    ("popularity", "live"),
+];
+
+/// `torrents/files` fields compared, per file (by index).
+const FILES_COMPARED: &[(&str, How)] = &[
+    ("index", How::Same),
+    ("name", How::Same),
+    ("priority", How::Same),
+    ("size", How::Same),
+    ("piece_range", How::Same),
+];
+
+/// `torrents/files` fields NOT compared.
+const FILES_NOT_COMPARED: &[(&str, &str)] = &[
+    (
+        "progress",
+        "depends on the data found on the target and its check",
+    ),
+    (
+        "is_seed",
+        "depends on the data found on the target and its check",
+    ),
+    ("availability", "live swarm value"),
+];
+
+// `torrents/trackers`: the real trackers (no DHT/PeX/LSD pseudo-entries) are
+// compared as a set of (url, tier). Not compared: status, msg, num_peers,
+// num_seeds, num_leeches, num_downloaded, endpoints (live announce results).
+
+// ---------------------------------------------------------------------------
+// The source: every capturable field set to a non-default value
+// ---------------------------------------------------------------------------
+
+const CATEGORY: &str = "fs-cat";
+const TAGS: [&str; 2] = ["fs-a", "fs-b"];
+const RENAMED: &str = "Full State Album (renamed)";
+const COMMENT: &str = "comment set by the user ✓";
+const UP_LIMIT: u64 = 102_400;
+const DL_LIMIT: u64 = 204_800;
+
+struct Source {
+    q: Qbt,
+    /// The multi-file torrent with renames, priorities, limits, flags; seeding.
+    multi: Made,
+    /// Three downloading single-file torrents (no data), in a queue order.
+    singles: Vec<Made>,
+    /// The queue order set on the source, first to last.
+    queue: Vec<String>,
+}
+
+impl Source {
+    fn ids(&self) -> Vec<String> {
+        std::iter::once(self.multi.id.clone())
+            .chain(self.singles.iter().map(|m| m.id.clone()))
+            .collect()
+    }
+
+    fn profile(&self) -> String {
+        self.q.profile_dir().display().to_string()
+    }
+}
+
+/// Sets everything on a fresh instance of `v` and checks the server took it
+/// (a setting the source server ignores could not be restored either).
+fn build_source(v: QbtVersion) -> Source {
+    let q = Qbt::start_version(v);
+    state::enable_queueing(&q);
+    let data = q.profile_dir().join("data");
+    let manual = data.join("manual");
+    q.create_category(CATEGORY, &data.join("cat").display().to_string());
+    q.create_tags(&TAGS);
+
+    // The multi-file torrent, with its data, manual save path.
+    let multi = state::multi_file("Full State Album", 7100);
+    multi.write_data(&manual);
+    let manual_opts = AddOpts {
+        category: Some(CATEGORY.into()),
+        tags: TAGS.iter().map(|t| t.to_string()).collect(),
+        savepath: Some(manual.display().to_string()),
+        auto_tmm: Some(false),
+    };
+    state::add(&q, &multi, &manual_opts);
+    let id = multi.id.as_str();
+    state::rename_folder_and_file(&q, &multi);
+    state::set_file_priorities(&q, id, &[(2, 0), (3, 6)]);
+    state::add_tracker(&q, id, TRACKER_EXTRA);
+    state::set_share_limits(&q, id);
+    state::set_speed_limits(&q, id, UP_LIMIT, DL_LIMIT);
+    state::set_sequential_and_first_last(&q, id);
+    state::post_ok(&q, "torrents/rename", &[("hash", id), ("name", RENAMED)]);
+    if state::can_set_comment(&q) {
+        state::set_comment(&q, id, COMMENT);
+    }
+    state::set_flag(&q, "setForceStart", id);
+    state::wait_torrent(&q, id, "multi-file torrent seeding", |t| {
+        t["progress"].as_f64() == Some(1.0)
+            && !t["state"].as_str().unwrap_or("").starts_with("checking")
+    });
+    // Super seeding only takes on a seeding torrent.
+    state::set_flag(&q, "setSuperSeeding", id);
+    state::wait_torrent(&q, id, "super seeding on", |t| t["super_seeding"] == true);
+
+    // Three downloading torrents without data: a download path, a queue order.
+    let singles: Vec<Made> = (0..3)
+        .map(|i| state::single_file(&format!("fs-single-{i}"), 7200 + i, 40_000))
+        .collect();
+    for s in &singles {
+        state::add(
+            &q,
+            s,
+            &AddOpts {
+                savepath: Some(manual.display().to_string()),
+                auto_tmm: Some(false),
+                ..Default::default()
+            },
+        );
+    }
+    let incomplete = data.join("incomplete").display().to_string();
+    state::set_download_path(&q, &singles[1].id, &incomplete);
+    state::set_speed_limits(&q, &singles[2].id, 51_200, 0);
+    // Order: 2, 1, 0 (0 to the bottom, then 2 to the top).
+    state::post_ok(&q, "torrents/bottomPrio", &[("hashes", &singles[0].id)]);
+    state::post_ok(&q, "torrents/topPrio", &[("hashes", &singles[2].id)]);
+    let queue = vec![
+        singles[2].id.clone(),
+        singles[1].id.clone(),
+        singles[0].id.clone(),
+    ];
+
+    // The source took every setting.
+    let t = state::info(&q, id);
+    let mut problems = Vec::new();
+    let mut want = |f: &str, ok: bool| {
+        if !ok {
+            problems.push(format!("{f} = {}", redact(&t[f].to_string())));
+        }
+    };
+    want("name", t["name"] == RENAMED);
+    want("category", t["category"] == CATEGORY);
+    want("ratio_limit", t["ratio_limit"].as_f64() == Some(1.5));
+    want("seeding_time_limit", t["seeding_time_limit"] == 1440);
+    if state::has_inactive_limit(&q) {
+        want(
+            "inactive_seeding_time_limit",
+            t["inactive_seeding_time_limit"] == 720,
+        );
+    }
+    want("up_limit", t["up_limit"] == UP_LIMIT);
+    want("dl_limit", t["dl_limit"] == DL_LIMIT);
+    want("seq_dl", t["seq_dl"] == true);
+    want("f_l_piece_prio", t["f_l_piece_prio"] == true);
+    want("force_start", t["force_start"] == true);
+    want("super_seeding", t["super_seeding"] == true);
+    if state::can_set_comment(&q) {
+        want("comment", t["comment"] == COMMENT);
+    }
+    let d = state::info(&q, &singles[1].id);
+    if d["download_path"] != incomplete.as_str() {
+        problems.push(format!("singles[1].download_path = {}", d["download_path"]));
+    }
+    // Queue moves show in the listing after libtorrent's next status update.
+    let single_ids: Vec<String> = singles.iter().map(|s| s.id.clone()).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got_queue = queue_order(&q, &single_ids);
+    while got_queue != queue && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        got_queue = queue_order(&q, &single_ids);
+    }
+    if got_queue != queue {
+        problems.push(format!("queue order {got_queue:?}, wanted {queue:?}"));
+    }
+    let files = state::files_by_index(&state::read_state(&q, id).files);
+    let names: Vec<&str> = files
+        .values()
+        .map(|f| f["name"].as_str().unwrap_or(""))
+        .collect();
+    let want_names = [
+        "Full State Album/CD1/track01.bin",
+        "Full State Album/CD1/track02.bin",
+        "Full State Album/README.txt",
+        "Full State Album/extra.bin",
+    ];
+    if names != want_names {
+        problems.push(format!("file names {names:?}"));
+    }
+    let prios: Vec<i64> = files
+        .values()
+        .map(|f| f["priority"].as_i64().unwrap_or(-1))
+        .collect();
+    if prios != [1, 1, 0, 6] {
+        problems.push(format!("file priorities {prios:?}"));
+    }
+    let trackers = state::tracker_set(&state::trackers(&q, id));
+    if trackers.len() != 3 || !trackers.iter().any(|(_, tier)| *tier >= 1) {
+        problems.push(format!("trackers {}", redact(&format!("{trackers:?}"))));
+    }
+    assert!(
+        problems.is_empty(),
+        "qBittorrent {} did not take these settings on the source:\n  {}",
+        v.label(),
+        problems.join("\n  ")
+    );
+    Source {
+        q,
+        multi,
+        singles,
+        queue,
+    }
+}
+
+/// The ids among `ids` that have a queue position (> 0), in queue order.
+fn queue_order(q: &Qbt, ids: &[String]) -> Vec<String> {
+    let mut queued: Vec<(i64, String)> = q
+        .list()
+        .iter()
+        .filter_map(|t| {
+            let id = t["hash"].as_str()?;
+            let p = t["priority"].as_i64()?;
+            (ids.iter().any(|i| i == id) && p > 0).then(|| (p, id.to_string()))
+        })
+        .collect();
+    queued.sort();
+    queued.into_iter().map(|(_, id)| id).collect()
+}
+
+// ---------------------------------------------------------------------------
+// Driving qbackup
+// ---------------------------------------------------------------------------
+
+/// qbackup's output carries none of the fake passkeys.
+fn no_secrets(out: &Out) {
+    for s in SECRETS {
+        assert!(
+            !out.stdout.contains(s) && !out.stderr.contains(s),
+            "qbackup output leaks a passkey ({s})"
+        );
+    }
+}
+
+/// `qbackup run --instance NAME --json`: must succeed; its report.
+fn backup(a: &Agent, instance: &str) -> Value {
+    let out = a.run(&["run", "--instance", instance, "--json"]);
+    no_secrets(&out);
+    assert_eq!(out.code, 0, "run: {}\n{}", out.stdout, redact(&out.stderr));
+    out.json()
+}
+
+/// `qbackup restore --json ARGS`: (exit code, report).
+fn restore(a: &Agent, args: &[&str]) -> (i32, Value) {
+    let mut all = vec!["restore", "--json"];
+    all.extend_from_slice(args);
+    let out = a.run(&all);
+    no_secrets(&out);
+    let v = out.json();
+    (out.code, v)
+}
+
+/// The restore report's entry for torrent `id` (`torrents[]`), if any.
+fn report_entry<'a>(report: &'a Value, id: &str) -> Option<&'a Value> {
+    report["torrents"]
+        .as_array()?
+        .iter()
+        .find(|t| t["id"] == id || t["hash"] == id)
+}
+
+/// Copies a directory tree (the source's data, as renamed there) to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create target data dir");
+    for e in std::fs::read_dir(from).expect("read data dir") {
+        let e = e.expect("dir entry");
+        let dst = to.join(e.file_name());
+        if e.file_type().expect("file type").is_dir() {
+            copy_tree(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), &dst).expect("copy data file");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Comparison of one torrent
+// ---------------------------------------------------------------------------
+
+/// Every difference between the source's and the restored torrent.
+fn diff_torrent(src: &TorrentState, got: &TorrentState, map: &PathMap) -> Vec<Diff> {
+    let mut out = Vec::new();
+    if got.info.is_null() {
+        out.push(Diff {
+            field: "info".into(),
+            source: json!("listed"),
+            restored: Value::Null,
+        });
+        return out;
+    }
+    // A field only one of the two servers lists (a version difference) is
+    // not comparable; both being listed is the common case.
+    let both = |a: &Value, b: &Value, fields: &[(&'static str, How)]| -> Vec<(&'static str, How)> {
+        fields
+            .iter()
+            .filter(|(f, _)| a.get(*f).is_some() && b.get(*f).is_some())
+            .copied()
+            .collect()
+    };
+    compare_fields(
+        "info",
+        &src.info,
+        &got.info,
+        &both(&src.info, &got.info, INFO_COMPARED),
+        map,
+        &mut out,
+    );
+    compare_fields(
+        "properties",
+        &src.properties,
+        &got.properties,
+        &both(&src.properties, &got.properties, PROPS_COMPARED),
+        map,
+        &mut out,
+    );
+    if state::is_paused(&src.info) != state::is_paused(&got.info) {
+        out.push(Diff {
+            field: "info.state (paused?)".into(),
+            source: src.info["state"].clone(),
+            restored: got.info["state"].clone(),
+        });
+    }
+    let (sf, gf) = (
+        state::files_by_index(&src.files),
+        state::files_by_index(&got.files),
+    );
+    if sf.len() != gf.len() {
+        out.push(Diff {
+            field: "files.len".into(),
+            source: json!(sf.len()),
+            restored: json!(gf.len()),
+        });
+    }
+    for (i, f) in &sf {
+        let g = gf.get(i).cloned().unwrap_or(Value::Null);
+        compare_fields(&format!("files[{i}]"), f, &g, FILES_COMPARED, map, &mut out);
+    }
+    let (st, gt) = (
+        state::tracker_set(&src.trackers),
+        state::tracker_set(&got.trackers),
+    );
+    if st != gt {
+        out.push(Diff {
+            field: "trackers (url, tier)".into(),
+            source: json!(st.iter().collect::<Vec<_>>()),
+            restored: json!(gt.iter().collect::<Vec<_>>()),
+        });
+    }
+    out
+}
+
+/// Fields of `src` in none of the lists: a new server version's field that
+/// this test must classify (compared, or not compared with a reason).
+fn unclassified(src: &TorrentState) -> Vec<String> {
+    let mut out: Vec<String> = state::unclassified(&src.info, INFO_COMPARED, INFO_NOT_COMPARED)
+        .into_iter()
+        .map(|f| format!("info.{f}"))
+        .collect();
+    out.extend(
+        state::unclassified(&src.properties, PROPS_COMPARED, PROPS_NOT_COMPARED)
+            .into_iter()
+            .map(|f| format!("properties.{f}")),
+    );
+    if let Some(f) = src.files.as_array().and_then(|a| a.first()) {
+        out.extend(
+            state::unclassified(f, FILES_COMPARED, FILES_NOT_COMPARED)
+                .into_iter()
+                .map(|f| format!("files.{f}")),
+        );
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// 1. Full round trip
+// ---------------------------------------------------------------------------
+
+support::version_matrix!(every_setting_survives_backup_and_restore);
+support::version_matrix!(only [V5_1, V5_3]: every_setting_of_4_5_survives_restore_into_5_x);
+
+fn every_setting_survives_backup_and_restore(v: QbtVersion) {
+    round_trip(v, v);
+}
+
+/// The move users make: a 4.5.2 backup restored into 5.x.
+fn every_setting_of_4_5_survives_restore_into_5_x(v: QbtVersion) {
+    round_trip(QbtVersion::V4_5, v);
+}
+
+fn round_trip(src_v: QbtVersion, dst_v: QbtVersion) {
+    let src = build_source(src_v);
+    let t = Qbt::start_version(dst_v);
+    // Queue positions exist only with queueing on: an app preference of the
+    // target (not per-torrent state), which the user sets up.
+    state::enable_queueing(&t);
+    let a = Agent::new(&[
+        InstanceCfg::for_qbt("src", &src.q),
+        InstanceCfg::for_qbt("dst", &t),
+    ]);
+    let run = backup(&a, "src");
+    assert_eq!(run["exported"], 4, "{run}");
+    let ids = src.ids();
+    let before: BTreeMap<String, TorrentState> = ids
+        .iter()
+        .map(|id| (id.clone(), state::read_state(&src.q, id)))
+        .collect();
+    let unknown = unclassified(&before[&src.multi.id]);
+    assert!(
+        unknown.is_empty(),
+        "qBittorrent {} lists fields this test does not classify: {unknown:?}",
+        src_v.label()
+    );
+
+    // The data moves with the user (as renamed on the source).
+    let from = src.profile();
+    let to = t.profile_dir().display().to_string();
+    copy_tree(
+        &src.q.profile_dir().join("data/manual"),
+        &t.profile_dir().join("data/manual"),
+    );
+    let map_arg = format!("{from}={to}");
+    let (code, r) = restore(
+        &a,
+        &[
+            "--from",
+            "src",
+            "--to",
+            "dst",
+            "--start",
+            "--save-path-map",
+            &map_arg,
+        ],
+    );
+    assert_eq!(
+        code,
+        0,
+        "restore {src_v:?} -> {dst_v:?}: {}",
+        redact(&r.to_string())
+    );
+    assert_eq!(r["added"], 4, "{}", redact(&r.to_string()));
+    if src_v == dst_v {
+        // The target takes everything its own version could set: no notes.
+        for id in &ids {
+            if let Some(n) = report_entry(&r, id).and_then(|e| e["notes"].as_array()) {
+                assert!(
+                    n.is_empty(),
+                    "{id}: notes on a same-version restore: {}",
+                    redact(&format!("{n:?}"))
+                );
+            }
+        }
+    }
+
+    // Let the restored torrents settle: the seeding one finds its data.
+    t.wait_settled(Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline
+        && state::info(&t, &src.multi.id)["progress"].as_f64() != Some(1.0)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+
+    let map = PathMap { from, to };
+    let mut report = Vec::new();
+    for id in &ids {
+        let got = state::read_state(&t, id);
+        let diffs = diff_torrent(&before[id], &got, &map);
+        if !diffs.is_empty() {
+            let name = before[id].info["name"].as_str().unwrap_or("?").to_string();
+            report.push(format!("{name} ({id}):\n{}", show_diffs(&diffs)));
+        }
+    }
+    let queue = queue_order(
+        &t,
+        &src.singles.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+    );
+    if queue != src.queue {
+        report.push(format!(
+            "queue order: source {:?} restored {queue:?}",
+            src.queue
+        ));
+    }
+    assert!(
+        report.is_empty(),
+        "restore {} -> {}: {} torrent(s) differ\n{}",
+        src_v.label(),
+        dst_v.label(),
+        report.len(),
+        report.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 2. Tracker rotation
+// ---------------------------------------------------------------------------
+
+/// A minimal HTTP tracker on 127.0.0.1 that answers every announce with no
+/// peers, so a running torrent's `tracker` field shows the URL it works with
+/// (as with a real private tracker). Lives until the test process ends.
+fn fake_tracker() -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind fake tracker");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 4096];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") && got.len() < 16384 {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let body = b"d8:completei0e10:incompletei0e8:intervali1800e5:peers0:e";
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(body);
+        }
+    });
+    port
+}
+
+support::version_matrix!(rotated_tracker_is_restored_without_a_new_export);
+
+/// The passkey rotates after the blob is stored: the next run exports
+/// nothing, and the restored torrent announces to the new URL only. Two
+/// torrents: one running against a tracker that answers (its listing's
+/// `tracker` field changes with the edit), one paused that never announced
+/// (nothing in the listing changes: only the per-torrent `trackers` call
+/// sees the edit).
+fn rotated_tracker_is_restored_without_a_new_export(v: QbtVersion) {
+    let port = fake_tracker();
+    let old_live = format!("http://127.0.0.1:{port}/announce?passkey=SECRET123");
+    let new_live = format!("http://127.0.0.1:{port}/announce?passkey=ROTATEDKEY1");
+    let old_dead = TRACKER_T0.to_string();
+    let new_dead = "http://127.0.0.1:1/announce?passkey=ROTATEDKEY2".to_string();
+    let q = Qbt::start_version(v);
+    let live = state::single_file_at("fs-rotate-live", 7300, 30_000, &old_live);
+    let dead = state::single_file_at("fs-rotate-paused", 7301, 30_000, &old_dead);
+    state::add(&q, &live, &AddOpts::default());
+    state::add(&q, &dead, &AddOpts::default());
+    q.resume(&[&live.id]);
+    let announced = |url: String| move |t: &Value| t["tracker"] == url.as_str();
+    state::wait_torrent(
+        &q,
+        &live.id,
+        "announced to the fake tracker",
+        announced(old_live.clone()),
+    );
+
+    let target = Qbt::start_version(v);
+    let a = Agent::new(&[
+        InstanceCfg::for_qbt("src", &q),
+        InstanceCfg::for_qbt("dst", &target),
+    ]);
+    let r1 = backup(&a, "src");
+    assert_eq!(r1["exported"], 2, "{r1}");
+
+    state::edit_tracker(&q, &live.id, &old_live, &new_live);
+    state::edit_tracker(&q, &dead.id, &old_dead, &new_dead);
+    // The running torrent announces to the new URL (its listing shows it).
+    state::wait_torrent(
+        &q,
+        &live.id,
+        "announced to the rotated URL",
+        announced(new_live.clone()),
+    );
+    for (m, new) in [(&live, &new_live), (&dead, &new_dead)] {
+        let on_src = state::tracker_set(&state::trackers(&q, &m.id));
+        assert!(
+            on_src.iter().any(|(u, _)| u == new),
+            "{}: edit not taken on the source",
+            m.name
+        );
+    }
+
+    let r2 = backup(&a, "src");
+    assert_eq!(r2["exported"], 0, "the second run exported again: {r2}");
+
+    let (code, r) = restore(&a, &["--from", "src", "--to", "dst"]);
+    assert_eq!(code, 0, "{}", redact(&r.to_string()));
+    assert_eq!(r["added"], 2, "{}", redact(&r.to_string()));
+    target.wait_settled(Duration::from_secs(30));
+    let mut failures = Vec::new();
+    for (m, old, new) in [(&live, &old_live, &new_live), (&dead, &old_dead, &new_dead)] {
+        let got = state::tracker_set(&state::trackers(&target, &m.id));
+        let has_new = got.iter().any(|(u, _)| u == new);
+        let has_old = got.iter().any(|(u, _)| u == old);
+        if !has_new || has_old {
+            failures.push(format!(
+                "{}: restored trackers {} (new URL present: {has_new}, old URL present: {has_old})",
+                m.name,
+                redact(&format!("{got:?}"))
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "qBittorrent {}: rotated tracker not restored:\n  {}",
+        v.label(),
+        failures.join("\n  ")
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 3. A field the target can't take is a note
+// ---------------------------------------------------------------------------
+
+support::version_matrix!(only [V4_5, V5_1]: comment_from_5_3_is_a_note_on_an_older_target);
+
+/// A comment changed on 5.3 (`setComment`, WebAPI 2.12.1) after the blob was
+/// stored: the blob carries the old comment, the captured settings the new
+/// one. 4.5 and 5.1 have no `setComment`: the restore says so per torrent.
+fn comment_from_5_3_is_a_note_on_an_older_target(v: QbtVersion) {
+    let q = Qbt::start_version(QbtVersion::V5_3);
+    let y = state::single_file("fs-comment", 7400, 30_000);
+    state::add(&q, &y, &AddOpts::default());
+    let target = Qbt::start_version(v);
+    assert!(!state::can_set_comment(&target));
+    let a = Agent::new(&[
+        InstanceCfg::for_qbt("src", &q),
+        InstanceCfg::for_qbt("dst", &target),
+    ]);
+    backup(&a, "src");
+    state::set_comment(&q, &y.id, COMMENT);
+    assert_eq!(state::info(&q, &y.id)["comment"], COMMENT);
+    let r2 = backup(&a, "src");
+    assert_eq!(r2["exported"], 0, "{r2}");
+
+    let (code, r) = restore(&a, &["--from", "src", "--to", "dst"]);
+    let shown = redact(&r.to_string());
+    assert_eq!(code, 0, "a note is not a failure: {shown}");
+    assert_eq!(r["added"], 1, "{shown}");
+    let entry = report_entry(&r, &y.id)
+        .unwrap_or_else(|| panic!("no torrents[] entry for the torrent in the report: {shown}"));
+    let notes = entry["notes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("torrents[].notes missing: {entry}"));
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.to_string().to_lowercase().contains("comment")),
+        "no note about the comment: {notes:?}"
+    );
+    // What the target shows: the .torrent's own comment (it could not be changed).
+    target.wait_settled(Duration::from_secs(30));
+    let props = state::read_state(&target, &y.id).properties;
+    assert_eq!(props["comment"], "full-state test torrent");
+}
