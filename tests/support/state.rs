@@ -250,6 +250,8 @@ pub fn has_inactive_limit(q: &Qbt) -> bool {
 pub const RATIO_LIMIT: &str = "1.5";
 pub const SEEDING_TIME_LIMIT: &str = "1440";
 pub const INACTIVE_SEEDING_TIME_LIMIT: &str = "720";
+/// What happens at the share limit (5.2+; the default is "Default").
+pub const SHARE_LIMIT_ACTION: &str = "Stop";
 
 /// Sets share limits (ratio, seeding time, inactive seeding time where the
 /// server has it).
@@ -261,6 +263,17 @@ pub fn set_share_limits(q: &Qbt, id: &str) {
     ];
     if has_inactive_limit(q) {
         form.push(("inactiveSeedingTimeLimit", INACTIVE_SEEDING_TIME_LIMIT));
+    }
+    // 5.3 (WebAPI 2.16) refuses the call without shareLimitAction and
+    // shareLimitsMode ("Missing required parameters"); servers that list a
+    // share limit action get a non-default one, the mode is sent unchanged.
+    let t = info(q, id);
+    let mode = t["share_limits_mode"].as_str().map(str::to_string);
+    if t.get("share_limit_action").is_some() {
+        form.push(("shareLimitAction", SHARE_LIMIT_ACTION));
+    }
+    if let Some(m) = &mode {
+        form.push(("shareLimitsMode", m));
     }
     post_ok(q, "torrents/setShareLimits", &form);
 }
@@ -340,7 +353,13 @@ pub fn edit_tracker(q: &Qbt, id: &str, old: &str, new: &str) {
     post_ok(
         q,
         "torrents/editTracker",
-        &[("hash", id), ("origUrl", old), ("newUrl", new)],
+        // 5.3 (WebAPI 2.16) names the old URL `url`; older servers `origUrl`.
+        &[
+            ("hash", id),
+            ("origUrl", old),
+            ("url", old),
+            ("newUrl", new),
+        ],
     );
 }
 
