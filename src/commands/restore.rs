@@ -7,8 +7,8 @@ use super::{Printer, outln, runtime, summary, watch_signals};
 use crate::config::Config;
 use crate::error::Error;
 use crate::restore::{
-    CategoryAction, DEFAULT_BATCH, Filters, Glob, MAX_BATCH, PathMap, PatternError, PlanOptions,
-    PlanView, RestoreAction, RestoreReport, RestoreRequest, TorrentStep,
+    AddSettings, CategoryAction, DEFAULT_BATCH, Filters, Glob, MAX_BATCH, PathMap, PatternError,
+    PlanOptions, PlanView, RestoreAction, RestoreReport, RestoreRequest, StatePlan, TorrentStep,
 };
 use crate::status::ExitStatus;
 use crate::text::one_line;
@@ -183,6 +183,23 @@ fn print_report(r: &RestoreReport, p: &Printer) {
             r.restore_id
         );
     }
+    let shown = summary::shown(r.notes.len(), p.is_verbose());
+    for n in &r.notes[..shown] {
+        outln!(
+            p,
+            "  note: {} ({}): {}",
+            summary::name(&n.name),
+            summary::name(&n.id),
+            summary::text(&n.note)
+        );
+    }
+    if r.notes.len() > shown {
+        outln!(
+            p,
+            "  … and {} more notes (use -v or --json for the full list)",
+            r.notes.len() - shown
+        );
+    }
 }
 
 /// The human output of `restore --dry-run`: what the plan adds up to (by
@@ -298,8 +315,74 @@ const ADD_MAGNET: &str = "add magnet";
 const PRESENT: &str = "already present";
 const NOT_RESTORABLE: &str = "not restorable";
 
-/// One torrent the plan adds.
+/// One torrent the plan adds, with what it sets beyond the add (one more
+/// line each for the settings, the follow-up calls and every note).
 fn add_line(t: &TorrentStep) -> String {
+    let mut out = add_head(t);
+    for l in state_lines(&t.state) {
+        out.push_str("\n           ");
+        out.push_str(&l);
+    }
+    out
+}
+
+/// The settings sent with the add, the follow-up calls, the notes.
+fn state_lines(s: &StatePlan) -> Vec<String> {
+    let mut out = Vec::new();
+    if !s.add.is_default() {
+        out.push(format!("with: {}", add_settings_text(&s.add)));
+    }
+    let mut then: Vec<String> = s.follow_ups.iter().map(|f| f.describe()).collect();
+    if let Some(q) = s.queue_position {
+        then.push(format!("queue position {q}"));
+    }
+    if s.force_start {
+        then.push("forced start".into());
+    }
+    if s.super_seeding {
+        then.push("super seeding".into());
+    }
+    if !then.is_empty() {
+        out.push(format!("then: {}", summary::text(&then.join("; "))));
+    }
+    out.extend(
+        s.notes
+            .iter()
+            .map(|n| format!("note: {}", summary::text(n))),
+    );
+    out
+}
+
+fn add_settings_text(a: &AddSettings) -> String {
+    let mut parts = Vec::new();
+    if let Some(p) = &a.download_path {
+        parts.push(format!("download path {p}"));
+    }
+    if let Some(v) = a.up_limit {
+        parts.push(format!("upload limit {v} B/s"));
+    }
+    if let Some(v) = a.dl_limit {
+        parts.push(format!("download limit {v} B/s"));
+    }
+    if let Some(v) = &a.ratio_limit {
+        parts.push(format!("ratio limit {v}"));
+    }
+    if let Some(v) = a.seeding_time_limit {
+        parts.push(format!("seeding time limit {v} min"));
+    }
+    if let Some(v) = a.inactive_seeding_time_limit {
+        parts.push(format!("inactive seeding time limit {v} min"));
+    }
+    if a.sequential {
+        parts.push("sequential".into());
+    }
+    if a.first_last_piece {
+        parts.push("first and last pieces first".into());
+    }
+    summary::text(&parts.join(", ")).into_owned()
+}
+
+fn add_head(t: &TorrentStep) -> String {
     format!(
         "  add      {} {} [{}] tags {} -> {}{} ({}{})",
         summary::name(&t.id),
@@ -348,6 +431,7 @@ mod tests {
             save_path: format!("/data/{category}"),
             auto_tmm: false,
             paused,
+            state: StatePlan::default(),
             item_index: i,
         }
     }
@@ -411,6 +495,7 @@ mod tests {
             tags_created: 0,
             failures: vec![],
             warnings: vec![],
+            notes: vec![],
             duration_ms: 0,
             error: None,
             manifest_source: crate::history::RunSource::Manifest,
@@ -496,6 +581,52 @@ mod tests {
         assert!(out.iter().any(|l| l.contains("category create")));
         assert!(!out.iter().any(|l| l.contains("more (use -v")));
         assert_eq!(out.len(), 1 + 3 + 2 + 8 + 1, "{}", out.join("\n"));
+    }
+
+    #[test]
+    fn a_torrent_with_state_shows_its_settings_calls_and_notes() {
+        let mut r = dry_run(1);
+        let plan = r.plan.as_mut().unwrap();
+        let t = &mut plan.to_add[0];
+        t.state = StatePlan {
+            add: AddSettings {
+                up_limit: Some(1000),
+                sequential: true,
+                ..AddSettings::default()
+            },
+            follow_ups: vec![
+                crate::restore::FollowUp::RenameFile {
+                    old: "a/b".into(),
+                    new: "a/c".into(),
+                },
+                crate::restore::FollowUp::AddTrackers {
+                    trackers: vec![crate::state::TrackerState {
+                        url: "http://t/announce?passkey=SECRET".into(),
+                        tier: 1,
+                    }],
+                    tiers: vec![1],
+                },
+            ],
+            force_start: false,
+            super_seeding: false,
+            queue_position: Some(2),
+            notes: vec!["comment not set: too old".into()],
+        };
+        let out = lines(&r, false);
+        let add = out.iter().find(|l| l.starts_with("  add ")).unwrap();
+        let want_tail = [
+            "           with: upload limit 1000 B/s, sequential",
+            "           then: rename file \"a/b\" to \"a/c\"; add 1 tracker(s); queue position 2",
+            "           note: comment not set: too old",
+        ];
+        let got: Vec<&str> = add.split('\n').skip(1).collect();
+        assert_eq!(got, want_tail);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("\"op\":\"add-trackers\""), "{json}");
+        assert!(
+            !json.contains("SECRET") && !json.contains("http://t"),
+            "{json}"
+        );
     }
 
     #[test]

@@ -45,6 +45,19 @@ pub struct AddRequest {
     pub paused: bool,
     pub skip_checking: bool,
     pub rename: Option<String>,
+    /// `downloadPath` with `useDownloadPath=true`.
+    pub download_path: Option<String>,
+    /// `upLimit`, `dlLimit`: bytes/s.
+    pub up_limit: Option<i64>,
+    pub dl_limit: Option<i64>,
+    /// `ratioLimit`, as text.
+    pub ratio_limit: Option<String>,
+    /// `seedingTimeLimit`, `inactiveSeedingTimeLimit` (WebAPI 2.9+): minutes.
+    pub seeding_time_limit: Option<i64>,
+    pub inactive_seeding_time_limit: Option<i64>,
+    /// `sequentialDownload`, `firstLastPiecePrio`.
+    pub sequential: bool,
+    pub first_last_piece: bool,
 }
 
 impl AddRequest {
@@ -77,6 +90,31 @@ impl AddRequest {
         }
         if !self.urls.is_empty() {
             form = form.text("urls", self.urls.join("\n"));
+        }
+        if let Some(p) = &self.download_path {
+            form = form
+                .text("downloadPath", p.clone())
+                .text("useDownloadPath", "true");
+        }
+        let numbers = [
+            ("upLimit", self.up_limit),
+            ("dlLimit", self.dl_limit),
+            ("seedingTimeLimit", self.seeding_time_limit),
+            ("inactiveSeedingTimeLimit", self.inactive_seeding_time_limit),
+        ];
+        for (k, v) in numbers {
+            if let Some(v) = v {
+                form = form.text(k, v.to_string());
+            }
+        }
+        if let Some(r) = &self.ratio_limit {
+            form = form.text("ratioLimit", r.clone());
+        }
+        if self.sequential {
+            form = form.text("sequentialDownload", "true");
+        }
+        if self.first_last_piece {
+            form = form.text("firstLastPiecePrio", "true");
         }
         for f in &self.files {
             let part = Part::bytes(f.bytes.clone()).file_name(f.name.clone());

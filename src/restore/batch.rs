@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use super::plan::{RestoreAction, TorrentStep};
+use super::state::AddSettings;
 
 /// Torrents per `torrents/add` request unless `--batch-size` says otherwise.
 pub const DEFAULT_BATCH: usize = 50;
@@ -22,9 +23,12 @@ pub struct AddOptions {
     pub tags: Vec<String>,
     /// Some for manual management (`autoTMM=false`), None for automatic.
     pub save_path: Option<String>,
-    pub paused: bool,
     /// The name to show, when it differs from the torrent's own.
     pub rename: Option<String>,
+    /// Limits, download path, sequential and first/last piece: default
+    /// settings send none, so they keep batches whole. (Every add is
+    /// stopped: the torrent is started, if at all, after its follow-ups.)
+    pub settings: AddSettings,
 }
 
 /// Groups the steps to add into batches of at most `max` torrents and about
@@ -73,7 +77,7 @@ pub fn add_options(step: &TorrentStep, info_name: Option<&str>) -> AddOptions {
         category: step.category.clone(),
         tags: step.tags.clone(),
         save_path: (!step.auto_tmm && !step.save_path.is_empty()).then(|| step.save_path.clone()),
-        paused: step.paused,
+        settings: step.state.add.clone(),
         rename: match info_name {
             Some(n) if n != step.name && !step.name.is_empty() => Some(step.name.clone()),
             _ => None,
@@ -103,13 +107,16 @@ mod tests {
 
     #[test]
     fn batching_groups_by_options_and_size() {
-        let o = |cat: &str, paused: bool| AddOptions {
+        let o = |cat: &str, plain: bool| AddOptions {
             magnet: false,
             category: cat.into(),
             tags: vec![],
             save_path: None,
-            paused,
             rename: None,
+            settings: AddSettings {
+                sequential: !plain,
+                ..AddSettings::default()
+            },
         };
         let mut renamed = o("a", true);
         renamed.rename = Some("x".into());
@@ -151,8 +158,8 @@ mod tests {
             category: String::new(),
             tags: vec![],
             save_path: None,
-            paused: true,
             rename: None,
+            settings: AddSettings::default(),
         };
         let steps = vec![
             (0, o.clone(), u64::MAX),

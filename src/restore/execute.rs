@@ -13,11 +13,13 @@ use std::time::{Duration, Instant};
 
 use super::RestoreRequest;
 use super::batch::{AddOptions, MAX_BATCH_BYTES, add_options, batches, info_name};
+use super::follow::{FollowUps, Pacer};
 use super::plan::{
     CategoryAction, RestoreAction, RestorePlan, TargetState, TorrentStep, plan_restore,
     same_torrent,
 };
 use super::report::{Failure, PlanView, RestoreReport, TargetInfo};
+use super::state::{TargetCaps, plan_state, torrent_meta};
 use crate::classify::target_unusable;
 use crate::manifest::{Item, Manifest};
 use crate::qbt::{AddFile, AddReply, AddRequest, Client, CreateOutcome, QbtError, ServerVersion};
@@ -38,8 +40,10 @@ pub(super) async fn carry_out(
     report: &mut RestoreReport,
     cancel: &AtomicBool,
 ) -> Result<bool, QbtError> {
-    let (version, the_plan) = read_and_plan(client, req, manifest, report).await?;
+    let (version, mut the_plan) = read_and_plan(client, req, manifest, report).await?;
+    let caps = target_caps(client, &version, manifest, &the_plan, req).await?;
     if req.dry_run {
+        verify_blobs(store, manifest, &mut the_plan, caps, req, None);
         report.plan = Some(PlanView::new(&the_plan));
         return Ok(false);
     }
@@ -47,9 +51,20 @@ pub(super) async fn carry_out(
     // auto-creates a category without its save path.
     create_categories(client, &the_plan, report).await?;
     create_tags(client, &the_plan, report).await?;
-    let keyed = verify_blobs(store, manifest, &the_plan, report);
+    let keyed = verify_blobs(store, manifest, &mut the_plan, caps, req, Some(report));
 
     let pace = Duration::from_secs_f64(1.0 / req.target.pace.exports_per_second.max(0.001));
+    let mut follow = FollowUps {
+        client,
+        plan: &the_plan,
+        caps,
+        settle_for: req
+            .target
+            .timeout
+            .clamp(Duration::from_secs(2), Duration::from_secs(60)),
+        failed: 0,
+        notes: Default::default(),
+    };
     let sender = Sender {
         client,
         store,
@@ -63,7 +78,45 @@ pub(super) async fn carry_out(
             .clamp(Duration::from_secs(2), Duration::from_secs(60)),
     };
     let groups = batches(&keyed, req.batch_size, MAX_BATCH_BYTES);
-    Ok(sender.send_all(groups, pace, report, cancel).await)
+    let mut pacer = Pacer::new(pace);
+    let cancelled = sender
+        .send_all(groups, &mut pacer, &mut follow, report, cancel)
+        .await;
+    if follow.failed > 0 {
+        report.warnings.push(format!(
+            "{} follow-up call(s) failed: those torrents are added but not every setting is as it was (see the notes)",
+            follow.failed
+        ));
+    }
+    Ok(cancelled)
+}
+
+/// What the target is, for the plan of each torrent's state: its WebAPI
+/// version, and whether queueing is on (read only when a torrent to add
+/// had a queue position).
+async fn target_caps(
+    client: &Client,
+    version: &ServerVersion,
+    manifest: &Manifest,
+    the_plan: &RestorePlan,
+    req: &RestoreRequest,
+) -> Result<TargetCaps, QbtError> {
+    let queued = (the_plan.torrents.iter().filter(|t| t.action.is_add())).any(|t| {
+        manifest.torrents[t.item_index]
+            .settings
+            .as_ref()
+            .is_some_and(|s| s.queue_position > 0)
+    });
+    let queueing = if queued {
+        Some(client.queueing_enabled().await?)
+    } else {
+        None
+    };
+    Ok(TargetCaps {
+        webapi: version.webapi_tuple().unwrap_or((0, 0, 0)),
+        queueing,
+        skip_checking: req.options.skip_checking,
+    })
 }
 
 /// Reads what the target has (version, torrents, categories, tags), notes
@@ -172,19 +225,23 @@ async fn create_tags(
 }
 
 /// Every blob is read and verified before anything is sent; this pass
-/// also learns each torrent's own name (to restore a rename). The bytes
-/// are read again per batch, so memory stays bounded by one batch.
+/// also learns each torrent's own name (to restore a rename), file paths,
+/// trackers and comment, and so plans its state ([`plan_state`]). The
+/// bytes are read again per batch, so memory stays bounded by one batch.
 ///
 /// Returns each torrent to add as (plan index, add options, .torrent
-/// size); one whose blob does not verify is a failure instead.
+/// size); one whose blob does not verify is a failure instead (with a
+/// `report`; a dry run passes none and plans it from the manifest alone).
 fn verify_blobs(
     store: &Store,
     manifest: &Manifest,
-    the_plan: &RestorePlan,
-    report: &mut RestoreReport,
+    the_plan: &mut RestorePlan,
+    caps: TargetCaps,
+    req: &RestoreRequest,
+    mut report: Option<&mut RestoreReport>,
 ) -> Vec<(usize, AddOptions, u64)> {
     let mut keyed: Vec<(usize, AddOptions, u64)> = Vec::new();
-    for (si, step) in the_plan.torrents.iter().enumerate() {
+    for (si, step) in the_plan.torrents.iter_mut().enumerate() {
         if !step.action.is_add() {
             continue;
         }
@@ -192,17 +249,21 @@ fn verify_blobs(
         // The size that counts towards a request is what is really sent:
         // the verified file's length, nothing for a magnet link (never the
         // run file's claim, which a damaged file could make anything).
-        let (info_name, size) = if step.action == RestoreAction::AddFile {
+        let (info_name, size, meta) = if step.action == RestoreAction::AddFile {
             match load_blob(store, it) {
-                Ok((bytes, name)) => (name, bytes.len() as u64),
-                Err(p) => {
-                    fail(report, step, &p);
-                    continue;
-                }
+                Ok((bytes, name)) => (name, bytes.len() as u64, torrent_meta(&bytes)),
+                Err(p) => match report.as_deref_mut() {
+                    Some(r) => {
+                        fail(r, step, &p);
+                        continue;
+                    }
+                    None => (None, 0, None),
+                },
             }
         } else {
-            (None, 0)
+            (None, 0, None)
         };
+        step.state = plan_state(it, meta.as_ref(), &caps, &req.path_map, !step.paused);
         keyed.push((si, add_options(step, info_name.as_deref()), size));
     }
     keyed
@@ -229,11 +290,12 @@ impl Sender<'_> {
     async fn send_all(
         &self,
         groups: Vec<(AddOptions, Vec<usize>)>,
-        pace: Duration,
+        pacer: &mut Pacer,
+        follow: &mut FollowUps<'_>,
         report: &mut RestoreReport,
         cancel: &AtomicBool,
     ) -> bool {
-        let mut next_send = tokio::time::Instant::now();
+        let mut all_added: Vec<usize> = Vec::new();
         let mut stopped: Option<AddProblem> = None;
         let mut cancelled = false;
         for (opts, members) in groups {
@@ -249,27 +311,46 @@ impl Sender<'_> {
                 }
                 continue;
             }
-            tokio::time::sleep_until(next_send).await;
-            next_send = tokio::time::Instant::now() + pace;
-            stopped = self.send(&opts, &members, report).await;
+            pacer.wait().await;
+            let (added, problem) = self.send(&opts, &members, report).await;
+            stopped = problem;
+            // Renames and priorities before anything may check or start.
+            if let Err(e) = follow.after_batch(&added, pacer).await {
+                stopped = Some(gone(report, &e));
+            }
+            all_added.extend(added);
         }
+        if stopped.is_none() {
+            if let Err(e) = follow.finish(&all_added, pacer).await {
+                gone(report, &e);
+            }
+        } else if all_added.iter().any(|&si| !self.plan.torrents[si].paused) {
+            report.warnings.push(
+                "the restore stopped before starting the torrents it added: they stay stopped"
+                    .into(),
+            );
+        }
+        follow.flush(report);
         cancelled
     }
 
-    /// Sends one batch and confirms it. Some when the target stopped
-    /// answering: what the torrents not yet sent are to be told.
+    /// Sends one batch and confirms it: the plan indexes added, and Some
+    /// when the target stopped answering: what the torrents not yet sent
+    /// are to be told.
     async fn send(
         &self,
         opts: &AddOptions,
         members: &[usize],
         report: &mut RestoreReport,
-    ) -> Option<AddProblem> {
-        let (add, sent) = self.request(opts, members, report)?;
+    ) -> (Vec<usize>, Option<AddProblem>) {
+        let Some((add, sent)) = self.request(opts, members, report) else {
+            return (Vec::new(), None);
+        };
         let reply = match self.client.add_torrents(&add, self.json_reply).await {
             Ok(r) => r,
             Err(e) => {
                 let what = "the add was not confirmed";
-                return batch_failed(report, self.plan, &sent, what, &e);
+                return (Vec::new(), batch_failed(report, self.plan, &sent, what, &e));
             }
         };
         tracing::debug!(?reply, torrents = sent.len(), "torrents/add");
@@ -310,6 +391,7 @@ impl Sender<'_> {
         if sent.is_empty() {
             return None;
         }
+        let s = &opts.settings;
         let add = AddRequest {
             files,
             urls,
@@ -317,9 +399,18 @@ impl Sender<'_> {
             tags: opts.tags.clone(),
             save_path: opts.save_path.clone(),
             auto_tmm: opts.save_path.is_none(),
-            paused: opts.paused,
+            // Always stopped: started, if at all, after the follow-ups.
+            paused: true,
             skip_checking: self.skip_checking,
             rename: opts.rename.clone(),
+            download_path: s.download_path.clone(),
+            up_limit: s.up_limit,
+            dl_limit: s.dl_limit,
+            ratio_limit: s.ratio_limit.clone(),
+            seeding_time_limit: s.seeding_time_limit,
+            inactive_seeding_time_limit: s.inactive_seeding_time_limit,
+            sequential: s.sequential,
+            first_last_piece: s.first_last_piece,
         };
         Some((add, sent))
     }
@@ -332,7 +423,7 @@ impl Sender<'_> {
         sent: &[usize],
         reply: &AddReply,
         report: &mut RestoreReport,
-    ) -> Option<AddProblem> {
+    ) -> (Vec<usize>, Option<AddProblem>) {
         let wait = if reply.accepted() {
             self.confirm_for
         } else {
@@ -344,19 +435,21 @@ impl Sender<'_> {
             .collect();
         match confirm(self.client, &items, wait).await {
             Ok(found) => {
+                let mut added = Vec::new();
                 for (k, &si) in sent.iter().enumerate() {
                     if found[k] {
                         report.added += 1;
+                        added.push(si);
                     } else {
                         let p = AddProblem::NotListed(not_listed_reason(reply, wait));
                         fail(report, &self.plan.torrents[si], &p);
                     }
                 }
-                None
+                (added, None)
             }
             Err(e) => {
                 let what = "sent, but could not be read back";
-                batch_failed(report, self.plan, sent, what, &e)
+                (Vec::new(), batch_failed(report, self.plan, sent, what, &e))
             }
         }
     }
@@ -403,6 +496,16 @@ fn batch_failed(
     Some(AddProblem::NotAttempted(
         "not attempted: qBittorrent stopped answering".into(),
     ))
+}
+
+/// The target stopped answering during a follow-up: the error, and what
+/// the torrents not yet sent are to be told.
+fn gone(report: &mut RestoreReport, e: &QbtError) -> AddProblem {
+    report.error = Some(format!(
+        "qBittorrent stopped answering; run the restore again to add the rest ({})",
+        one_line(&e.to_string())
+    ));
+    AddProblem::NotAttempted("not attempted: qBittorrent stopped answering".into())
 }
 
 fn not_listed_reason(reply: &AddReply, waited: Duration) -> String {

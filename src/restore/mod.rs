@@ -24,6 +24,8 @@
 //! - `report.rs`: the [`RestoreReport`] and the final status
 //!   ([`final_status`]).
 //! - `execute.rs`: carrying a plan out against the target (I/O).
+//! - `follow.rs`: the follow-up calls after each batch, then queue order
+//!   and starts (I/O).
 //! - `mod.rs`: [`restore`], which finds the run, records the restore in the
 //!   history database and has the plan carried out.
 
@@ -33,6 +35,7 @@ mod execute;
 mod filter;
 #[cfg(test)]
 mod fixtures;
+mod follow;
 pub mod offline;
 mod plan;
 mod report;
@@ -57,7 +60,8 @@ pub use plan::{
     TargetState, TorrentStep, plan_restore, same_torrent,
 };
 pub use report::{
-    Failure, PlanView, RestoreReport, RestoreTally, TargetInfo, final_status, restore_status,
+    Failure, PlanView, RestoreReport, RestoreTally, TargetInfo, TorrentNote, final_status,
+    restore_status,
 };
 pub use state::{
     AddSettings, FollowUp, StatePlan, TargetCaps, TorrentMeta, add_trackers_field, plan_state,

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use serde::Serialize;
 
 use super::filter::{Filters, PathMap, trim_sep};
+use super::state::StatePlan;
 use crate::manifest::{Item, ItemSource, Manifest};
 use crate::qbt::TorrentInfo;
 use crate::text::one_line;
@@ -55,7 +56,13 @@ pub struct TorrentStep {
     /// the category).
     pub save_path: String,
     pub auto_tmm: bool,
+    /// Stays stopped after the add; false: started once its follow-ups
+    /// are done (`--start`, and it was running at backup time).
     pub paused: bool,
+    /// Settings, renames, priorities, trackers and notes (filled in once
+    /// the target's version and the stored .torrent are known).
+    #[serde(skip_serializing_if = "StatePlan::is_empty")]
+    pub state: StatePlan,
     #[serde(skip)]
     pub item_index: usize,
 }
@@ -188,6 +195,7 @@ pub fn plan_restore(
             auto_tmm: it.auto_tmm,
             // Paused unless --start and it was running at backup time.
             paused: !opts.start || it.paused,
+            state: StatePlan::default(),
             item_index: i,
         });
     }

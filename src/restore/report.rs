@@ -17,6 +17,15 @@ pub struct Failure {
     pub reason: String,
 }
 
+/// A note on an added torrent: something of its state the restore could
+/// not set, or a follow-up call that failed. Never holds a tracker URL.
+#[derive(Debug, Clone, Serialize)]
+pub struct TorrentNote {
+    pub id: String,
+    pub name: String,
+    pub note: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetInfo {
     pub version: String,
@@ -86,6 +95,10 @@ pub struct RestoreReport {
     pub failures: Vec<Failure>,
     /// Problems that are not one torrent's (a category that could not be created).
     pub warnings: Vec<String>,
+    /// Notes on the added torrents (fields the target could not take,
+    /// follow-up calls that failed), in plan order. Notes never change the
+    /// status; failed follow-up calls also add a warning.
+    pub notes: Vec<TorrentNote>,
     pub duration_ms: u128,
     pub error: Option<String>,
     /// Where the run was read from: its manifest, or the history database
@@ -124,6 +137,7 @@ impl RestoreReport {
             tags_created: 0,
             failures: Vec::new(),
             warnings: Vec::new(),
+            notes: Vec::new(),
             duration_ms: 0,
             error: None,
             manifest_source,

@@ -102,8 +102,6 @@ pub enum FollowUp {
         trackers: Vec<TrackerState>,
         tiers: Vec<u32>,
     },
-    /// `setSuperSeeding` true.
-    SuperSeeding,
     /// `setComment` (WebAPI 2.12.1+).
     Comment { comment: String },
 }
@@ -119,7 +117,6 @@ impl FollowUp {
             }
             FollowUp::RemoveTrackers { count, .. } => format!("remove {count} tracker(s)"),
             FollowUp::AddTrackers { tiers, .. } => format!("add {} tracker(s)", tiers.len()),
-            FollowUp::SuperSeeding => "super seeding on".into(),
             FollowUp::Comment { .. } => "set the comment".into(),
         }
     }
@@ -140,6 +137,9 @@ pub struct StatePlan {
     pub follow_ups: Vec<FollowUp>,
     /// Set with `setForceStart` once it is started (only with `--start`).
     pub force_start: bool,
+    /// Set with `setSuperSeeding` at the end, once its check is done:
+    /// qBittorrent takes it only on a complete torrent.
+    pub super_seeding: bool,
     /// The source's queue position (1 = first), to order the restored
     /// torrents by when the target has queueing on.
     pub queue_position: Option<i64>,
@@ -148,6 +148,10 @@ pub struct StatePlan {
 }
 
 impl StatePlan {
+    pub fn is_empty(&self) -> bool {
+        *self == StatePlan::default()
+    }
+
     /// Files renamed and the data expected to be on disk: recheck.
     pub fn needs_recheck(&self, skip_checking: bool) -> bool {
         !skip_checking && self.follow_ups.iter().any(FollowUp::is_rename)
@@ -546,9 +550,7 @@ pub fn plan_state(
         p.notes.extend(notes);
     }
     if let Some(s) = &it.settings {
-        if s.super_seeding {
-            p.follow_ups.push(FollowUp::SuperSeeding);
-        }
+        p.super_seeding = s.super_seeding;
         if let (Some(want), Some(m)) = (&s.comment, meta)
             && m.comment.as_deref().unwrap_or("") != want
         {

@@ -429,7 +429,7 @@ fn per_version_choice_of_fields_and_notes() {
             comment,
             "{v:?}"
         );
-        assert!(p.follow_ups.contains(&FollowUp::SuperSeeding));
+        assert!(p.super_seeding);
         assert!(p.force_start);
         assert_eq!(p.queue_position, Some(3));
         assert_eq!(p.notes.len(), notes, "{v:?} {:?}", p.notes);
