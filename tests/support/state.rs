@@ -308,24 +308,55 @@ pub fn set_sequential_and_first_last(q: &Qbt, id: &str) {
 /// `notes.txt` becomes `README.txt`.
 pub fn rename_folder_and_file(q: &Qbt, m: &Made) {
     let n = &m.name;
-    post_ok(
-        q,
-        "torrents/renameFolder",
-        &[
-            ("hash", &m.id),
-            ("oldPath", &format!("{n}/disc 1")),
-            ("newPath", &format!("{n}/CD1")),
-        ],
-    );
-    post_ok(
-        q,
-        "torrents/renameFile",
-        &[
-            ("hash", &m.id),
-            ("oldPath", &format!("{n}/notes.txt")),
-            ("newPath", &format!("{n}/README.txt")),
-        ],
-    );
+    let folder = format!("{n}/CD1/track01.bin");
+    let file = format!("{n}/README.txt");
+    // Each rename is asynchronous: wait until `torrents/files` shows it
+    // before the next. Seen on 5.3.0: a renameFile sent right after a
+    // renameFolder answered 204 and was never carried out (the file kept its
+    // name), so a rename not shown after 5 s is sent once more.
+    for (old, new, shown) in [
+        (format!("{n}/disc 1"), format!("{n}/CD1"), &folder),
+        (format!("{n}/notes.txt"), file.clone(), &file),
+    ] {
+        let ep = if shown == &folder {
+            "torrents/renameFolder"
+        } else {
+            "torrents/renameFile"
+        };
+        for attempt in 0..2 {
+            post_ok(
+                q,
+                ep,
+                &[("hash", &m.id), ("oldPath", &old), ("newPath", &new)],
+            );
+            if wait_file_named(q, &m.id, shown, Duration::from_secs(5)) {
+                break;
+            }
+            eprintln!(
+                "{ep} {old:?} -> {new:?} on {}: not carried out after 5 s (attempt {})",
+                q.version().label(),
+                attempt + 1
+            );
+        }
+    }
+}
+
+/// Waits until torrent `id` lists a file named `name`; false on timeout.
+pub fn wait_file_named(q: &Qbt, id: &str, name: &str, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let files = q.get_json("api/v2/torrents/files", &[("hash", id)]);
+        if files
+            .as_array()
+            .is_some_and(|a| a.iter().any(|f| f["name"] == name))
+        {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// File priorities by index: `(index, priority)`.
