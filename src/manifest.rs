@@ -110,6 +110,18 @@ pub struct Counts {
     pub stored: usize,
     pub metadata_unavailable: usize,
     pub warnings: usize,
+    /// Torrents whose files and trackers were read in this run (absent in
+    /// runs before they were captured, and when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub state_fetched: usize,
+    /// Torrents whose files and trackers could not be read: each is also a
+    /// warning, which does not make the run partial.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub state_failed: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,6 +14,9 @@
 //!   the index keeps none; the others' are written to an unnamed temporary
 //!   file in the store ([`Entries::with_spill`]) and read back only for
 //!   the torrents that end without a blob.
+//! - Settings ([`crate::state::Settings`]), the same for most torrents,
+//!   are interned whole except the queue position; the listing's change
+//!   signals are kept as their 64-bit digest, never as strings.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -24,6 +27,83 @@ use std::sync::Arc;
 use super::cached::Blob;
 use crate::qbt::TorrentRef;
 use crate::snapshot::{BlobSum, Record};
+use crate::state::{Fetch, Settings};
+
+/// Settings as an interning key: equal when every field is, the ratio
+/// compared by its bits.
+#[derive(Debug, Clone)]
+struct SettingsKey(Settings);
+
+impl PartialEq for SettingsKey {
+    fn eq(&self, o: &Self) -> bool {
+        let (a, b) = (&self.0, &o.0);
+        a.ratio_limit.to_bits() == b.ratio_limit.to_bits()
+            && Settings {
+                ratio_limit: 0.0,
+                ..a.clone()
+            } == Settings {
+                ratio_limit: 0.0,
+                ..b.clone()
+            }
+    }
+}
+
+impl Eq for SettingsKey {}
+
+impl std::hash::Hash for SettingsKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let s = &self.0;
+        s.download_path.hash(h);
+        s.ratio_limit.to_bits().hash(h);
+        s.seeding_time_limit.hash(h);
+        s.inactive_seeding_time_limit.hash(h);
+        s.up_limit.hash(h);
+        s.dl_limit.hash(h);
+        (s.seq_dl, s.f_l_piece_prio, s.super_seeding, s.force_start).hash(h);
+        s.comment.hash(h);
+        s.queue_position.hash(h);
+    }
+}
+
+/// Settings stored once each; number 0 is the default.
+#[derive(Debug)]
+struct SettingsSet {
+    numbers: HashMap<SettingsKey, u32>,
+    list: Vec<Settings>,
+}
+
+impl SettingsSet {
+    fn new() -> SettingsSet {
+        let mut s = SettingsSet {
+            numbers: HashMap::new(),
+            list: Vec::new(),
+        };
+        s.intern(Settings::default());
+        s
+    }
+
+    /// `settings`' number; its queue position is not kept (see [`Entry`]).
+    fn intern(&mut self, settings: Settings) -> u32 {
+        let key = SettingsKey(Settings {
+            queue_position: 0,
+            ..settings
+        });
+        if let Some(&n) = self.numbers.get(&key) {
+            return n;
+        }
+        let n = self.list.len() as u32;
+        self.list.push(key.0.clone());
+        self.numbers.insert(key, n);
+        n
+    }
+
+    fn get(&self, n: u32, queue_position: i64) -> Settings {
+        Settings {
+            queue_position,
+            ..self.list.get(n as usize).cloned().unwrap_or_default()
+        }
+    }
+}
 
 /// Strings that many torrents share, stored once each; number 0 is "".
 #[derive(Debug)]
@@ -158,6 +238,13 @@ struct Entry {
     auto_tmm: bool,
     paused: bool,
     state: State,
+    /// Interned settings, and the queue position they leave out.
+    settings: u32,
+    queue_position: i64,
+    /// The listing's change signals ([`crate::state::Signals::digest`]).
+    digest: u64,
+    /// Whether the run asks for its files and trackers, and why.
+    fetch: Fetch,
 }
 
 /// The run's torrents, in list order (see the module's notes).
@@ -166,6 +253,7 @@ pub(super) struct Entries {
     list: Vec<Entry>,
     text: String,
     shared: Interner,
+    settings: SettingsSet,
     magnets: Spill,
     /// The text arena is addressed by u32: a list over 4 GiB (beyond
     /// `MAX_LIST_BYTES`) can't be kept.
@@ -179,6 +267,7 @@ impl Entries {
             list: Vec::new(),
             text: String::new(),
             shared: Interner::new(),
+            settings: SettingsSet::new(),
             magnets: Spill::default(),
             overflow: false,
         }
@@ -217,6 +306,10 @@ impl Entries {
             auto_tmm: t.auto_tmm,
             paused: t.is_paused(),
             state: State::Listed,
+            settings: self.settings.intern(t.settings()),
+            queue_position: t.priority.unwrap_or(0),
+            digest: digest_bits(&t.signals().digest()),
+            fetch: Fetch::New,
             id,
             infohash_v1,
         };
@@ -317,6 +410,20 @@ impl Entries {
         ]
     }
 
+    /// The listing's change signals, as [`crate::state::Signals::digest`]
+    /// gave them.
+    pub(super) fn digest(&self, i: usize) -> String {
+        format!("{:016x}", self.list[i].digest)
+    }
+
+    pub(super) fn fetch(&self, i: usize) -> Fetch {
+        self.list[i].fetch
+    }
+
+    pub(super) fn set_fetch(&mut self, i: usize, fetch: Fetch) {
+        self.list[i].fetch = fetch;
+    }
+
     pub(super) fn blob(&self, i: usize) -> Option<Blob> {
         self.list[i].blob
     }
@@ -367,12 +474,17 @@ impl Entries {
                 sha256: b.sha256_hex(),
                 size: b.size,
             }),
-            settings: None,
+            settings: Some(self.settings.get(e.settings, e.queue_position)),
             files: None,
             trackers: None,
             resume: None,
         })
     }
+}
+
+/// A digest's 16 hex digits as a number (0 for anything else).
+fn digest_bits(hex: &str) -> u64 {
+    u64::from_str_radix(hex, 16).unwrap_or(0)
 }
 
 #[cfg(test)]

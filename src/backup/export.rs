@@ -72,6 +72,28 @@ impl Shared {
         }
     }
 
+    /// The run's client.
+    pub(super) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Extra attempts after a recoverable failure.
+    pub(super) fn retries(&self) -> u32 {
+        self.retries
+    }
+
+    /// Waits for the run's pace (the same limiter the exports go under).
+    pub(super) async fn pace(&self) {
+        self.limiter.until_ready().await;
+    }
+
+    /// Nothing more may start: interrupted, server gone, or a fatal error.
+    pub(super) fn stopping(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+            || self.down.load(Ordering::SeqCst)
+            || self.fatal.load(Ordering::SeqCst)
+    }
+
     /// How many export requests may be in flight at once.
     pub(super) fn max_in_flight(&self) -> usize {
         self.max_in_flight
@@ -264,7 +286,7 @@ async fn keep(sh: &Shared, t: &Target, bytes: Vec<u8>) -> Result<BlobRef, Export
 /// After a torrent used up its retries on connection-type failures: is the
 /// server still there? A few probes over a few seconds, so that a
 /// qBittorrent restarted by its supervisor is given the chance to come back.
-async fn instance_alive(sh: &Shared) -> bool {
+pub(super) async fn instance_alive(sh: &Shared) -> bool {
     for delay in [0u64, 1, 2] {
         tokio::time::sleep(Duration::from_secs(delay)).await;
         if sh.client.probe().await {

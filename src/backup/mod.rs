@@ -35,11 +35,15 @@
 //! - `export.rs`: the export tasks (pace, retries, "is the server gone?");
 //! - `index.rs`: the blob index during the run, in batches made durable
 //!   while the exports go on;
+//! - `capture.rs`: each torrent's files and trackers, read when new,
+//!   changed or due (after the exports, under the same pace and deadline)
+//!   into the state cache, and read back into the records;
 //! - `record.rs`: the recorder: the counts, warnings, records, run file and
 //!   history rows;
 //! - `report.rs`: [`RunOptions`] in, [`RunReport`] out.
 
 mod cached;
+mod capture;
 mod checks;
 pub mod deadline;
 mod entries;
@@ -137,11 +141,16 @@ pub async fn run(
     let earlier_suspects = history.suspects(&instance.name)?;
     let previous = previous_start(&history, &instance.name, &report.run_id)?;
     let now = parse_rfc3339(&report.started_at).map_or(0, |t| t.unix_timestamp());
+    let state_now = capture::capture_now(now);
+    let period = i64::try_from(instance.state_refresh.as_secs()).unwrap_or(i64::MAX);
+    let states = capture::plan(&mut entries, &history, &instance.name, state_now, period)?;
+    debug!(to_fetch = states.fetch.len(), "files and trackers planned");
     progress.start(entries.len() as u64);
     let queue = reuse_cached(store, &mut entries, (previous, now), &stats, progress);
     debug!(to_export = queue.len(), "stored blobs checked");
     let turns = export_order(&entries, queue, &earlier_suspects);
-    let deadline = deadline_of(instance, t0, turns.queue.len());
+    // Each capture is two requests under the same pace as an export.
+    let deadline = deadline_of(instance, t0, turns.queue.len() + 2 * states.fetch.len());
     let shared = Arc::new(Shared::new(client, store, instance, cancel, deadline));
     let mut blobs = IndexWriter::new(store, &mut history, &report.run_id, clock);
     let exports = export_all(
@@ -153,6 +162,16 @@ pub async fn run(
         progress,
     )
     .await?;
+    let captures = capture::capture_all(
+        &shared,
+        &entries,
+        states.fetch,
+        &mut history,
+        &instance.name,
+        state_now,
+    )
+    .await?;
+    history.forget_states(&instance.name, &states.gone)?;
     progress.finish();
     let cancelled = shared.cancel.load(Ordering::SeqCst);
     update_suspects(
@@ -163,7 +182,7 @@ pub async fn run(
         &exports.changes,
     )?;
     let suspects = Suspects::new(earlier_suspects.into_keys().collect(), &exports.changes);
-    record_results(&mut doc, &entries, exports, &suspects, &deadline);
+    record_results(&mut doc, &entries, exports, captures, &suspects, &deadline);
     finish(
         store,
         &mut history,

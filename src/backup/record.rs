@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use tracing::{debug, info};
 
+use super::capture::Captures;
 use super::deadline::Deadline;
 use super::entries::{Entries, State};
 use super::export::{Exports, reason};
@@ -30,11 +31,14 @@ use crate::store::{Store, StoreError};
 /// each non-fatal failure into a warning (a torrent the run never started
 /// because of its `deadline` too); a suspect's warning says so. Fills the
 /// run document's counts, exported and missing ids and warnings; the fatal
-/// error, if the run hit one, becomes its error.
+/// error, if the run hit one, becomes its error. A torrent whose files and
+/// trackers could not be read (`captures`) is a warning too, counted in
+/// `state_failed`.
 pub(super) fn record_results(
     doc: &mut RunDoc,
     entries: &Entries,
     exports: Exports,
+    captures: Captures,
     suspects: &Suspects,
     deadline: &Deadline,
 ) {
@@ -92,6 +96,19 @@ pub(super) fn record_results(
             }
         }
     }
+    let state_failed = captures.failures.len();
+    for (i, f, attempts) in &captures.failures {
+        let (id, name) = (entries.id(*i), entries.name(*i));
+        let had = entries.fetch(*i) != crate::state::Fetch::New;
+        let reason = super::capture::reason(f, *attempts, had);
+        info!(torrent = %id, name = %name, "{reason}");
+        warnings.push(Warning {
+            id: id.to_string(),
+            name: name.to_string(),
+            class: classify(f),
+            reason,
+        });
+    }
     exported.sort_unstable();
     missing.sort_unstable();
     missing.dedup();
@@ -102,11 +119,26 @@ pub(super) fn record_results(
         stored: exported.len() + reused,
         metadata_unavailable: no_metadata,
         warnings: warnings.len(),
+        state_fetched: captures.fetched,
+        state_failed,
     };
     doc.exported = exported;
     doc.missing = missing;
     doc.warnings = warnings;
-    doc.error = fatal_error;
+    doc.error = fatal_error.or(captures.fatal_error);
+}
+
+/// The run's status from its document. A torrent whose files and trackers
+/// could not be read has its .torrent saved: its warning does not make the
+/// run partial.
+pub(super) fn status_of(doc: &RunDoc, cancelled: bool) -> RunStatus {
+    backup_status(RunTally {
+        listed: doc.counts.listed,
+        stored: doc.counts.stored,
+        warnings: doc.counts.warnings.saturating_sub(doc.counts.state_failed),
+        fatal: doc.error.is_some(),
+        cancelled,
+    })
 }
 
 /// Writes the run: its metadata (every torrent's record, from `entries`),
@@ -123,13 +155,7 @@ pub(super) fn finish(
     t0: Instant,
     cancelled: bool,
 ) -> Result<RunReport, Error> {
-    doc.status = backup_status(RunTally {
-        listed: doc.counts.listed,
-        stored: doc.counts.stored,
-        warnings: doc.counts.warnings,
-        fatal: doc.error.is_some(),
-        cancelled,
-    });
+    doc.status = status_of(&doc, cancelled);
     doc.finished_at = Some(rfc3339(clock.now()));
 
     let rel = Store::run_rel_path(&doc.instance, &doc.run_id);
@@ -143,7 +169,7 @@ pub(super) fn finish(
         if doc.counts.exported > 0 {
             store.sync()?;
         }
-        store_metadata(store, history, entries)
+        store_metadata(store, history, entries, &doc.instance)
     })();
     let written = match stored {
         Ok(root) => {
@@ -193,27 +219,30 @@ fn store_metadata(
     store: &Store,
     history: &mut History,
     entries: &Entries,
+    instance: &str,
 ) -> Result<Option<crate::snapshot::Root>, Error> {
     if entries.is_empty() {
         return Ok(None);
     }
+    // Files and trackers come from the state cache, one leaf at a time,
+    // through a connection of their own (`history` is busy storing).
+    let states = history.state_reader()?;
     // The records are made one leaf at a time, in id order (the tree's):
     // never every torrent's at once.
     let order = entries.by_id();
     let ids: Vec<&str> = order.iter().map(|&i| entries.id(i)).collect();
     let mut leaf = |range: std::ops::Range<usize>| {
-        order[range]
+        let mut records = order[range]
             .iter()
             .map(|&i| entries.record(i))
             .collect::<std::io::Result<Vec<_>>>()
-            .map_err(|source| {
-                StoreError::Io {
-                    op: "read back the magnet links kept in a temporary file in",
-                    path: store.root().to_path_buf(),
-                    source,
-                }
-                .into()
-            })
+            .map_err(|source| StoreError::Io {
+                op: "read back the magnet links kept in a temporary file in",
+                path: store.root().to_path_buf(),
+                source,
+            })?;
+        super::capture::fill_states(&states, instance, &mut records)?;
+        Ok(records)
     };
     let stored = crate::history::store_tree_sorted(store, history, &ids, &mut leaf)?;
     debug!(

@@ -1,5 +1,6 @@
 //! Unit tests of the run's wiring: the deadline stops the queue, suspects
-//! go last and their warnings say so.
+//! go last and their warnings say so; files and trackers are planned from
+//! the state cache and a failed capture is a warning, not a partial run.
 
 use super::*;
 use crate::config::{CredentialSource, Credentials, Pace, Secret};
@@ -107,7 +108,14 @@ async fn after_the_deadline_no_export_starts() {
         let what = format!("passed={passed} cancelled={cancelled} down={down}");
         assert_eq!(exports.past_deadline.len(), left, "{what}");
         assert_eq!(exports.failures.len(), 3 - left, "{what}");
-        record_results(&mut doc, &entries, exports, &Suspects::default(), &deadline);
+        record_results(
+            &mut doc,
+            &entries,
+            exports,
+            capture::Captures::default(),
+            &Suspects::default(),
+            &deadline,
+        );
         assert_eq!(doc.counts.listed, 3, "{what}");
         assert_eq!(doc.missing, ["aa", "bb", "cc"], "{what}");
         assert_eq!(doc.warnings.len(), 3, "{what}");
@@ -143,7 +151,14 @@ fn a_suspects_warning_says_it_was_left_for_last() {
     let dir = tempfile::tempdir().unwrap();
     let history = History::open(&dir.path().join("h.sqlite3")).unwrap();
     let mut doc = begun(&history);
-    record_results(&mut doc, &entries, exports, &suspects, &deadline);
+    record_results(
+        &mut doc,
+        &entries,
+        exports,
+        capture::Captures::default(),
+        &suspects,
+        &deadline,
+    );
     let reasons: Vec<&str> = doc.warnings.iter().map(|w| w.reason.as_str()).collect();
     assert_eq!(reasons.len(), 2);
     assert!(!reasons[0].contains("left for last"), "{}", reasons[0]);
@@ -154,4 +169,135 @@ fn a_suspects_warning_says_it_was_left_for_last() {
         "{}",
         reasons[1]
     );
+}
+
+/// One pass over the state cache, merged with the entries by id: new,
+/// kept, changed, due; cached ids no longer listed are gone.
+#[test]
+fn captures_are_planned_from_the_cache_in_one_pass() {
+    use crate::history::StateRow;
+    use crate::state::Fetch;
+    let dir = tempfile::tempdir().unwrap();
+    let mut history = History::open(&dir.path().join("h.sqlite3")).unwrap();
+    let mut e = entries(&["dd", "aa", "cc", "bb", "ee"]);
+    let (now, week) = (10_000_000, 7 * 86_400);
+    let row = |id: &str, digest: String, at: i64| StateRow {
+        id: id.into(),
+        digest,
+        captured_at: at,
+        files: vec![],
+        trackers: vec![],
+    };
+    let d = |i: usize| e.digest(i);
+    history
+        .save_states(
+            "test",
+            &[
+                row("0a", "x".into(), now),
+                row("bb", d(3), now - 60),
+                row("cc", "other".into(), now - 60),
+                row("dd", d(0), now - 2 * week),
+                row("ee", d(4), now - 60),
+                row("zz", "x".into(), now),
+            ],
+        )
+        .unwrap();
+    history
+        .save_states("other", &[row("aa", d(1), now)])
+        .unwrap();
+    let plan = capture::plan(&mut e, &history, "test", now, week).unwrap();
+    let got: Vec<(&str, Fetch)> = (0..e.len()).map(|i| (e.id(i), e.fetch(i))).collect();
+    assert_eq!(
+        got,
+        [
+            ("dd", Fetch::Due),
+            ("aa", Fetch::New),
+            ("cc", Fetch::Changed),
+            ("bb", Fetch::Keep),
+            ("ee", Fetch::Keep),
+        ]
+    );
+    assert_eq!(plan.fetch, [0, 1, 2]);
+    assert_eq!(plan.gone, ["0a", "zz"]);
+}
+
+/// A torrent whose files and trackers could not be read is a warning with
+/// its class, counted in state_failed; the run is not partial for it.
+#[test]
+fn a_failed_capture_is_a_warning_not_a_partial_run() {
+    use crate::classify::ExportFailure;
+    let deadline = Deadline::new(Instant::now(), Duration::from_secs(60), true);
+    let mut e = entries(&["aa", "bb"]);
+    e.reused(0);
+    e.reused(1);
+    e.set_fetch(1, crate::state::Fetch::Changed);
+    let dir = tempfile::tempdir().unwrap();
+    let history = History::open(&dir.path().join("h.sqlite3")).unwrap();
+    let mut doc = begun(&history);
+    let captures = capture::Captures {
+        fetched: 1,
+        failures: vec![(1, ExportFailure::Qbt(QbtError::NotFound), 2)],
+        ..capture::Captures::default()
+    };
+    record_results(
+        &mut doc,
+        &e,
+        Exports::default(),
+        captures,
+        &Suspects::default(),
+        &deadline,
+    );
+    assert_eq!((doc.counts.state_fetched, doc.counts.state_failed), (1, 1));
+    assert_eq!(doc.counts.warnings, 1);
+    assert_eq!(doc.warnings[0].id, "bb");
+    assert_eq!(
+        doc.warnings[0].class,
+        crate::classify::FailureClass::Recoverable
+    );
+    assert!(
+        doc.warnings[0].reason.contains("captured earlier are kept"),
+        "{}",
+        doc.warnings[0].reason
+    );
+    assert_eq!(record::status_of(&doc, false), RunStatus::Success);
+    // An export warning still makes it partial.
+    doc.counts.warnings += 1;
+    assert_eq!(record::status_of(&doc, false), RunStatus::Partial);
+}
+
+/// Past the deadline, or with the server gone, nothing is fetched and no
+/// warning is made: the captures stay due for the next run.
+#[tokio::test]
+async fn captures_stop_at_the_deadline_and_when_the_server_is_gone() {
+    for (passed, down) in [(true, false), (false, true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        store.init().unwrap();
+        let inst = instance();
+        let credentials = Credentials::Password {
+            username: "admin".into(),
+            password: Secret::new("x"),
+        };
+        let client = Arc::new(Client::new(&inst, credentials).unwrap());
+        let limit = if passed {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(3600)
+        };
+        let deadline = Deadline::new(Instant::now(), limit, true);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared::new(client, &store, &inst, cancel, deadline));
+        shared.down.store(down, Ordering::SeqCst);
+        let e = entries(&["aa", "bb", "cc"]);
+        let mut history = History::open_store(&store).unwrap();
+        let got = capture::capture_all(&shared, &e, vec![0, 1, 2], &mut history, "test", 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            (got.fetched, got.left),
+            (0, 3),
+            "passed={passed} down={down}"
+        );
+        assert!(got.failures.is_empty() && got.fatal_error.is_none());
+    }
 }

@@ -261,6 +261,7 @@ fn assemble(
             stored: exported + reused,
             metadata_unavailable: meta,
             warnings: warn,
+            ..Counts::default()
         },
         categories,
         tags,

@@ -217,6 +217,7 @@ impl Event {
                 stored,
                 metadata_unavailable: warnings.len(),
                 warnings: warnings.len(),
+                ..Default::default()
             }),
             warnings,
             error: (outcome == Outcome::Failed)
