@@ -258,6 +258,8 @@ pub(super) struct Entries {
     /// The text arena is addressed by u32: a list over 4 GiB (beyond
     /// `MAX_LIST_BYTES`) can't be kept.
     overflow: bool,
+    /// Stored resume data by entry (an instance with a `profile`; resume.rs).
+    resume: HashMap<usize, BlobSum>,
 }
 
 impl Entries {
@@ -270,6 +272,7 @@ impl Entries {
             settings: SettingsSet::new(),
             magnets: Spill::default(),
             overflow: false,
+            resume: HashMap::new(),
         }
     }
 
@@ -400,6 +403,11 @@ impl Entries {
         self.text(self.list[i].name)
     }
 
+    /// Names its stored resume data in its record.
+    pub(super) fn set_resume(&mut self, i: usize, sum: BlobSum) {
+        self.resume.insert(i, sum);
+    }
+
     /// (id, info-hash v1, info-hash v2): what an export is checked against.
     pub(super) fn hashes(&self, i: usize) -> [&str; 3] {
         let e = &self.list[i];
@@ -477,7 +485,7 @@ impl Entries {
             settings: Some(self.settings.get(e.settings, e.queue_position)),
             files: None,
             trackers: None,
-            resume: None,
+            resume: self.resume.get(&i).cloned(),
         })
     }
 }

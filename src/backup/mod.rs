@@ -183,6 +183,9 @@ pub async fn run(
     )?;
     let suspects = Suspects::new(earlier_suspects.into_keys().collect(), &exports.changes);
     record_results(&mut doc, &entries, exports, captures, &suspects, &deadline);
+    if let Some(dir) = &instance.profile {
+        resume::attach(store, dir, &mut entries, &mut doc)?;
+    }
     finish(
         store,
         &mut history,

@@ -74,6 +74,50 @@ pub fn capture<'a>(
     Ok(out)
 }
 
+/// The run's part: captures the resume data of every listed torrent from
+/// `profile_dir`, names each in its record, and adds a warning (counted)
+/// for each torrent whose resume data was not stored.
+pub(super) fn attach(
+    store: &Store,
+    profile_dir: &Path,
+    entries: &mut super::entries::Entries,
+    doc: &mut crate::rundoc::RunDoc,
+) -> Result<(), StoreError> {
+    let wants: Vec<Want<'_>> = (0..entries.len())
+        .map(|i| {
+            let [id, v1, v2] = entries.hashes(i);
+            Want {
+                id,
+                infohash_v1: v1,
+                infohash_v2: v2,
+            }
+        })
+        .collect();
+    let got = capture(store, profile_dir, wants)?;
+    let index: std::collections::HashMap<String, usize> = (0..entries.len())
+        .map(|i| (entries.id(i).to_ascii_lowercase(), i))
+        .collect();
+    for (id, sum) in got.resume {
+        if let Some(&i) = index.get(&id) {
+            entries.set_resume(i, sum);
+        }
+    }
+    for (id, reason) in got.warnings {
+        let i = id
+            .as_ref()
+            .and_then(|id| index.get(&id.to_ascii_lowercase()));
+        tracing::info!(torrent = id.as_deref().unwrap_or("-"), "{reason}");
+        doc.warnings.push(crate::manifest::Warning {
+            id: id.clone().unwrap_or_default(),
+            name: i.map(|&i| entries.name(i).to_string()).unwrap_or_default(),
+            class: crate::classify::FailureClass::Recoverable,
+            reason,
+        });
+        doc.counts.warnings += 1;
+    }
+    Ok(())
+}
+
 /// The warning for a torrent whose resume data was not stored.
 pub fn reason(fault: &ResumeFault) -> String {
     format!("resume data not stored: {fault}")
