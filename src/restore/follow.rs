@@ -20,6 +20,11 @@ use crate::text::one_line;
 
 /// Ids per request for the calls that take many (`hashes=a|b|…`).
 const IDS_PER_CALL: usize = 200;
+/// How long the torrents to start wait for their recheck, at most.
+const CHECK_WAIT: Duration = Duration::from_secs(300);
+/// A recheck not seen by then is taken as done (qBittorrent lists a
+/// torrent's new state within about a second).
+const CHECK_GRACE: Duration = Duration::from_secs(3);
 
 /// One request per `pace`, shared by the adds and the follow-ups.
 pub(super) struct Pacer {
@@ -122,9 +127,46 @@ impl FollowUps<'_> {
                 .filter(|&si| f(&plan.torrents[si]))
                 .collect()
         };
-        let start = steps(&|s| !s.paused);
+        // qBittorrent stops a torrent again when a recheck it started on a
+        // stopped torrent ends: those to start wait for their check first.
+        let skip = self.caps.skip_checking;
+        let checked = steps(&|s| !s.paused && s.state.needs_recheck(skip));
+        // A check may not show yet right after the recheck call, or may be
+        // over before a listing shows it: done once seen checking and then
+        // not, or not checking after a grace period.
+        let t0 = Instant::now();
+        let mut seen = vec![false; checked.len()];
+        let done = self
+            .poll(&checked, CHECK_WAIT, |t, k| {
+                if is_checking(&t.state) {
+                    seen[k] = true;
+                    return false;
+                }
+                seen[k] || t0.elapsed() >= CHECK_GRACE
+            })
+            .await?;
+        let mut still = std::collections::HashSet::new();
+        for (k, &si) in checked.iter().enumerate() {
+            if !done[k] {
+                still.insert(si);
+                self.note(
+                    si,
+                    format!(
+                        "not started: still checking its renamed files after {} s; start it once the check is done",
+                        CHECK_WAIT.as_secs()
+                    ),
+                );
+            }
+        }
+        let start: Vec<usize> = steps(&|s| !s.paused)
+            .into_iter()
+            .filter(|si| !still.contains(si))
+            .collect();
         self.many(&start, Many::Start, pacer).await?;
-        let forced = steps(&|s| !s.paused && s.state.force_start);
+        let forced: Vec<usize> = steps(&|s| !s.paused && s.state.force_start)
+            .into_iter()
+            .filter(|si| !still.contains(si))
+            .collect();
         self.many(&forced, Many::ForceStart, pacer).await?;
         let seeding = steps(&|s| s.state.super_seeding);
         if seeding.is_empty() {
@@ -132,9 +174,10 @@ impl FollowUps<'_> {
         }
         // qBittorrent takes super seeding only on a complete torrent: wait
         // for the checks to end, set it, read it back.
-        self.poll(&seeding, |t| !is_checking(&t.state)).await?;
+        self.poll(&seeding, self.settle_for, |t, _| !is_checking(&t.state))
+            .await?;
         self.many(&seeding, Many::SuperSeeding, pacer).await?;
-        let on = self.poll(&seeding, |t| t.settings.super_seeding).await?;
+        let on = (self.poll(&seeding, self.settle_for, |t, _| t.settings.super_seeding)).await?;
         for (k, &si) in seeding.iter().enumerate() {
             if !on[k] {
                 self.note(
@@ -148,13 +191,14 @@ impl FollowUps<'_> {
     }
 
     /// Polls the listing of these torrents until `done` holds for each (or
-    /// `settle_for` has passed); true at each index where it does.
+    /// `wait` has passed); true at each index where it does.
     async fn poll(
         &self,
         sis: &[usize],
-        done: impl Fn(&TorrentInfo) -> bool,
+        wait: Duration,
+        mut done: impl FnMut(&TorrentInfo, usize) -> bool,
     ) -> Result<Vec<bool>, QbtError> {
-        let deadline = Instant::now() + self.settle_for;
+        let deadline = Instant::now() + wait;
         let mut ok = vec![false; sis.len()];
         for chunk_start in (0..sis.len()).step_by(IDS_PER_CALL) {
             let chunk = &sis[chunk_start..(chunk_start + IDS_PER_CALL).min(sis.len())];
@@ -165,9 +209,9 @@ impl FollowUps<'_> {
             loop {
                 let listed = self.client.torrents_by_id(&ids).await?;
                 for (k, id) in ids.iter().enumerate() {
-                    ok[chunk_start + k] = listed
-                        .iter()
-                        .any(|t| t.hash.eq_ignore_ascii_case(id) && done(t));
+                    let at = chunk_start + k;
+                    ok[at] =
+                        (listed.iter()).any(|t| t.hash.eq_ignore_ascii_case(id) && done(t, at));
                 }
                 let all = ok[chunk_start..chunk_start + chunk.len()]
                     .iter()
@@ -185,11 +229,13 @@ impl FollowUps<'_> {
     pub(super) fn flush(&mut self, report: &mut RestoreReport) {
         for (si, notes) in std::mem::take(&mut self.notes) {
             let step = &self.plan.torrents[si];
-            report.notes.extend(notes.into_iter().map(|note| TorrentNote {
-                id: step.id.clone(),
-                name: step.name.clone(),
-                note,
-            }));
+            report
+                .notes
+                .extend(notes.into_iter().map(|note| TorrentNote {
+                    id: step.id.clone(),
+                    name: step.name.clone(),
+                    note,
+                }));
         }
     }
 

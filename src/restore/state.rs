@@ -274,9 +274,9 @@ fn walk_tree(
 }
 
 /// The renames that turn a torrent's `original` file paths (by index) into
-/// the manifest's `files` names: whole folders first (a folder is renamed
-/// when every file under it moved to one new folder of the same parent),
-/// top down, then single files. Err says why none can be made (the lists
+/// the manifest's `files` names: folders first, top down (a folder is
+/// renamed when its files went to one new folder of the same parent and
+/// none stayed), then single files (those moved elsewhere). Err says why none can be made (the lists
 /// don't describe the same torrent, or a name is unsafe).
 pub fn rename_ops(original: &[String], files: &[FileState]) -> Result<Vec<FollowUp>, String> {
     if files.len() != original.len() {
@@ -322,18 +322,28 @@ pub fn rename_ops(original: &[String], files: &[FileState]) -> Result<Vec<Follow
         }
         let taken: BTreeSet<Vec<String>> = groups.keys().cloned().collect();
         for (dir, members) in groups {
-            let first = &target[members[0]];
-            if first.len() <= k {
-                continue;
-            }
-            let new: Vec<String> = first[..k].iter().map(|s| s.to_string()).collect();
-            let whole = members.iter().all(|&i| {
+            // Where the folder's files went, among folders of the same
+            // parent: one new name, and no file left in the folder, make a
+            // folder rename (files that went elsewhere follow one by one).
+            let mut stays = false;
+            let mut names: BTreeSet<&[&str]> = BTreeSet::new();
+            for &i in &members {
                 let t = &target[i];
-                t.len() > k && t[..k] == first[..k]
-            });
-            // Only the folder's own name changes; and never onto a folder
-            // that already exists.
-            if !whole || new == dir || new[..k - 1] != dir[..k - 1] || taken.contains(&new) {
+                if t.len() <= k || t[..k - 1] != dir[..k - 1] {
+                    continue;
+                }
+                if t[k - 1] == dir[k - 1] {
+                    stays = true;
+                } else {
+                    names.insert(&t[..k]);
+                }
+            }
+            let [new] = names.into_iter().collect::<Vec<_>>()[..] else {
+                continue;
+            };
+            let new: Vec<String> = new.iter().map(|s| s.to_string()).collect();
+            // Never onto a folder that already exists.
+            if stays || taken.contains(&new) {
                 continue;
             }
             ops.push(FollowUp::RenameFolder {

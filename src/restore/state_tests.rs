@@ -219,6 +219,24 @@ fn rename_table() {
             ["r/X/a", "r/X/b", "r/sub/deep/c", "r/top"],
             vec![file("r/sub/a", "r/X/a"), file("r/sub/b", "r/X/b")],
         ),
+        // A renamed folder, one file moved out of it: the folder, then the file.
+        (
+            ["r/S/a", "r/S/b", "r/S/deep/c", "r/a2"],
+            vec![folder("r/sub", "r/S"), file("r/top", "r/a2")],
+        ),
+        (
+            ["r/S/a", "r/S/b", "r/c", "r/top"],
+            vec![folder("r/sub", "r/S"), file("r/S/deep/c", "r/c")],
+        ),
+        // Files of one folder to two new folders: one by one.
+        (
+            ["r/X/a", "r/Y/b", "r/X/deep/c", "r/top"],
+            vec![
+                file("r/sub/a", "r/X/a"),
+                file("r/sub/b", "r/Y/b"),
+                file("r/sub/deep/c", "r/X/deep/c"),
+            ],
+        ),
         // Onto an existing folder's name: files, never a folder merge.
         (
             ["r/sub/a", "r/sub/b", "r/sub/deep/c", "r/sub/top"],

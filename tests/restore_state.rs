@@ -1,0 +1,216 @@
+//! `qbackup restore` gives back a torrent's state (issue 11, part 2) on a
+//! real qbittorrent-nox of every version: a renamed folder and a file moved
+//! out of it, a file at priority 0, an extra tracker in a third tier (and
+//! the .torrent's own tracker removed), limits, sequential download. The dry
+//! run lists the follow-up calls without a tracker URL; the restore makes
+//! them, leaves the torrent stopped (no --start), notes what it could not
+//! set; a second restore adds nothing and calls nothing.
+//!
+//! The wider round trip (every field, 4.5 -> 5.x, rotation) is
+//! tests/full_state.rs.
+
+mod agent;
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use agent::{Agent, InstanceCfg, fixtures};
+use serde_json::Value;
+use support::state::{self, post_ok, tracker_set};
+use support::{AddOpts, Qbt, QbtVersion};
+
+/// The extra tracker; its passkey must never show in qbackup's output.
+const EXTRA: &str = "http://127.0.0.1:4/announce?passkey=H2EXTRASECRET";
+const FOLDER: &str = "qbackup-v1-multi/Sub Renamed";
+const MOVED: &str = "qbackup-v1-multi/gamma (moved).dat";
+
+support::version_matrix!(renames_priorities_trackers_and_limits_come_back);
+
+fn files(q: &Qbt, id: &str) -> BTreeMap<i64, (String, i64)> {
+    let (status, body) = q.get("api/v2/torrents/files", &[("hash", id)]);
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_slice(&body).expect("files JSON");
+    state::files_by_index(&v)
+        .into_iter()
+        .map(|(i, f)| {
+            let name = f["name"].as_str().unwrap_or("").to_string();
+            (i, (name, f["priority"].as_i64().unwrap_or(-1)))
+        })
+        .collect()
+}
+
+fn no_extra_secret(text: &str) {
+    assert!(
+        !text.contains("H2EXTRASECRET") && !text.contains("127.0.0.1:4"),
+        "a tracker URL leaked: {}",
+        state::redact(text)
+    );
+}
+
+fn renames_priorities_trackers_and_limits_come_back(v: QbtVersion) {
+    let src = Qbt::start_version(v);
+    let fx = fixtures();
+    let multi = fx
+        .iter()
+        .find(|f| f.file == "v1-multi.torrent")
+        .expect("fixture");
+    let id = multi.id.as_str();
+    let data = src.profile_dir().join("data/manual").display().to_string();
+    src.add_torrent_files(
+        &[(multi.file.clone(), multi.bytes.clone())],
+        &AddOpts {
+            savepath: Some(data),
+            auto_tmm: Some(false),
+            ..Default::default()
+        },
+    );
+    src.wait_for_count(1, Duration::from_secs(20));
+    src.wait_settled(Duration::from_secs(30));
+    let original = tracker_set(&state::trackers(&src, id));
+    assert_eq!(original.len(), 1);
+    let old_url = original.iter().next().map(|(u, _)| u.clone()).unwrap();
+
+    post_ok(
+        &src,
+        "torrents/renameFolder",
+        &[
+            ("hash", id),
+            ("oldPath", "qbackup-v1-multi/sub"),
+            ("newPath", FOLDER),
+        ],
+    );
+    assert!(state::wait_file_named(
+        &src,
+        id,
+        &format!("{FOLDER}/gamma.dat"),
+        Duration::from_secs(10)
+    ));
+    post_ok(
+        &src,
+        "torrents/renameFile",
+        &[
+            ("hash", id),
+            ("oldPath", &format!("{FOLDER}/gamma.dat")),
+            ("newPath", MOVED),
+        ],
+    );
+    assert!(state::wait_file_named(
+        &src,
+        id,
+        MOVED,
+        Duration::from_secs(10)
+    ));
+    state::set_file_priorities(&src, id, &[(1, 0)]);
+    // Tier 2 (two blank lines), then the .torrent's own tracker removed.
+    post_ok(
+        &src,
+        "torrents/addTrackers",
+        &[("hash", id), ("urls", &format!("\n\n{EXTRA}"))],
+    );
+    post_ok(
+        &src,
+        "torrents/removeTrackers",
+        &[("hash", id), ("urls", &old_url)],
+    );
+    state::set_speed_limits(&src, id, 51_200, 102_400);
+    state::set_sequential_and_first_last(&src, id);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let want_trackers = loop {
+        let t = tracker_set(&state::trackers(&src, id));
+        if t.len() == 1 && t.iter().all(|(u, tier)| u == EXTRA && *tier == 2) {
+            break t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the source did not take the tracker edits"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let want_files = files(&src, id);
+    let want_info = state::info(&src, id);
+
+    let dst = Qbt::start_version(v);
+    let a = Agent::new(&[
+        InstanceCfg::for_qbt("src", &src),
+        InstanceCfg::for_qbt("dst", &dst),
+    ]);
+    let run = a.run(&["run", "--instance", "src", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    no_extra_secret(&run.stdout);
+
+    // The dry run: the settings and calls, no URL.
+    let dry = a.run(&[
+        "restore",
+        "--from",
+        "src",
+        "--to",
+        "dst",
+        "--dry-run",
+        "--json",
+    ]);
+    assert_eq!(dry.code, 0, "{}", dry.stdout);
+    no_extra_secret(&dry.stdout);
+    no_extra_secret(&dry.stderr);
+    let plan = dry.json();
+    let step = &plan["plan"]["to_add"][0]["state"];
+    let ops: Vec<&str> = step["follow_ups"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|o| o["op"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        ops,
+        [
+            "rename-folder",
+            "rename-file",
+            "file-prio",
+            "remove-trackers",
+            "add-trackers"
+        ],
+        "{step}"
+    );
+    assert_eq!(step["follow_ups"][4]["tiers"], serde_json::json!([2]));
+    assert_eq!(step["add"]["up_limit"], 51_200, "{step}");
+    assert_eq!(step["add"]["sequential"], true, "{step}");
+    let human = a.run(&["restore", "--from", "src", "--to", "dst", "--dry-run"]);
+    assert!(
+        human.stdout.contains("then: rename folder"),
+        "{}",
+        human.stdout
+    );
+    no_extra_secret(&human.stdout);
+    assert!(dst.list().is_empty(), "a dry run changes nothing");
+
+    // The restore (no --start): stopped, every call made.
+    let out = a.run(&["restore", "--from", "src", "--to", "dst", "--json"]);
+    no_extra_secret(&out.stdout);
+    no_extra_secret(&out.stderr);
+    let r = out.json();
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert_eq!(r["added"], 1);
+    assert_eq!(r["warnings"], serde_json::json!([]), "{}", out.stdout);
+    // Notes: at most the queue position (queueing is off on the target).
+    for n in r["notes"].as_array().into_iter().flatten() {
+        let text = n["note"].as_str().unwrap_or("");
+        assert!(text.contains("queue position"), "{n}");
+    }
+    dst.wait_settled(Duration::from_secs(30));
+    assert_eq!(files(&dst, id), want_files, "file names and priorities");
+    assert_eq!(
+        tracker_set(&state::trackers(&dst, id)),
+        want_trackers,
+        "trackers: the manifest's, tiers kept"
+    );
+    let got = state::info(&dst, id);
+    for f in ["up_limit", "dl_limit", "seq_dl", "f_l_piece_prio", "name"] {
+        assert_eq!(got[f], want_info[f], "{f}");
+    }
+    assert!(state::is_paused(&got), "never started without --start");
+
+    // Again: already present, nothing called, nothing noted.
+    let again = a.run(&["restore", "--from", "src", "--to", "dst", "--json"]);
+    let r: Value = again.json();
+    assert_eq!(again.code, 0, "{}", again.stdout);
+    assert_eq!(r["already_present"], 1);
+    assert_eq!(r["notes"], serde_json::json!([]));
+}
