@@ -633,3 +633,17 @@ pub fn files_by_index(files: &Value) -> BTreeMap<i64, Value> {
         })
         .unwrap_or_default()
 }
+
+/// Copies a directory tree (the source's data, as renamed there) to `to`.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create target data dir");
+    for e in std::fs::read_dir(from).expect("read data dir") {
+        let e = e.expect("dir entry");
+        let dst = to.join(e.file_name());
+        if e.file_type().expect("file type").is_dir() {
+            copy_tree(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), &dst).expect("copy data file");
+        }
+    }
+}
