@@ -432,3 +432,48 @@ fn a_windows_save_path_in_resume_data_is_mapped_to_linux() {
         assert_eq!(p, want, "{x}");
     }
 }
+
+/// `forget --prune` keeps the resume data a remaining run names and
+/// removes what none names; `check` reads every resume data file and
+/// reports a damaged one (with `--repair`, removes it).
+#[test]
+fn prune_keeps_named_resume_data_and_check_verifies_it() {
+    let s = swarm_free_source();
+    let store = &s.agent.store;
+    let files = |dir: &Path| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = (fs::read_dir(dir).into_iter().flatten().flatten())
+            .flat_map(|shard| fs::read_dir(shard.path()).into_iter().flatten().flatten())
+            .map(|e| e.path())
+            .collect();
+        v.sort();
+        v
+    };
+    let named = files(&store.join("resume"));
+    assert_eq!(named.len(), 2, "{named:?}");
+    // A stray one no run names (a run killed before recording it).
+    let stray_bytes = b"d9:info-hash20:aaaaaaaaaaaaaaaaaaaae".to_vec();
+    let sha = support::sha256_hex(&stray_bytes);
+    let stray = store.join(format!("resume/{}/{sha}.fastresume", &sha[..2]));
+    fs::create_dir_all(stray.parent().unwrap()).unwrap();
+    fs::write(&stray, &stray_bytes).unwrap();
+    let out = s
+        .agent
+        .run(&["forget", "--keep-last", "1", "--prune", "--json"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.json()["resume_removed"], 1, "{}", out.stdout);
+    assert!(!stray.exists());
+    assert_eq!(files(&store.join("resume")), named);
+
+    let clean = s.agent.run(&["check", "--json"]);
+    assert_eq!(clean.code, 0, "{}\n{}", clean.stdout, clean.stderr);
+    assert_eq!(clean.json()["resume_checked"], 2, "{}", clean.stdout);
+    let mut bytes = fs::read(&named[0]).unwrap();
+    let last = bytes.len() - 2;
+    bytes[last] ^= 1;
+    fs::write(&named[0], &bytes).unwrap();
+    let broken = s.agent.run(&["check", "--json"]);
+    assert_ne!(broken.code, 0, "{}", broken.stdout);
+    assert!(broken.stdout.contains("resume data"), "{}", broken.stdout);
+    let repaired = s.agent.run(&["check", "--repair"]);
+    assert!(!named[0].exists(), "{}", repaired.stdout);
+}

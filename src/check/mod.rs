@@ -60,6 +60,8 @@ pub struct Problem {
 #[derive(Debug, Default, Serialize)]
 pub struct CheckReport {
     pub blobs_checked: usize,
+    /// Resume data files read and checked (`resume/xx/<sha256>.fastresume`).
+    pub resume_checked: usize,
     pub manifests_checked: usize,
     /// Run files found on disk.
     pub run_files: usize,
@@ -199,6 +201,7 @@ pub fn check(store: &Store, req: &CheckRequest) -> Result<CheckReport, Error> {
         let trees = tree::walk(store, Some(h), &db_roots, &file_roots)?;
         chunks::check_chunks(store, Some(h), &trees, req.repair, &mut report)?;
         index::check_index(store, h, req.repair, &mut report)?;
+        index::check_resume(store, req.repair, &mut report)?;
         runfiles::check_known(store, h, &known, &trees, req.repair, &mut report)?;
         runfiles::check_rows(h, &known, &db_roots, &trees, req.repair, &mut report)?;
         runfiles::check_unknown(store, h, &known, &disk, &trees, req.repair, &mut report)?;

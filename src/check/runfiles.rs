@@ -282,6 +282,16 @@ fn contents(rel: &str, d: &RunDoc, trees: &Trees, report: &mut CheckReport) -> V
             false,
         );
     }
+    if t.missing_resume > 0 {
+        report.push(
+            d.run_id.clone(),
+            format!(
+                "{} resume data named by run file {rel} are missing (an offline restore of this run builds theirs from the manifest; the next run of its instance stores them again)",
+                t.missing_resume
+            ),
+            false,
+        );
+    }
     if t.missing_blobs > 0 {
         report.push(
             d.run_id.clone(),

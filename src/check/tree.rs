@@ -39,6 +39,8 @@ pub(super) struct Tally {
     pub bad_example: Option<String>,
     /// Records whose blob file is missing.
     pub missing_blobs: usize,
+    /// Records whose resume data file is missing.
+    pub missing_resume: usize,
     /// Indexes into [`Trees::lost`] of the chunks below that can't be read.
     pub lost: Vec<usize>,
     /// How many torrents those chunks hold (as their parents say).
@@ -55,6 +57,7 @@ impl Tally {
             self.bad_example.clone_from(&other.bad_example);
         }
         self.missing_blobs = self.missing_blobs.saturating_add(other.missing_blobs);
+        self.missing_resume = (self.missing_resume).saturating_add(other.missing_resume);
         self.lost.extend_from_slice(&other.lost);
         self.lost_torrents = self.lost_torrents.saturating_add(other.lost_torrents);
     }
@@ -285,6 +288,12 @@ impl Walk<'_, '_> {
                     t.bad_example = Some(format!("torrent {} has {f}", printable(&r.id, 80)));
                 }
                 continue;
+            }
+            let gone = |p: Option<std::path::PathBuf>| !p.is_some_and(|p| p.exists());
+            if let Some(rb) = &r.resume
+                && gone(self.store.resume_path(&rb.sha256))
+            {
+                t.missing_resume += 1;
             }
             let Some(b) = &r.blob else { continue };
             let store = self.store;

@@ -34,6 +34,7 @@ pub fn run(config: &Config, args: &CheckArgs, p: &Printer) -> Result<ExitStatus,
     if p.is_json() {
         let v = serde_json::json!({
             "blobs_checked": report.blobs_checked,
+            "resume_checked": report.resume_checked,
             "manifests_checked": report.manifests_checked,
             "run_files": report.run_files,
             "chunks_checked": report.chunks_checked,

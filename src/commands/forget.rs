@@ -70,10 +70,16 @@ pub fn run(config: &Config, a: &ForgetArgs, p: &Printer) -> Result<ExitStatus, E
         report.kept.len(),
         report.removed.len(),
         if a.prune {
-            let temps = match report.temp_files_removed {
+            let mut temps = match report.temp_files_removed {
                 0 => String::new(),
                 n => format!(", {n} stale temporary files"),
             };
+            if report.resume_removed > 0 {
+                temps = format!(
+                    ", {} unreferenced resume data{temps}",
+                    report.resume_removed
+                );
+            }
             format!(
                 ", {} unreferenced metadata chunks and {} unreferenced blobs{temps} ({} bytes)",
                 report.chunks_removed, report.blobs_removed, report.bytes_freed

@@ -119,6 +119,8 @@ pub struct ForgetReport {
     pub kept: Vec<KeepDecision>,
     pub removed: Vec<String>,
     pub blobs_removed: usize,
+    /// Resume data files no remaining run names.
+    pub resume_removed: usize,
     pub index_entries_dropped: usize,
     /// Metadata chunks no remaining run reaches: their files and their
     /// rows in the database (counted once when both go).
@@ -248,6 +250,7 @@ pub fn forget(config: &Config, req: &ForgetRequest) -> Result<ForgetReport, Erro
             report.index_entries_dropped = plan.index_drops.len();
             report.chunks_removed = plan.chunks();
             report.blobs_removed = plan.blobs.len();
+            report.resume_removed = plan.resume.len();
             report.temp_files_removed = plan.temps.len();
             report.bytes_freed = plan.bytes();
         } else {
@@ -255,6 +258,7 @@ pub fn forget(config: &Config, req: &ForgetRequest) -> Result<ForgetReport, Erro
             report.index_entries_dropped = done.index_entries;
             report.chunks_removed = done.chunks;
             report.blobs_removed = done.blobs;
+            report.resume_removed = done.resume;
             report.temp_files_removed = done.temps;
             report.bytes_freed = done.bytes;
         }

@@ -243,6 +243,8 @@ pub(super) struct Plan {
     pub chunk_files: Vec<(String, PathBuf, u64)>,
     /// Blob files that go: (path, size).
     pub blobs: Vec<(PathBuf, u64)>,
+    /// Resume data files no remaining run names: (path, size).
+    pub resume: Vec<(PathBuf, u64)>,
     /// Stale temporary files that go: (path, size).
     pub temps: Vec<(PathBuf, u64)>,
 }
@@ -258,7 +260,7 @@ impl Plan {
     /// Bytes of the files removed (database rows free pages SQLite reuses;
     /// they do not shrink its file).
     pub fn bytes(&self) -> u64 {
-        let files = self.blobs.iter().chain(&self.temps).map(|(_, n)| n);
+        let files = (self.blobs.iter().chain(&self.resume).chain(&self.temps)).map(|(_, n)| n);
         files.sum::<u64>() + self.chunk_files.iter().map(|(_, _, n)| n).sum::<u64>()
     }
 }
@@ -292,11 +294,19 @@ pub(super) fn plan(
         .filter(|t| t.age >= STALE_TEMP_AGE)
         .map(|t| (t.path, t.size))
         .collect();
+    let resume = (store.resume_files()?.into_iter())
+        .filter(|(sha, _)| !refs.resume.contains(sha))
+        .map(|(_, p)| {
+            let size = file_size(&p);
+            (p, size)
+        })
+        .collect();
     Ok(Plan {
         index_drops,
         chunk_rows,
         chunk_files,
         blobs: unreferenced_blobs(store, &keep)?,
+        resume,
         temps,
     })
 }
@@ -307,6 +317,7 @@ pub(super) struct Removed {
     pub index_entries: usize,
     pub chunks: usize,
     pub blobs: usize,
+    pub resume: usize,
     pub temps: usize,
     pub bytes: u64,
 }
@@ -331,6 +342,13 @@ pub(super) fn apply(history: &mut History, plan: Plan) -> Result<Removed, Error>
             blobs += 1;
         }
     }
+    let mut resume = 0;
+    for (path, size) in plan.resume {
+        if remove(&path, "prune")? {
+            bytes += size;
+            resume += 1;
+        }
+    }
     let mut temps = 0;
     for (path, size) in plan.temps {
         if remove(&path, "remove temporary file")? {
@@ -342,6 +360,7 @@ pub(super) fn apply(history: &mut History, plan: Plan) -> Result<Removed, Error>
         index_entries,
         chunks: ids.len(),
         blobs,
+        resume,
         temps,
         bytes,
     })
@@ -425,6 +444,7 @@ mod tests {
             // t1's record names another blob than its index entry.
             blobs: set(&["b1new", "b9"]),
             torrents: set(&["t1", "t3"]),
+            resume: HashSet::new(),
         };
         let drops = index_drops(&rows, &refs.torrents);
         assert_eq!(drops, vec!["t2".to_string()]);
@@ -444,6 +464,7 @@ mod tests {
             chunks: HashSet::new(),
             blobs: set(&["b"]),
             torrents: set(&["t"]),
+            resume: HashSet::new(),
         };
         let live = vec![Live {
             origin: Origin::File("manifests/a/r.json".into()),

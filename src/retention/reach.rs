@@ -25,6 +25,8 @@ enum Walked {
     Leaf {
         /// (torrent id, SHA-256 of its blob if it has one)
         torrents: Vec<(String, Option<String>)>,
+        /// SHA-256s of the resume data its records name.
+        resume: Vec<String>,
     },
 }
 
@@ -32,7 +34,7 @@ impl Walked {
     fn count(&self) -> usize {
         match self {
             Walked::Node { count, .. } => *count,
-            Walked::Leaf { torrents } => torrents.len(),
+            Walked::Leaf { torrents, .. } => torrents.len(),
         }
     }
 }
@@ -53,6 +55,8 @@ pub(super) struct Refs {
     pub chunks: HashSet<String>,
     pub blobs: HashSet<String>,
     pub torrents: HashSet<String>,
+    /// Resume data (`resume/xx/<sha256>.fastresume`) the records name.
+    pub resume: HashSet<String>,
 }
 
 impl Graph {
@@ -98,6 +102,11 @@ impl Graph {
         let walked = match load_chunk(id, load).map_err(|e| e.to_string())? {
             Chunk::Leaf { records } => {
                 let mut torrents = Vec::with_capacity(records.len());
+                // A malformed SHA-256 names no file: nothing to keep.
+                let resume = (records.iter())
+                    .filter_map(|r| r.resume.as_ref().map(|b| b.sha256.clone()))
+                    .filter(|s| is_sha256_hex(s))
+                    .collect();
                 for r in records {
                     let sha = r.blob.map(|b| b.sha256);
                     if let Some(s) = &sha
@@ -110,7 +119,7 @@ impl Graph {
                     }
                     torrents.push((r.id, sha));
                 }
-                Walked::Leaf { torrents }
+                Walked::Leaf { torrents, resume }
             }
             Chunk::Node { depth: d, children } => {
                 if d != depth || d >= MAX_DEPTH {
@@ -150,7 +159,8 @@ impl Graph {
             refs.chunks.insert(self.ids[s].clone());
             match &self.chunks[s] {
                 Walked::Node { children, .. } => todo.extend(children),
-                Walked::Leaf { torrents } => {
+                Walked::Leaf { torrents, resume } => {
+                    refs.resume.extend(resume.iter().cloned());
                     for (id, sha) in torrents {
                         refs.torrents.insert(id.clone());
                         if let Some(sha) = sha {
@@ -196,7 +206,11 @@ mod tests {
             settings: None,
             files: None,
             trackers: None,
-            resume: None,
+            // Every third torrent has resume data.
+            resume: i.is_multiple_of(3).then(|| BlobSum {
+                sha256: crate::torrent::sha256_hex(format!("resume {i}").as_bytes()),
+                size: 10,
+            }),
         }
     }
 
@@ -259,6 +273,13 @@ mod tests {
                 .collect()
         };
         assert_eq!(kept.blobs, blobs(&b));
+        let resume = |rs: &[Record]| -> HashSet<String> {
+            (rs.iter())
+                .filter_map(|r| r.resume.as_ref().map(|b| b.sha256.clone()))
+                .collect()
+        };
+        assert_eq!(kept.resume, resume(&b));
+        assert!(resume(&a).len() > resume(&b).len());
         assert_eq!(
             kept.torrents,
             b.iter().map(|r| r.id.clone()).collect::<HashSet<_>>()
