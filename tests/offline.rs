@@ -477,3 +477,109 @@ fn prune_keeps_named_resume_data_and_check_verifies_it() {
     let repaired = s.agent.run(&["check", "--repair"]);
     assert!(!named[0].exists(), "{}", repaired.stdout);
 }
+
+/// Switches a stopped qBittorrent's profile to the SQLite resume storage.
+fn use_sqlite(q: &Qbt) {
+    let conf = q.profile_dir().join("qBittorrent/config/qBittorrent.conf");
+    let text = fs::read_to_string(&conf).unwrap();
+    let text = text.replacen(
+        "[BitTorrent]\n",
+        "[BitTorrent]\nSession\\ResumeDataStorageType=SQLite\n",
+        1,
+    );
+    assert!(text.contains("ResumeDataStorageType=SQLite"), "{text}");
+    fs::write(&conf, text).unwrap();
+}
+
+fn db_rows(q: &Qbt) -> i64 {
+    let db = q.profile_dir().join("qBittorrent/data/torrents.db");
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let Ok(c) = rusqlite::Connection::open_with_flags(&db, flags) else {
+        return -1;
+    };
+    c.query_row("SELECT count(*) FROM torrents", [], |r| r.get(0))
+        .unwrap_or(-1)
+}
+
+/// The SQLite resume storage: a 4.5.2 source keeping its resume data in
+/// torrents.db is backed up (rows converted to the .fastresume form), and
+/// restored offline into a stopped target of each version that uses the
+/// SQLite storage too (rows written in one transaction); started, the
+/// target lists the torrents with their added dates and categories.
+#[test]
+fn sqlite_resume_storage_is_read_and_written() {
+    let mut a = Qbt::start();
+    a.stop();
+    use_sqlite(&a);
+    a.restart();
+    let files = support::make_v1_torrents("sqlite", 2, 700);
+    a.create_category("sql", "");
+    a.add_torrent_files(
+        &files,
+        &AddOpts {
+            category: Some("sql".into()),
+            ..Default::default()
+        },
+    );
+    a.wait_for_count(2, Duration::from_secs(20));
+    wait("rows in torrents.db", Duration::from_secs(60), || {
+        (db_rows(&a) == 2).then_some(())
+    });
+    assert!(
+        !a.profile_dir()
+            .join("qBittorrent/data/BT_backup")
+            .read_dir()
+            .is_ok_and(|mut d| d
+                .any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "fastresume"))))
+    );
+    let listed = a.list();
+    let agent = agent_with_profile("sq", &a, a.profile_dir());
+    let out = agent.run(&["run", "--instance", "sq", "--json"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let m = agent.manifest(&out.json());
+    for t in m["torrents"].as_array().unwrap() {
+        let rel = t["resume"]["path"].as_str().expect("resume data stored");
+        let v = bencode::decode(&fs::read(agent.store.join(rel)).unwrap()).unwrap();
+        assert_eq!(v.get_str("qBt-category"), Some("sql"), "{t}");
+        assert!(v.get_bytes("info-hash").is_some());
+    }
+    for v in selected_versions() {
+        run_if_selected(v, |v| {
+            let mut t = Qbt::start_version(v);
+            t.stop();
+            use_sqlite(&t);
+            t.restart();
+            wait("target's torrents.db", Duration::from_secs(30), || {
+                (db_rows(&t) >= 0).then_some(())
+            });
+            t.stop();
+            let target = t.profile_dir().display().to_string();
+            let out = agent.run(&[
+                "restore",
+                "--offline",
+                "--profile",
+                &target,
+                "--from",
+                "sq",
+                "--json",
+            ]);
+            assert_eq!(out.code, 0, "{}: {}\n{}", v.label(), out.stdout, out.stderr);
+            assert_eq!(out.json()["storage"], "sqlite", "{}", out.stdout);
+            assert_eq!(db_rows(&t), 2, "{}", v.label());
+            t.restart();
+            let got = wait("restored from torrents.db", Duration::from_secs(30), || {
+                let l = t.list();
+                (l.len() == 2).then_some(l)
+            });
+            for x in &got {
+                let src = listed
+                    .iter()
+                    .find(|s| s["hash"] == x["hash"])
+                    .expect("same torrent");
+                assert_eq!(x["added_on"], src["added_on"], "{} {x}", v.label());
+                assert_eq!(x["category"], "sql", "{} {x}", v.label());
+            }
+            t.stop();
+        });
+    }
+}
