@@ -59,3 +59,40 @@ mod magnet_tests {
         assert_eq!(super::magnet(""), "");
     }
 }
+
+/// A tracker URL with only its scheme, host and port: the path, query and
+/// user info can carry passkeys (`/announce?passkey=…`, `/KEY/announce`).
+/// Anything that is not `scheme://host…` becomes `…`.
+pub fn tracker(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "…".into();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let tail = if end < rest.len() { "/…" } else { "" };
+    format!("{scheme}://{host}{tail}")
+}
+
+#[cfg(test)]
+mod tracker_tests {
+    #[test]
+    fn only_scheme_host_and_port_are_kept() {
+        let cases = [
+            (
+                "https://t.example/announce?passkey=S",
+                "https://t.example/…",
+            ),
+            (
+                "http://t.example:8080/S3CRET/announce",
+                "http://t.example:8080/…",
+            ),
+            ("udp://u:p@t.example:80", "udp://t.example:80"),
+            ("http://t.example?passkey=S", "http://t.example/…"),
+            ("not a url with passkey=S", "…"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(super::tracker(url), want, "{url}");
+        }
+    }
+}

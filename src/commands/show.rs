@@ -34,7 +34,7 @@ pub struct ShowArgs {
 }
 
 /// What `show` prints: the manifest without secrets (magnet links lose their
-/// tracker parameters).
+/// tracker parameters, tracker URLs all but their scheme, host and port).
 #[derive(Serialize)]
 struct ShowView<'a> {
     #[serde(flatten)]
@@ -116,13 +116,17 @@ fn load_run(
                 source,
             })?;
         p.note(format_args!(
-            "wrote the complete manifest of run {} to {} (mode 0600: its magnet links hold tracker passkeys)",
+            "wrote the complete manifest of run {} to {} (mode 0600: its magnet links and tracker URLs hold tracker passkeys)",
             manifest.run_id,
             file.display()
         ));
     }
     for t in &mut manifest.torrents {
         t.magnet_uri = crate::redact::magnet(&t.magnet_uri);
+        // Tracker URLs carry passkeys: scheme, host and port only.
+        for tr in t.trackers.iter_mut().flatten() {
+            tr.url = crate::redact::tracker(&tr.url);
+        }
     }
     if let Some(n) = &note {
         p.note(format_args!("{n}"));
