@@ -193,7 +193,7 @@ pub fn restore_offline(
     let selected: Vec<&Item> = (manifest.torrents.iter())
         .filter(|it| req.filters.matches(it))
         .collect();
-    let map = |p: &str| req.path_map.apply(p);
+    let map = |p: &str| req.path_map.map(p);
     let stamp = crate::clock::run_id(clock.now());
     let mut writer = match req.dry_run {
         true => None,
@@ -326,7 +326,7 @@ mod tests {
     #[test]
     fn stored_resume_data_is_mapped_and_checked() {
         let map = PathMap::parse(&["D:\\Media=/data/media".to_string()]).unwrap();
-        let f = |p: &str| map.apply(p);
+        let f = |p: &str| map.map(p);
         let mut v = Value::Dict(Vec::new());
         v.set("info-hash", Value::Bytes(vec![0xaa; 20]));
         v.set("save_path", Value::str("D:\\Media\\TV\\Show"));
