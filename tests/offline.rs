@@ -501,6 +501,25 @@ fn db_rows(q: &Qbt) -> i64 {
         .unwrap_or(-1)
 }
 
+/// `meta.version` of a profile's torrents.db (-1 when unreadable).
+fn db_version(q: &Qbt) -> i64 {
+    let db = q.profile_dir().join("qBittorrent/data/torrents.db");
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let Ok(c) = rusqlite::Connection::open_with_flags(&db, flags) else {
+        return -1;
+    };
+    c.query_row("SELECT value FROM meta WHERE name = 'version'", [], |r| {
+        r.get::<_, rusqlite::types::Value>(0)
+    })
+    .map(|v| match v {
+        rusqlite::types::Value::Integer(i) => i,
+        rusqlite::types::Value::Text(t) => t.parse().unwrap_or(-1),
+        rusqlite::types::Value::Blob(b) => String::from_utf8_lossy(&b).parse().unwrap_or(-1),
+        _ => -1,
+    })
+    .unwrap_or(-1)
+}
+
 /// The SQLite resume storage: a 4.5.2 source keeping its resume data in
 /// torrents.db is backed up (rows converted to the .fastresume form), and
 /// restored offline into a stopped target of each version that uses the
@@ -566,6 +585,11 @@ fn sqlite_resume_storage_is_read_and_written() {
             assert_eq!(out.code, 0, "{}: {}\n{}", v.label(), out.stdout, out.stderr);
             assert_eq!(out.json()["storage"], "sqlite", "{}", out.stdout);
             assert_eq!(db_rows(&t), 2, "{}", v.label());
+            eprintln!(
+                "{}: torrents.db schema version {}",
+                v.label(),
+                db_version(&t)
+            );
             t.restart();
             let got = wait("restored from torrents.db", Duration::from_secs(30), || {
                 let l = t.list();
