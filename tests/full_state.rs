@@ -373,6 +373,18 @@ fn round_trip(src_v: QbtVersion, dst_v: QbtVersion) {
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_millis(500));
+    if r["status"] != "success" {
+        report.push(format!("restore status {}", r["status"]));
+    }
+    // Renames come before the check: the restored torrent finds the user's
+    // data where the source had it (renamed), complete.
+    let progress = state::info(&t, &src.multi.id)["progress"].clone();
+    if progress.as_f64() != Some(1.0) {
+        report.push(format!(
+            "{}: progress {progress} on the target, its renamed data is all there",
+            src.multi.id
+        ));
+    }
 
     let map = PathMap { from, to };
     let manifest = a.manifest(&run);
