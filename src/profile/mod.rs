@@ -74,20 +74,49 @@ pub enum Storage {
     Sqlite,
 }
 
-/// A located profile: `root` is its `qBittorrent` directory.
+/// A located profile.
 #[derive(Debug, Clone)]
 pub struct Profile {
     /// The directory given to `--profile` (what a running qBittorrent's
-    /// command line names).
+    /// command line names); for the default profile, its data directory.
     pub dir: PathBuf,
-    /// `dir/qBittorrent`.
+    /// What the copies of replaced files are named relative to, and where
+    /// `qbackup-backup-STAMP/` goes: `dir/qBittorrent` (the default
+    /// profile: the home directory, copies beside the data directory).
     pub root: PathBuf,
+    pub backup_at: PathBuf,
+    config: PathBuf,
+    data: PathBuf,
 }
 
 impl Profile {
     /// Finds the profile from the `--profile` directory, or its
-    /// `qBittorrent` or `qBittorrent/data` directory.
+    /// `qBittorrent` or `qBittorrent/data` directory; or the default
+    /// profile of a qBittorrent run without `--profile` on Linux, from its
+    /// data directory (`~/.local/share/qBittorrent`, holding `BT_backup`)
+    /// or the one above it, its configuration in `~/.config/qBittorrent`.
     pub fn locate(dir: &Path) -> Result<Profile, ProfileError> {
+        if let Ok(abs) = std::fs::canonicalize(dir) {
+            let holds = |p: &Path| p.join("BT_backup").is_dir() || p.join("torrents.db").is_file();
+            let data = [abs.join("qBittorrent"), abs.clone()]
+                .into_iter()
+                .find(|p| holds(p));
+            if let Some(data) = data
+                && data.file_name().is_some_and(|n| n != "data")
+                && let Some(home) = (data.parent())
+                    .filter(|p| p.ends_with(".local/share"))
+                    .and_then(|p| p.parent())
+                    .and_then(|p| p.parent())
+            {
+                return Ok(Profile {
+                    dir: data.clone(),
+                    root: home.to_path_buf(),
+                    backup_at: data.clone(),
+                    config: home.join(".config/qBittorrent"),
+                    data,
+                });
+            }
+        }
         let not = || ProfileError::NotAProfile {
             dir: dir.to_path_buf(),
         };
@@ -107,15 +136,21 @@ impl Profile {
             return Err(not());
         };
         let dir = root.parent().map(Path::to_path_buf).unwrap_or_default();
-        Ok(Profile { dir, root })
+        Ok(Profile {
+            dir,
+            backup_at: root.clone(),
+            config: root.join("config"),
+            data: root.join("data"),
+            root,
+        })
     }
 
     pub fn config_dir(&self) -> PathBuf {
-        self.root.join("config")
+        self.config.clone()
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.root.join("data")
+        self.data.clone()
     }
 
     pub fn bt_backup(&self) -> PathBuf {
@@ -324,6 +359,22 @@ mod tests {
             let got = Profile::locate(&d.path().join(p)).unwrap();
             assert_eq!(got.dir, want, "{p}");
             assert_eq!(got.root, want.join("qBittorrent"));
+        }
+        // The default profile (no --profile): data and config apart.
+        let home = tempfile::tempdir().unwrap();
+        let data = home.path().join(".local/share/qBittorrent");
+        std::fs::create_dir_all(data.join("BT_backup")).unwrap();
+        std::fs::create_dir_all(home.path().join(".config/qBittorrent")).unwrap();
+        let h = std::fs::canonicalize(home.path()).unwrap();
+        for p in [".local/share", ".local/share/qBittorrent"] {
+            let got = Profile::locate(&home.path().join(p)).unwrap();
+            assert_eq!(got.data_dir(), h.join(".local/share/qBittorrent"), "{p}");
+            assert_eq!(
+                got.bt_backup(),
+                h.join(".local/share/qBittorrent/BT_backup")
+            );
+            assert_eq!(got.lock_path(), h.join(".config/qBittorrent/lockfile"));
+            assert_eq!(got.root, h);
         }
         let empty = tempfile::tempdir().unwrap();
         assert!(Profile::locate(empty.path()).is_err());

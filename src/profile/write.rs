@@ -6,7 +6,8 @@
 //! in one transaction committed by [`Writer::finish`]. Whatever is replaced
 //! is copied first to `qBittorrent/qbackup-backup-STAMP/` under the same
 //! relative path (`data/BT_backup/<id>.fastresume`, `data/torrents.db`,
-//! `config/categories.json`). Files get the owner of the directory they go
+//! `config/categories.json`; for the default profile, beside its data
+//! directory, relative to the home directory). Files get the owner of the directory they go
 //! in when qbackup runs as root, so the qBittorrent user can read them.
 
 use std::fs;
@@ -36,7 +37,7 @@ impl Writer {
         let mut w = Writer {
             profile: profile.clone(),
             storage,
-            backup: profile.root.join(format!("qbackup-backup-{stamp}")),
+            backup: profile.backup_at.join(format!("qbackup-backup-{stamp}")),
             backup_made: false,
             db: None,
         };
