@@ -485,9 +485,9 @@ fn captured_tracker(a: &Agent, report: &Value, id: &str, url: &str) -> Option<bo
 /// - 4.5.2 lists `tracker` = "" for a torrent that never reached its
 ///   tracker, before and after `editTracker` (trackers_count unchanged): the
 ///   listing shows nothing, so only the rolling refresh (`state_refresh_days`)
-///   captures the paused torrent's edit. The test then ages that torrent's
-///   capture in the history database past the period and runs once more,
-///   which must fetch it (and still export nothing).
+///   captures the paused torrent's edit. The test then runs once more eight
+///   days on (`QBACKUP_TEST_STATE_CLOCK_SHIFT_SECS`), when every capture is
+///   due: that run must capture it (and still export nothing).
 ///
 /// The restore must give the new URL for both torrents on every version.
 fn rotated_tracker_is_restored_without_a_new_export(v: QbtVersion) {
@@ -595,18 +595,26 @@ fn rotated_tracker_is_restored_without_a_new_export(v: QbtVersion) {
         // 4.5.2: nothing in the listing changed for the paused torrent (see
         // above); if a 4.5 ever shows the URL, this documents the change.
         assert_eq!(paused_after, "empty", "4.5.2's listing changed: {seen:?}");
-        let db = a.store.join("history.sqlite3");
-        let c = rusqlite::Connection::open(&db).expect("open history database");
-        let n = c
-            .execute(
-                "UPDATE torrent_state SET captured_at = captured_at - 8 * 86400 \
-                 WHERE instance = 'src' AND id = ?1",
-                [&dead.id],
+        // Eight days on (the test-only clock shift of docs/on-disk-layout.md),
+        // every capture is due: the refresh run reads the trackers again.
+        let out = std::process::Command::new(agent::BIN)
+            .arg("--config")
+            .arg(&a.config)
+            .args(["run", "--instance", "src", "--json"])
+            .env_remove("QBACKUP_CONFIG")
+            .env_remove("QBACKUP_LOG")
+            .env("HOME", a.dir.path())
+            .env(
+                "QBACKUP_TEST_STATE_CLOCK_SHIFT_SECS",
+                (8 * 86_400).to_string(),
             )
-            .expect("age the capture");
-        assert_eq!(n, 1, "one captured state for the paused torrent");
-        drop(c);
-        let r3 = backup(&a, "src");
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run qbackup");
+        let out = Out::from(out);
+        no_secrets(&out);
+        assert_eq!(out.code, 0, "refresh run: {}", redact(&out.stderr));
+        let r3 = out.json();
         assert_eq!(r3["exported"], 0, "the refresh run exported again: {r3}");
         let c3 = captured_tracker(&a, &r3, &dead.id, &new_dead);
         if c3 != Some(true) {
