@@ -402,6 +402,25 @@ fn a_windows_save_path_in_resume_data_is_mapped_to_linux() {
     let dest = t.profile_dir().join("media");
     let map = format!("D:\\Media={}", dest.display());
     let target = t.profile_dir().display().to_string();
+    // A dry run writes nothing and says what it would do, in one line.
+    let bt = t.profile_dir().join("qBittorrent/data/BT_backup");
+    let before = listing(&bt);
+    let dry = agent.run(&[
+        "restore",
+        "--offline",
+        "--profile",
+        &target,
+        "--from",
+        "win",
+        "--dry-run",
+    ]);
+    assert_eq!(dry.code, 0, "{}\n{}", dry.stdout, dry.stderr);
+    assert!(
+        dry.stdout.contains("dry run of offline restore") && dry.stdout.contains("2 planned"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(listing(&bt), before);
     let out = agent.run(&[
         "restore",
         "--offline",
