@@ -626,3 +626,81 @@ fn sqlite_resume_storage_is_read_and_written() {
         });
     }
 }
+
+/// A run made without `profile` has no resume data: the offline restore
+/// builds a minimal one from the manifest (category, tags, save path,
+/// added date, stopped), and each version loads the torrents from it.
+#[test]
+fn without_stored_resume_data_a_minimal_one_is_built_from_the_manifest() {
+    let a = Qbt::start();
+    a.create_category("films", "");
+    a.create_tags(&["kept"]);
+    let files = support::make_v1_torrents("minimal", 2, 500);
+    let save = a.profile_dir().join("manual");
+    a.add_torrent_files(
+        &files,
+        &AddOpts {
+            category: Some("films".into()),
+            tags: vec!["kept".into()],
+            savepath: Some(save.display().to_string()),
+            auto_tmm: Some(false),
+        },
+    );
+    let listed = a.wait_for_count(2, Duration::from_secs(20));
+    let agent = Agent::new(&[InstanceCfg::for_qbt("plain", &a)]);
+    let out = agent.run(&["run", "--instance", "plain", "--json"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    for v in selected_versions() {
+        run_if_selected(v, |v| {
+            let mut t = stopped_target(v);
+            let target = t.profile_dir().display().to_string();
+            let out = agent.run(&[
+                "restore",
+                "--offline",
+                "--profile",
+                &target,
+                "--from",
+                "plain",
+                "--json",
+            ]);
+            assert_eq!(out.code, 0, "{}: {}\n{}", v.label(), out.stdout, out.stderr);
+            assert_eq!(out.json()["restored_minimal"], 2, "{}", out.stdout);
+            t.restart();
+            let got = wait(
+                "loaded from minimal resume data",
+                Duration::from_secs(30),
+                || {
+                    let l = t.list();
+                    (l.len() == 2).then_some(l)
+                },
+            );
+            for x in &got {
+                let src = listed
+                    .iter()
+                    .find(|s| s["hash"] == x["hash"])
+                    .expect("same torrent");
+                for k in ["added_on", "category", "tags", "auto_tmm"] {
+                    assert_eq!(x[k], src[k], "{} {k}: {x}", v.label());
+                }
+                let path = |j: &Json| {
+                    j["save_path"]
+                        .as_str()
+                        .unwrap_or("")
+                        .trim_end_matches('/')
+                        .to_string()
+                };
+                assert_eq!(path(x), path(src), "{}", v.label());
+                let state = x["state"].as_str().unwrap_or("");
+                assert!(
+                    state.starts_with("paused")
+                        || state.starts_with("stopped")
+                        || state.starts_with("checking")
+                        || state == "missingFiles",
+                    "{} {state}",
+                    v.label()
+                );
+            }
+            t.stop();
+        });
+    }
+}
