@@ -19,7 +19,7 @@ use super::plan::{
     same_torrent,
 };
 use super::report::{Failure, PlanView, RestoreReport, TargetInfo};
-use super::state::{TargetCaps, plan_state, torrent_meta};
+use super::state::{TargetCaps, add_order, plan_state, torrent_meta};
 use crate::classify::target_unusable;
 use crate::manifest::{Item, Manifest};
 use crate::qbt::{AddFile, AddReply, AddRequest, Client, CreateOutcome, QbtError, ServerVersion};
@@ -77,6 +77,14 @@ pub(super) async fn carry_out(
             .timeout
             .clamp(Duration::from_secs(2), Duration::from_secs(60)),
     };
+    // In source queue order, so the target's queue usually needs no move.
+    let positions: Vec<Option<i64>> = (keyed.iter())
+        .map(|(si, _, _)| the_plan.torrents[*si].state.queue_position)
+        .collect();
+    let keyed: Vec<(usize, AddOptions, u64)> = add_order(&positions)
+        .into_iter()
+        .map(|i| keyed[i].clone())
+        .collect();
     let groups = batches(&keyed, req.batch_size, MAX_BATCH_BYTES);
     let mut pacer = Pacer::new(pace);
     let cancelled = sender

@@ -113,7 +113,7 @@ impl FollowUps<'_> {
             .filter_map(|&si| Some((self.plan.torrents[si].state.queue_position?, si)))
             .collect();
         queued.sort();
-        if self.caps.queueing == Some(true) {
+        if self.caps.queueing == Some(true) && !self.in_queue_order(&queued).await? {
             for (_, si) in queued {
                 let step = &self.plan.torrents[si];
                 pacer.wait().await;
@@ -188,6 +188,28 @@ impl FollowUps<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Whether the target already lists these torrents (sorted by their
+    /// source queue position) in that order: the adds go in queue order,
+    /// so usually no torrent needs a move.
+    async fn in_queue_order(&self, queued: &[(i64, usize)]) -> Result<bool, QbtError> {
+        let mut at: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+        for chunk in queued.chunks(IDS_PER_CALL) {
+            let ids: Vec<&str> = (chunk.iter())
+                .map(|&(_, si)| self.plan.torrents[si].id.as_str())
+                .collect();
+            for t in self.client.torrents_by_id(&ids).await? {
+                at.insert(t.hash.to_ascii_lowercase(), t.settings.queue_position);
+            }
+        }
+        let positions: Vec<Option<i64>> = (queued.iter())
+            .map(|&(_, si)| {
+                let id = self.plan.torrents[si].id.to_ascii_lowercase();
+                at.get(&id).copied().filter(|p| *p > 0)
+            })
+            .collect();
+        Ok(super::state::in_order(&positions))
     }
 
     /// Polls the listing of these torrents until `done` holds for each (or

@@ -465,6 +465,22 @@ pub fn add_trackers_field(trackers: &[TrackerState]) -> String {
     out
 }
 
+/// Whether every position is known and they strictly increase: the
+/// target already has these torrents in the wanted queue order.
+pub fn in_order(positions: &[Option<i64>]) -> bool {
+    positions.iter().all(Option::is_some) && positions.windows(2).all(|w| w[0] < w[1])
+}
+
+/// The order to add torrents in: by source queue position (queued ones
+/// first, in their order), the others after them in plan order; so a
+/// target with queueing on usually lists them in the source's order
+/// without a move.
+pub fn add_order(queue_positions: &[Option<i64>]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..queue_positions.len()).collect();
+    order.sort_by_key(|&i| (queue_positions[i].is_none(), queue_positions[i]));
+    order
+}
+
 /// A share limit worth sending: anything but "the global limit".
 fn limit(v: i64) -> Option<i64> {
     (v != USE_GLOBAL).then_some(v)

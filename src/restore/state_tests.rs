@@ -505,3 +505,17 @@ fn files_and_trackers_from_the_blob() {
     assert!(!p.follow_ups.iter().any(FollowUp::is_rename));
     assert!(p.notes[0].contains("2"), "{:?}", p.notes);
 }
+
+#[test]
+fn queue_order_table() {
+    assert!(in_order(&[]));
+    assert!(in_order(&[Some(3)]));
+    assert!(in_order(&[Some(1), Some(2), Some(7)]));
+    assert!(!in_order(&[Some(2), Some(1)]));
+    assert!(!in_order(&[Some(1), Some(1)]));
+    assert!(!in_order(&[Some(1), None]));
+    assert_eq!(
+        add_order(&[None, Some(3), Some(1), None, Some(2)]),
+        vec![2, 4, 1, 0, 3]
+    );
+}
