@@ -646,7 +646,25 @@ fn without_stored_resume_data_a_minimal_one_is_built_from_the_manifest() {
             auto_tmm: Some(false),
         },
     );
-    let listed = a.wait_for_count(2, Duration::from_secs(20));
+    a.wait_for_count(2, Duration::from_secs(20));
+    let first = support::v1_infohash(&files[0].1).unwrap();
+    let (s1, _) = a.post_form(
+        "api/v2/torrents/setShareLimits",
+        &[
+            ("hashes", first.as_str()),
+            ("ratioLimit", "1.5"),
+            ("seedingTimeLimit", "90"),
+        ],
+    );
+    let (s2, _) = a.post_form(
+        "api/v2/torrents/toggleSequentialDownload",
+        &[("hashes", first.as_str())],
+    );
+    assert_eq!((s1, s2), (200, 200));
+    let listed = a.wait_until("settings listed", Duration::from_secs(10), |l| {
+        l.iter()
+            .any(|t| t["seq_dl"] == true && t["ratio_limit"].as_f64() == Some(1.5))
+    });
     let agent = Agent::new(&[InstanceCfg::for_qbt("plain", &a)]);
     let out = agent.run(&["run", "--instance", "plain", "--json"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
@@ -679,7 +697,15 @@ fn without_stored_resume_data_a_minimal_one_is_built_from_the_manifest() {
                     .iter()
                     .find(|s| s["hash"] == x["hash"])
                     .expect("same torrent");
-                for k in ["added_on", "category", "tags", "auto_tmm"] {
+                for k in [
+                    "added_on",
+                    "category",
+                    "tags",
+                    "auto_tmm",
+                    "ratio_limit",
+                    "seeding_time_limit",
+                    "seq_dl",
+                ] {
                     assert_eq!(x[k], src[k], "{} {k}: {x}", v.label());
                 }
                 let path = |j: &Json| {

@@ -135,6 +135,34 @@ mod tests {
         assert_eq!(profile_arg(&s(&["q"])), None);
     }
 
+    /// A process named like qBittorrent whose command line has
+    /// `--profile=DIR` (GNU tail under that name, following /dev/null; the
+    /// `--profile=` argument is a file operand to it) is found by the scan.
+    #[test]
+    fn a_qbittorrent_process_naming_the_profile_is_found() {
+        let d = tempfile::tempdir().unwrap();
+        let profile = fs::canonicalize(d.path()).unwrap();
+        let fake = profile.join("qbittorrent-nox");
+        if fs::copy("/usr/bin/tail", &fake).is_err() {
+            return;
+        }
+        assert!(process_on(&profile).is_none());
+        let arg = format!("--profile={}", profile.display());
+        let child = std::process::Command::new(&fake)
+            .args(["-f", "/dev/null", "--", &arg])
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let Ok(mut c) = child else { return };
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        if matches!(c.try_wait(), Ok(None)) {
+            let why = process_on(&profile);
+            assert!(why.is_some_and(|w| w.contains(&c.id().to_string())));
+            assert!(process_on(&profile.join("other")).is_none());
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
     #[test]
     fn a_posix_lock_is_seen_and_not_taken() {
         let d = tempfile::tempdir().unwrap();

@@ -153,7 +153,63 @@ pub fn minimal(item: &Item, map: &dyn Fn(&str) -> String) -> Value {
     v.set("qBt-firstLastPiecePriority", Value::Int(0));
     v.set("qBt-seedStatus", Value::Int(0));
     v.set("qBt-stopCondition", Value::str("None"));
+    if let Some(st) = &item.settings {
+        with_settings(&mut v, st, item, map);
+    }
+    if let Some(files) = &item.files {
+        // qBittorrent's priorities are libtorrent's (0, 1 normal, 6, 7).
+        let n = files
+            .iter()
+            .map(|f| f.index as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut prio = vec![1i64; n.min(1 << 20)];
+        for f in files {
+            if let Some(p) = prio.get_mut(f.index as usize) {
+                *p = i64::from(f.priority);
+            }
+        }
+        v.set(
+            "file_priority",
+            Value::List(prio.into_iter().map(Value::Int).collect()),
+        );
+    }
     v
+}
+
+/// The settings a resume data can carry: share limits, speed limits,
+/// sequential download, first/last piece, super seeding, forced start,
+/// the download path. (Renamed files are not written: qBittorrent applies
+/// them through the WebAPI restore.)
+fn with_settings(
+    v: &mut Value,
+    st: &crate::state::Settings,
+    item: &Item,
+    map: &dyn Fn(&str) -> String,
+) {
+    v.set(
+        "qBt-ratioLimit",
+        Value::Int((st.ratio_limit * 1000.0).round() as i64),
+    );
+    v.set("qBt-seedingTimeLimit", Value::Int(st.seeding_time_limit));
+    if let Some(l) = st.inactive_seeding_time_limit {
+        v.set("qBt-inactiveSeedingTimeLimit", Value::Int(l));
+    }
+    let limit = |l: i64| Value::Int(if l > 0 { l } else { -1 });
+    v.set("upload_rate_limit", limit(st.up_limit));
+    v.set("download_rate_limit", limit(st.dl_limit));
+    v.set("sequential_download", Value::Int(st.seq_dl as i64));
+    v.set("super_seeding", Value::Int(st.super_seeding as i64));
+    v.set(
+        "qBt-firstLastPiecePriority",
+        Value::Int(st.f_l_piece_prio as i64),
+    );
+    if !item.auto_tmm && !st.download_path.is_empty() {
+        v.set("qBt-downloadPath", Value::str(&map(&st.download_path)));
+    }
+    if st.force_start && !item.paused {
+        v.set("auto_managed", Value::Int(0));
+    }
 }
 
 /// The final status: everything written, some, or nothing.
@@ -362,6 +418,37 @@ mod tests {
         let mut auto = item();
         auto.auto_tmm = true;
         assert_eq!(minimal(&auto, &f).get("qBt-savePath"), None);
+        // Settings and file priorities the manifest has.
+        let mut full = item();
+        full.settings = Some(crate::state::Settings {
+            ratio_limit: 1.5,
+            seeding_time_limit: 60,
+            up_limit: 1000,
+            seq_dl: true,
+            download_path: "D:\\Incoming".into(),
+            ..Default::default()
+        });
+        full.files = Some(vec![
+            crate::state::FileState {
+                index: 1,
+                name: "a/b".into(),
+                priority: 0,
+            },
+            crate::state::FileState {
+                index: 0,
+                name: "a/a".into(),
+                priority: 6,
+            },
+        ]);
+        let v = minimal(&full, &f);
+        assert_eq!(v.get_int("qBt-ratioLimit"), Some(1500));
+        assert_eq!(v.get_int("qBt-seedingTimeLimit"), Some(60));
+        assert_eq!(v.get_int("upload_rate_limit"), Some(1000));
+        assert_eq!(v.get_int("download_rate_limit"), Some(-1));
+        assert_eq!(v.get_int("sequential_download"), Some(1));
+        assert_eq!(v.get_str("qBt-downloadPath"), Some("D:/Incoming"));
+        let prio = Value::List(vec![Value::Int(6), Value::Int(0)]);
+        assert_eq!(v.get("file_priority"), Some(&prio));
     }
 
     #[test]
