@@ -26,6 +26,7 @@ const FOLDER: &str = "qbackup-v1-multi/Sub Renamed";
 const MOVED: &str = "qbackup-v1-multi/gamma (moved).dat";
 
 support::version_matrix!(renames_priorities_trackers_and_limits_come_back);
+support::version_matrix!(queue_order_comes_back_across_add_batches);
 
 fn files(q: &Qbt, id: &str) -> BTreeMap<i64, (String, i64)> {
     let (status, body) = q.get("api/v2/torrents/files", &[("hash", id)]);
@@ -213,4 +214,76 @@ fn renames_priorities_trackers_and_limits_come_back(v: QbtVersion) {
     assert_eq!(again.code, 0, "{}", again.stdout);
     assert_eq!(r["already_present"], 1);
     assert_eq!(r["notes"], serde_json::json!([]));
+}
+
+/// The ids among `ids` with a queue position, in queue order.
+fn queue(q: &Qbt, ids: &[String]) -> Vec<String> {
+    let mut at: Vec<(i64, String)> = q
+        .list()
+        .iter()
+        .filter_map(|t| {
+            let id = t["hash"].as_str()?.to_string();
+            let p = t["priority"].as_i64()?;
+            (ids.contains(&id) && p > 0).then_some((p, id))
+        })
+        .collect();
+    at.sort();
+    at.into_iter().map(|(_, id)| id).collect()
+}
+
+/// Torrents whose add options differ go in different requests, so they
+/// are not added in queue order: the restore moves what is out of order.
+fn queue_order_comes_back_across_add_batches(v: QbtVersion) {
+    let src = Qbt::start_version(v);
+    state::enable_queueing(&src);
+    src.create_category("qa", "");
+    src.create_category("qb", "");
+    let made: Vec<state::Made> = (0..4)
+        .map(|i| state::single_file(&format!("h2-queue-{i}"), 9100 + i, 30_000))
+        .collect();
+    for (i, m) in made.iter().enumerate() {
+        let cat = if i % 2 == 0 { "qa" } else { "qb" };
+        state::add(
+            &src,
+            m,
+            &AddOpts {
+                category: Some(cat.into()),
+                ..Default::default()
+            },
+        );
+    }
+    let ids: Vec<String> = made.iter().map(|m| m.id.clone()).collect();
+    // Queue 3, 0, 1, 2: 3 to the top.
+    post_ok(&src, "torrents/topPrio", &[("hashes", &ids[3])]);
+    let want = vec![
+        ids[3].clone(),
+        ids[0].clone(),
+        ids[1].clone(),
+        ids[2].clone(),
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while queue(&src, &ids) != want {
+        assert!(std::time::Instant::now() < deadline, "source queue");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let dst = Qbt::start_version(v);
+    state::enable_queueing(&dst);
+    let a = Agent::new(&[
+        InstanceCfg::for_qbt("src", &src),
+        InstanceCfg::for_qbt("dst", &dst),
+    ]);
+    let run = a.run(&["run", "--instance", "src", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let out = a.run(&["restore", "--from", "src", "--to", "dst", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let r = out.json();
+    assert_eq!(r["added"], 4);
+    assert_eq!(r["notes"], serde_json::json!([]), "{}", out.stdout);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut got = queue(&dst, &ids);
+    while got != want && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        got = queue(&dst, &ids);
+    }
+    assert_eq!(got, want, "queue order");
 }

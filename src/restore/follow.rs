@@ -101,8 +101,9 @@ impl FollowUps<'_> {
     }
 
     /// Once every batch is in: the restored torrents in their source queue
-    /// order (each to the end of the queue, in turn), then the starts and
-    /// forced starts. Err when the target stopped answering.
+    /// order (those out of order each to the end of the queue, in turn),
+    /// then the starts, forced starts and super seeding. Err when the
+    /// target stopped answering.
     pub(super) async fn finish(
         &mut self,
         added: &[usize],
@@ -113,8 +114,9 @@ impl FollowUps<'_> {
             .filter_map(|&si| Some((self.plan.torrents[si].state.queue_position?, si)))
             .collect();
         queued.sort();
-        if self.caps.queueing == Some(true) && !self.in_queue_order(&queued).await? {
-            for (_, si) in queued {
+        if self.caps.queueing == Some(true) && !queued.is_empty() {
+            let stay = self.in_queue_order(&queued).await?;
+            for &(_, si) in &queued[stay..] {
                 let step = &self.plan.torrents[si];
                 pacer.wait().await;
                 let r = self.client.bottom_prio(&[&step.id]).await;
@@ -190,10 +192,10 @@ impl FollowUps<'_> {
         Ok(())
     }
 
-    /// Whether the target already lists these torrents (sorted by their
-    /// source queue position) in that order: the adds go in queue order,
-    /// so usually no torrent needs a move.
-    async fn in_queue_order(&self, queued: &[(i64, usize)]) -> Result<bool, QbtError> {
+    /// How many of these torrents (sorted by their source queue position)
+    /// the target already lists in that order: they need no move (the adds
+    /// went in queue order, so often all of them).
+    async fn in_queue_order(&self, queued: &[(i64, usize)]) -> Result<usize, QbtError> {
         let mut at: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
         for chunk in queued.chunks(IDS_PER_CALL) {
             let ids: Vec<&str> = (chunk.iter())
@@ -209,7 +211,7 @@ impl FollowUps<'_> {
                 at.get(&id).copied().filter(|p| *p > 0)
             })
             .collect();
-        Ok(super::state::in_order(&positions))
+        Ok(super::state::ordered_prefix(&positions))
     }
 
     /// Polls the listing of these torrents until `done` holds for each (or

@@ -465,10 +465,19 @@ pub fn add_trackers_field(trackers: &[TrackerState]) -> String {
     out
 }
 
-/// Whether every position is known and they strictly increase: the
-/// target already has these torrents in the wanted queue order.
-pub fn in_order(positions: &[Option<i64>]) -> bool {
-    positions.iter().all(Option::is_some) && positions.windows(2).all(|w| w[0] < w[1])
+/// How many of these torrents, taken in the wanted queue order, the
+/// target already lists in that order (known, strictly increasing
+/// positions): they stay; the rest are moved to the end of the queue one by
+/// one, in order, which puts them after the ones that stay.
+pub fn ordered_prefix(positions: &[Option<i64>]) -> usize {
+    let mut last = i64::MIN;
+    for (n, p) in positions.iter().enumerate() {
+        match p {
+            Some(p) if *p > last => last = *p,
+            _ => return n,
+        }
+    }
+    positions.len()
 }
 
 /// The order to add torrents in: by source queue position (queued ones

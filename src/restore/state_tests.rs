@@ -508,12 +508,14 @@ fn files_and_trackers_from_the_blob() {
 
 #[test]
 fn queue_order_table() {
-    assert!(in_order(&[]));
-    assert!(in_order(&[Some(3)]));
-    assert!(in_order(&[Some(1), Some(2), Some(7)]));
-    assert!(!in_order(&[Some(2), Some(1)]));
-    assert!(!in_order(&[Some(1), Some(1)]));
-    assert!(!in_order(&[Some(1), None]));
+    assert_eq!(ordered_prefix(&[]), 0);
+    assert_eq!(ordered_prefix(&[Some(3)]), 1);
+    assert_eq!(ordered_prefix(&[Some(1), Some(2), Some(7)]), 3);
+    assert_eq!(ordered_prefix(&[Some(2), Some(1)]), 1);
+    assert_eq!(ordered_prefix(&[Some(1), Some(1)]), 1);
+    assert_eq!(ordered_prefix(&[Some(1), None, Some(3)]), 1);
+    assert_eq!(ordered_prefix(&[None, Some(1)]), 0);
+    assert_eq!(ordered_prefix(&[Some(1), Some(5), Some(3), Some(9)]), 2);
     assert_eq!(
         add_order(&[None, Some(3), Some(1), None, Some(2)]),
         vec![2, 4, 1, 0, 3]
