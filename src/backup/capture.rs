@@ -14,7 +14,8 @@
 //! warning for its torrent that does not make the run partial (its
 //! .torrent is saved); past the deadline, or once qBittorrent is gone or
 //! the run interrupted, the rest are simply not fetched this run (they
-//! stay due).
+//! stay due). A torrent whose export failed is not read (it is not saved
+//! in this run and has its warning), nor one removed meanwhile.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -105,6 +106,24 @@ pub(super) fn plan(
     Ok(Plan { fetch, gone })
 }
 
+/// The torrents to fetch once the exports are done: not those whose
+/// export failed (they are not saved in this run and already have their
+/// warning), except a magnet without metadata (kept as a magnet link, its
+/// trackers worth having).
+pub(super) fn after_exports(
+    fetch: Vec<usize>,
+    failures: &std::collections::HashMap<usize, (ExportFailure, u32)>,
+) -> Vec<usize> {
+    fetch
+        .into_iter()
+        .filter(|i| {
+            failures
+                .get(i)
+                .is_none_or(|(f, _)| classify(f) == FailureClass::MetadataUnavailable)
+        })
+        .collect()
+}
+
 /// What the captures of a run came to.
 #[derive(Debug, Default)]
 pub(super) struct Captures {
@@ -173,6 +192,11 @@ pub(super) async fn capture_all(
                 });
             }
             Ok((_, Err((ExportFailure::InstanceDown | ExportFailure::Cancelled, _)))) => {
+                out.left += 1;
+            }
+            Ok((i, Err((ExportFailure::Removed, _)))) => {
+                // Its .torrent is saved; there is nothing left to capture.
+                debug!(torrent = %entries.id(i), "removed before its files and trackers were read");
                 out.left += 1;
             }
             Ok((i, Err((f, attempts)))) => {
@@ -346,6 +370,16 @@ mod tests {
             "{r}"
         );
         assert!(reason(&ExportFailure::Removed, 1, false).contains("none are captured yet"));
+    }
+
+    #[test]
+    fn torrents_whose_export_failed_are_not_read() {
+        let failures = std::collections::HashMap::from([
+            (1, (ExportFailure::Removed, 1)),
+            (2, (ExportFailure::Qbt(QbtError::MissingMetadata), 1)),
+            (3, (ExportFailure::Qbt(QbtError::NotFound), 2)),
+        ]);
+        assert_eq!(after_exports(vec![0, 1, 2, 3, 4], &failures), [0, 2, 4]);
     }
 
     #[test]

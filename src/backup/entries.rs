@@ -15,7 +15,8 @@
 //!   file in the store ([`Entries::with_spill`]) and read back only for
 //!   the torrents that end without a blob.
 //! - Settings ([`crate::state::Settings`]), the same for most torrents,
-//!   are interned whole except the queue position; the listing's change
+//!   are interned whole except the queue position and the comment (often
+//!   one per torrent: it goes into the arena); the listing's change
 //!   signals are kept as their 64-bit digest, never as strings.
 
 use std::collections::HashMap;
@@ -82,10 +83,12 @@ impl SettingsSet {
         s
     }
 
-    /// `settings`' number; its queue position is not kept (see [`Entry`]).
+    /// `settings`' number; its queue position and comment are not kept
+    /// (see [`Entry`]).
     fn intern(&mut self, settings: Settings) -> u32 {
         let key = SettingsKey(Settings {
             queue_position: 0,
+            comment: None,
             ..settings
         });
         if let Some(&n) = self.numbers.get(&key) {
@@ -97,9 +100,10 @@ impl SettingsSet {
         n
     }
 
-    fn get(&self, n: u32, queue_position: i64) -> Settings {
+    fn get(&self, n: u32, queue_position: i64, comment: Option<String>) -> Settings {
         Settings {
             queue_position,
+            comment,
             ..self.list.get(n as usize).cloned().unwrap_or_default()
         }
     }
@@ -238,9 +242,11 @@ struct Entry {
     auto_tmm: bool,
     paused: bool,
     state: State,
-    /// Interned settings, and the queue position they leave out.
+    /// Interned settings, and the queue position and comment (None: not
+    /// listed) they leave out.
     settings: u32,
     queue_position: i64,
+    comment: Option<Span>,
     /// The listing's change signals ([`crate::state::Signals::digest`]).
     digest: u64,
     /// Whether the run asks for its files and trackers, and why.
@@ -311,6 +317,7 @@ impl Entries {
             state: State::Listed,
             settings: self.settings.intern(t.settings()),
             queue_position: t.priority.unwrap_or(0),
+            comment: t.comment.as_deref().map(|c| self.put(c)),
             digest: digest_bits(&t.signals().digest()),
             fetch: Fetch::New,
             id,
@@ -482,7 +489,11 @@ impl Entries {
                 sha256: b.sha256_hex(),
                 size: b.size,
             }),
-            settings: Some(self.settings.get(e.settings, e.queue_position)),
+            settings: Some(self.settings.get(
+                e.settings,
+                e.queue_position,
+                e.comment.map(|c| self.text(c).to_string()),
+            )),
             files: None,
             trackers: None,
             resume: self.resume.get(&i).cloned(),
@@ -638,5 +649,41 @@ mod tests {
             e.text.len(),
             100 * 40 + (0..100).map(|i| format!("n-{i:040x}").len()).sum::<usize>()
         );
+    }
+
+    #[test]
+    fn settings_are_interned_but_each_keeps_its_queue_position_and_comment() {
+        let mut e = Entries::new();
+        for i in 0..100 {
+            let extra = serde_json::json!({
+                "ratio_limit": 1.5, "up_limit": 1024, "seq_dl": true,
+                "download_path": "/inc", "priority": i, "comment": format!("c{i}"),
+                "inactive_seeding_time_limit": -2,
+            });
+            e.push_json(info(&format!("{i:040x}"), extra), None);
+        }
+        // A 4.5 listing: no comment, no inactive limit.
+        e.push_json(info(&"f".repeat(40), serde_json::json!({})), None);
+        // The default and the one shared set.
+        assert_eq!(e.settings.list.len(), 2);
+        let s = e.record(7).unwrap().settings.unwrap();
+        assert_eq!(
+            s,
+            Settings {
+                download_path: "/inc".into(),
+                ratio_limit: 1.5,
+                inactive_seeding_time_limit: Some(-2),
+                up_limit: 1024,
+                seq_dl: true,
+                comment: Some("c7".into()),
+                queue_position: 7,
+                ..Settings::default()
+            }
+        );
+        assert_eq!(e.record(100).unwrap().settings, Some(Settings::default()));
+        // The signals digest is kept: the same torrent, the same digest.
+        let json = info(&format!("{:040x}", 7), serde_json::json!({}));
+        let t: TorrentRef<'_> = serde_json::from_str(&json).unwrap();
+        assert_eq!(e.digest(7), t.signals().digest());
     }
 }

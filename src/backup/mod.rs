@@ -165,7 +165,7 @@ pub async fn run(
     let captures = capture::capture_all(
         &shared,
         &entries,
-        states.fetch,
+        capture::after_exports(states.fetch, &exports.failures),
         &mut history,
         &instance.name,
         state_now,

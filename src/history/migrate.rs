@@ -492,6 +492,8 @@ mod tests {
                 .execute_batch(
                     "DROP TABLE chunks;
                      DROP TABLE torrent_state;
+                     ALTER TABLE runs DROP COLUMN state_fetched;
+                     ALTER TABLE runs DROP COLUMN state_failed;
                      ALTER TABLE runs DROP COLUMN root_id;
                      ALTER TABLE runs DROP COLUMN root_count;
                      ALTER TABLE runs DROP COLUMN exported_json;

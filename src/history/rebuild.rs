@@ -28,15 +28,17 @@ impl History {
     /// row, warnings and metadata root).
     pub fn rebuild_doc(&self, run_id: &str) -> Result<RunDoc, HistoryError> {
         let row = self.read_run_row(run_id)?;
-        let (root, exported, missing): (Option<(String, i64)>, String, String) = self
+        type Format2 = (Option<(String, i64)>, String, String, [i64; 2]);
+        let (root, exported, missing, state): Format2 = self
             .conn
             .query_row(
-                "SELECT root_id, root_count, exported_json, missing_json FROM runs WHERE id = ?1",
+                "SELECT root_id, root_count, exported_json, missing_json, state_fetched, state_failed
+                 FROM runs WHERE id = ?1",
                 [run_id],
                 |r| {
                     let id: Option<String> = r.get(0)?;
                     let count: Option<i64> = r.get(1)?;
-                    Ok((id.zip(count), r.get(2)?, r.get(3)?))
+                    Ok((id.zip(count), r.get(2)?, r.get(3)?, [r.get(4)?, r.get(5)?]))
                 },
             )
             .map_err(|e| self.err(e))?;
@@ -60,7 +62,11 @@ impl History {
             started_at: m.started_at,
             finished_at: m.finished_at,
             qbittorrent: m.qbittorrent,
-            counts: m.counts,
+            counts: Counts {
+                state_fetched: state[0].max(0) as usize,
+                state_failed: state[1].max(0) as usize,
+                ..m.counts
+            },
             categories: m.categories,
             tags: m.tags,
             metadata: root.map(|(id, count)| Root {

@@ -237,7 +237,8 @@ pub(super) fn mark_finished(
         "UPDATE runs SET status = ?2, finished_at = ?3, qbt_version = ?4, webapi_version = ?5,
              listed = ?6, exported = ?7, reused = ?8, metadata_unavailable = ?9, warnings = ?10,
              manifest_path = ?11, manifest_sha256 = ?12, categories_json = ?13, tags_json = ?14, error = ?15,
-             root_id = ?16, root_count = ?17, exported_json = ?18, missing_json = ?19
+             root_id = ?16, root_count = ?17, exported_json = ?18, missing_json = ?19,
+             state_fetched = ?20, state_failed = ?21
              WHERE id = ?1",
         params![
             d.run_id,
@@ -259,6 +260,8 @@ pub(super) fn mark_finished(
             d.metadata.as_ref().map(|r| r.count as i64),
             json(&d.exported),
             json(&d.missing),
+            c.state_fetched as i64,
+            c.state_failed as i64,
         ],
     )?;
     Ok(())

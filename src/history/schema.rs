@@ -129,7 +129,8 @@ const MIGRATIONS: &[&str] = &[
     // 5: the state cache: each torrent's files and trackers as last
     // captured (zstd-compressed JSON), the listing's signals digest they
     // were captured under, and when (Unix seconds). A run plans from
-    // (id, digest, captured_at) alone: the second index covers it.
+    // (id, digest, captured_at) alone: the second index covers it. And the
+    // run's counts of torrents whose files and trackers it read, or failed to.
     r#"
     CREATE TABLE torrent_state (
         instance TEXT NOT NULL,
@@ -141,6 +142,8 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (instance, id)
     );
     CREATE INDEX torrent_state_plan ON torrent_state(instance, id, digest, captured_at);
+    ALTER TABLE runs ADD COLUMN state_fetched INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN state_failed INTEGER NOT NULL DEFAULT 0;
     "#,
 ];
 

@@ -54,7 +54,12 @@ fn pack<T: serde::Serialize>(v: &T) -> Vec<u8> {
 }
 
 fn unpack<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
-    let json = zstd::bulk::decompress(bytes, MAX_DECODED).ok()?;
+    // Sized by the frame's own content size (which `pack` writes), never
+    // by the cap: a buffer of the cap for each of 200,000 small values
+    // would cost more than the values.
+    let size = zstd::zstd_safe::get_frame_content_size(bytes).ok()??;
+    let size = usize::try_from(size).ok().filter(|&n| n <= MAX_DECODED)?;
+    let json = zstd::bulk::decompress(bytes, size).ok()?;
     serde_json::from_slice(&json).ok()
 }
 
