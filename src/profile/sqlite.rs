@@ -99,7 +99,8 @@ pub type Row = Vec<(String, Sql)>;
 
 pub(super) fn read_row(conn: &Connection, id: &str) -> Result<Vec<u8>, ResumeFault> {
     let fault = |e: rusqlite::Error| ResumeFault::Read(format!("the resume database: {e}"));
-    let mut st = (conn.prepare("SELECT * FROM torrents WHERE torrent_id = ?1")).map_err(fault)?;
+    let mut st =
+        (conn.prepare_cached("SELECT * FROM torrents WHERE torrent_id = ?1")).map_err(fault)?;
     let names: Vec<String> = st.column_names().map(|s| s.to_string()).collect();
     let mut rows = st.query([id]).map_err(fault)?;
     let Some(r) = rows.next().map_err(fault)? else {
