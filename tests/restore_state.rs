@@ -102,6 +102,28 @@ fn renames_priorities_trackers_and_limits_come_back(v: QbtVersion) {
         MOVED,
         Duration::from_secs(10)
     ));
+    // Two names swapped (through a third, as a user would).
+    for (old, new) in [
+        ("alpha.txt", "swap.tmp"),
+        ("beta.bin", "alpha.txt"),
+        ("swap.tmp", "beta.bin"),
+    ] {
+        post_ok(
+            &src,
+            "torrents/renameFile",
+            &[
+                ("hash", id),
+                ("oldPath", &format!("{FOLDER}/{old}")),
+                ("newPath", &format!("{FOLDER}/{new}")),
+            ],
+        );
+        assert!(state::wait_file_named(
+            &src,
+            id,
+            &format!("{FOLDER}/{new}"),
+            Duration::from_secs(10)
+        ));
+    }
     state::set_file_priorities(&src, id, &[(1, 0)]);
     // Tier 2 (two blank lines), then the .torrent's own tracker removed.
     post_ok(
@@ -164,13 +186,16 @@ fn renames_priorities_trackers_and_limits_come_back(v: QbtVersion) {
         [
             "rename-folder",
             "rename-file",
+            "rename-file",
+            "rename-file",
+            "rename-file",
             "file-prio",
             "remove-trackers",
             "add-trackers"
         ],
         "{step}"
     );
-    assert_eq!(step["follow_ups"][4]["tiers"], serde_json::json!([2]));
+    assert_eq!(step["follow_ups"][7]["tiers"], serde_json::json!([2]));
     assert_eq!(step["add"]["up_limit"], 51_200, "{step}");
     assert_eq!(step["add"]["sequential"], true, "{step}");
     let human = a.run(&["restore", "--from", "src", "--to", "dst", "--dry-run"]);

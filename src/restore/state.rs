@@ -355,17 +355,58 @@ pub fn rename_ops(original: &[String], files: &[FileState]) -> Result<Vec<Follow
             }
         }
     }
-    for (i, t) in target.iter().enumerate() {
-        let want = t.join("/");
-        let have = cur[i].join("/");
-        if want != have {
+    let names: Vec<String> = cur.iter().map(|c| c.join("/")).collect();
+    let wants: Vec<String> = target.iter().map(|t| t.join("/")).collect();
+    ops.extend(file_renames(names, &wants));
+    Ok(ops)
+}
+
+/// The file renames from `names` (current, by index) to `wants`, in an
+/// order where no rename lands on a name another file still has: a file in
+/// the way is renamed first, and a cycle (names swapped) goes through a
+/// temporary name.
+fn file_renames(mut names: Vec<String>, wants: &[String]) -> Vec<FollowUp> {
+    let mut ops = Vec::new();
+    let mut taken: HashSet<String> = names.iter().cloned().collect();
+    let mut pending: Vec<usize> = (0..names.len()).filter(|&i| names[i] != wants[i]).collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        pending.retain(|&i| {
+            if taken.contains(&wants[i]) {
+                return true;
+            }
+            taken.remove(&names[i]);
+            taken.insert(wants[i].clone());
             ops.push(FollowUp::RenameFile {
-                old: have,
-                new: want,
+                old: std::mem::replace(&mut names[i], wants[i].clone()),
+                new: wants[i].clone(),
+            });
+            false
+        });
+        if pending.len() == before {
+            // Every one waits on another: a cycle. Move one aside.
+            let i = pending[0];
+            let mut n = 0u32;
+            let aside = loop {
+                let t = format!(
+                    "{}.qbackup-swap{}",
+                    names[i],
+                    if n == 0 { String::new() } else { n.to_string() }
+                );
+                if !taken.contains(&t) && !wants.contains(&t) {
+                    break t;
+                }
+                n += 1;
+            };
+            taken.remove(&names[i]);
+            taken.insert(aside.clone());
+            ops.push(FollowUp::RenameFile {
+                old: std::mem::replace(&mut names[i], aside.clone()),
+                new: aside,
             });
         }
     }
-    Ok(ops)
+    ops
 }
 
 /// `filePrio` calls: one per priority other than 1 (normal, what an add

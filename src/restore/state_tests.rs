@@ -247,6 +247,22 @@ fn rename_table() {
         let got = rename_ops(&orig, &names(want_names)).unwrap();
         assert_eq!(got, want, "{want_names:?}");
     }
+    // Names swapped: through a temporary name, never onto a taken one.
+    let swap = names(["r/sub/b", "r/sub/a", "r/sub/deep/c", "r/top"]);
+    assert_eq!(
+        rename_ops(&orig, &swap).unwrap(),
+        vec![
+            file("r/sub/a", "r/sub/a.qbackup-swap"),
+            file("r/sub/b", "r/sub/a"),
+            file("r/sub/a.qbackup-swap", "r/sub/b"),
+        ]
+    );
+    // A chain: the file in the way goes first.
+    let chain = names(["r/sub/b", "r/sub/x", "r/sub/deep/c", "r/top"]);
+    assert_eq!(
+        rename_ops(&orig, &chain).unwrap(),
+        vec![file("r/sub/b", "r/sub/x"), file("r/sub/a", "r/sub/b")]
+    );
     // Files listed out of index order are matched by index.
     let mut shuffled = names(["r/sub/a", "r/sub/b", "r/sub/deep/c", "r/T"]);
     shuffled.reverse();
