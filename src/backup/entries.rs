@@ -26,88 +26,12 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use super::cached::Blob;
+use super::settings::SettingsSet;
 use crate::qbt::TorrentRef;
 use crate::snapshot::{BlobSum, Record};
-use crate::state::{Fetch, Settings};
-
-/// Settings as an interning key: equal when every field is, the ratio
-/// compared by its bits.
-#[derive(Debug, Clone)]
-struct SettingsKey(Settings);
-
-impl PartialEq for SettingsKey {
-    fn eq(&self, o: &Self) -> bool {
-        let (a, b) = (&self.0, &o.0);
-        a.ratio_limit.to_bits() == b.ratio_limit.to_bits()
-            && Settings {
-                ratio_limit: 0.0,
-                ..a.clone()
-            } == Settings {
-                ratio_limit: 0.0,
-                ..b.clone()
-            }
-    }
-}
-
-impl Eq for SettingsKey {}
-
-impl std::hash::Hash for SettingsKey {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        let s = &self.0;
-        s.download_path.hash(h);
-        s.ratio_limit.to_bits().hash(h);
-        s.seeding_time_limit.hash(h);
-        s.inactive_seeding_time_limit.hash(h);
-        s.up_limit.hash(h);
-        s.dl_limit.hash(h);
-        (s.seq_dl, s.f_l_piece_prio, s.super_seeding, s.force_start).hash(h);
-        s.comment.hash(h);
-        s.queue_position.hash(h);
-    }
-}
-
-/// Settings stored once each; number 0 is the default.
-#[derive(Debug)]
-struct SettingsSet {
-    numbers: HashMap<SettingsKey, u32>,
-    list: Vec<Settings>,
-}
-
-impl SettingsSet {
-    fn new() -> SettingsSet {
-        let mut s = SettingsSet {
-            numbers: HashMap::new(),
-            list: Vec::new(),
-        };
-        s.intern(Settings::default());
-        s
-    }
-
-    /// `settings`' number; its queue position and comment are not kept
-    /// (see [`Entry`]).
-    fn intern(&mut self, settings: Settings) -> u32 {
-        let key = SettingsKey(Settings {
-            queue_position: 0,
-            comment: None,
-            ..settings
-        });
-        if let Some(&n) = self.numbers.get(&key) {
-            return n;
-        }
-        let n = self.list.len() as u32;
-        self.list.push(key.0.clone());
-        self.numbers.insert(key, n);
-        n
-    }
-
-    fn get(&self, n: u32, queue_position: i64, comment: Option<String>) -> Settings {
-        Settings {
-            queue_position,
-            comment,
-            ..self.list.get(n as usize).cloned().unwrap_or_default()
-        }
-    }
-}
+use crate::state::Fetch;
+#[cfg(test)]
+use crate::state::Settings;
 
 /// Strings that many torrents share, stored once each; number 0 is "".
 #[derive(Debug)]
@@ -665,7 +589,7 @@ mod tests {
         // A 4.5 listing: no comment, no inactive limit.
         e.push_json(info(&"f".repeat(40), serde_json::json!({})), None);
         // The default and the one shared set.
-        assert_eq!(e.settings.list.len(), 2);
+        assert_eq!(e.settings.len(), 2);
         let s = e.record(7).unwrap().settings.unwrap();
         assert_eq!(
             s,

@@ -21,7 +21,8 @@
 //!
 //! [`run`] only orchestrates named steps; the work is in:
 //!
-//! - `entries.rs`: the run's torrents, kept small;
+//! - `entries.rs`: the run's torrents, kept small (`settings.rs`: their
+//!   settings, interned);
 //! - `cached.rs`: the blob index as the run looks torrents up in it;
 //! - `plan.rs`: the order of the exports, suspects last, and how many go
 //!   at once (pure);
@@ -54,6 +55,7 @@ mod record;
 mod report;
 pub mod resume;
 mod sample;
+mod settings;
 mod suspects;
 mod turns;
 
