@@ -312,3 +312,142 @@ fn queue_order_comes_back_across_add_batches(v: QbtVersion) {
     }
     assert_eq!(got, want, "queue order");
 }
+
+/// A proxy in front of a real qBittorrent that refuses one endpoint (409)
+/// and passes everything else through.
+fn refusing_proxy(q: &Qbt, refuse: &'static str) -> support::http::HttpServer {
+    let base = q.url().trim_end_matches('/').to_string();
+    let handler: support::http::Handler = std::sync::Arc::new(move |req| {
+        if req.path.ends_with(refuse) {
+            return support::http::resp(409, "refused by the test proxy");
+        }
+        let url = if req.query.is_empty() {
+            format!("{base}{}", req.path)
+        } else {
+            format!("{base}{}?{}", req.path, req.query)
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let c = reqwest::Client::new();
+            let method = reqwest::Method::from_bytes(req.method.as_bytes()).expect("method");
+            let mut b = c.request(method, &url).body(req.body.clone());
+            for (k, v) in &req.headers {
+                if !matches!(
+                    k.as_str(),
+                    "host" | "content-length" | "connection" | "accept-encoding"
+                ) {
+                    b = b.header(k, v);
+                }
+            }
+            let r = b.send().await.expect("proxy: forward");
+            let status = r.status().as_u16();
+            let headers: Vec<(String, String)> = (r.headers().iter())
+                .filter(|(k, _)| {
+                    !matches!(
+                        k.as_str(),
+                        "content-length" | "connection" | "transfer-encoding" | "content-encoding"
+                    )
+                })
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                .collect();
+            let body = r.bytes().await.expect("proxy: body").to_vec();
+            support::http::HttpResp {
+                status,
+                headers,
+                body,
+                delay: Duration::ZERO,
+            }
+        })
+    });
+    support::http::HttpServer::start(handler)
+}
+
+support::version_matrix!(a_refused_follow_up_is_a_note_and_the_rest_go_on);
+
+/// The target refuses every `renameFile`: the torrent is added, the refusal
+/// is a note naming the call and the answer, the other calls (a file
+/// priority) and the other torrent go on, a warning makes it partial.
+fn a_refused_follow_up_is_a_note_and_the_rest_go_on(v: QbtVersion) {
+    let src = Qbt::start_version(v);
+    let fx = fixtures();
+    let pick = |f: &str| fx.iter().find(|x| x.file == f).expect("fixture");
+    let (multi, single) = (pick("v1-multi.torrent"), pick("v1-single.torrent"));
+    for f in [multi, single] {
+        src.add_torrent_files(&[(f.file.clone(), f.bytes.clone())], &AddOpts::default());
+    }
+    src.wait_for_count(2, Duration::from_secs(20));
+    src.wait_settled(Duration::from_secs(30));
+    let id = multi.id.as_str();
+    let renamed = "qbackup-v1-multi/sub/alpha (renamed).txt";
+    post_ok(
+        &src,
+        "torrents/renameFile",
+        &[
+            ("hash", id),
+            ("oldPath", "qbackup-v1-multi/sub/alpha.txt"),
+            ("newPath", renamed),
+        ],
+    );
+    assert!(state::wait_file_named(
+        &src,
+        id,
+        renamed,
+        Duration::from_secs(10)
+    ));
+    state::set_file_priorities(&src, id, &[(2, 0)]);
+    state::set_speed_limits(&src, &single.id, 40_960, 0);
+
+    let dst = Qbt::start_version(v);
+    let proxy = refusing_proxy(&dst, "/api/v2/torrents/renameFile");
+    let mut to = InstanceCfg::for_qbt("dst", &dst);
+    to.url = proxy.url("/");
+    let a = Agent::new(&[InstanceCfg::for_qbt("src", &src), to]);
+    let run = a.run(&["run", "--instance", "src", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let out = a.run(&["restore", "--from", "src", "--to", "dst", "--json"]);
+    let r = out.json();
+    assert_eq!(out.code, 3, "partial: {}", out.stdout);
+    assert_eq!(r["status"], "partial");
+    assert_eq!(r["added"], 2, "{}", out.stdout);
+    let notes: Vec<(String, String)> = (r["notes"].as_array().into_iter().flatten())
+        .map(|n| {
+            (
+                n["id"].as_str().unwrap_or("").to_string(),
+                n["note"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .filter(|(_, n)| !n.contains("queue position"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].0, id);
+    assert!(
+        notes[0].1.contains("could not rename file") && notes[0].1.contains("409"),
+        "{notes:?}"
+    );
+    assert!(
+        r["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.contains("1 follow-up call")),
+        "{}",
+        out.stdout
+    );
+    let human = a.run(&["show", r["restore_id"].as_str().unwrap_or("")]);
+    assert_eq!(human.code, 0, "{}", human.stderr);
+    // The rest went on: the priority after the refused rename, the other
+    // torrent's limit.
+    dst.wait_settled(Duration::from_secs(30));
+    let files = files(&dst, id);
+    assert_eq!(files[&0].0, "qbackup-v1-multi/sub/alpha.txt", "not renamed");
+    assert_eq!(files[&2].1, 0, "priority set after the refusal");
+    assert_eq!(state::info(&dst, &single.id)["up_limit"], 40_960);
+    assert!(
+        proxy
+            .requests()
+            .iter()
+            .any(|q| q.path.ends_with("/torrents/renameFile")),
+        "the rename was tried"
+    );
+}
