@@ -102,8 +102,12 @@ pub enum FollowUp {
         trackers: Vec<TrackerState>,
         tiers: Vec<u32>,
     },
-    /// `setComment` (WebAPI 2.12.1+).
-    Comment { comment: String },
+    /// `setComment` (WebAPI 2.12.1+). The text is not serialized: comments
+    /// often hold a tracker's URL.
+    Comment {
+        #[serde(skip)]
+        comment: String,
+    },
 }
 
 impl FollowUp {

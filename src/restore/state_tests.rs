@@ -508,6 +508,11 @@ fn files_and_trackers_from_the_blob() {
     assert!(!p.needs_recheck(true));
     let json = serde_json::to_string(&p).unwrap();
     assert!(!json.contains("http"), "{json}");
+    let c = serde_json::to_string(&FollowUp::Comment {
+        comment: "see https://t.example/details?id=1".into(),
+    })
+    .unwrap();
+    assert_eq!(c, r#"{"op":"comment"}"#);
     // From a magnet link: no files yet (a note), trackers only added.
     it.source = ItemSource::MetadataUnavailable;
     let p = plan_state(&it, None, &caps(V4_5), &PathMap::default(), false);
