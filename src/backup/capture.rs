@@ -328,29 +328,66 @@ pub(super) fn reason(f: &ExportFailure, attempts: u32, had: bool) -> String {
     ))
 }
 
-/// Fills the files and trackers of `records` (in id order) from the cache
-/// of `instance`: one range read per leaf.
-pub(super) fn fill_states(
-    reader: &crate::history::StateReader,
-    instance: &str,
-    records: &mut [Record],
-) -> Result<(), crate::history::HistoryError> {
-    let (Some(first), Some(last)) = (records.first(), records.last()) else {
-        return Ok(());
-    };
-    let cached = reader.range(instance, &first.id, &last.id)?;
-    let mut cached = cached.into_iter().peekable();
-    for r in records.iter_mut() {
-        while cached
-            .next_if(|(id, _, _)| id.as_str() < r.id.as_str())
-            .is_some()
-        {}
-        if let Some((_, files, trackers)) = cached.next_if(|(id, _, _)| *id == r.id) {
-            r.files = files;
-            r.trackers = trackers;
+/// Rows the cursor reads at a time.
+const CURSOR_BATCH: usize = 512;
+
+/// The state cache of one instance walked forward in id order, a batch of
+/// rows at a time: the metadata tree asks for its records one leaf at a
+/// time, in id order, so one query serves many leaves and memory stays a
+/// batch.
+pub(super) struct StateCursor<'a> {
+    reader: crate::history::StateReader,
+    instance: &'a str,
+    buf: std::collections::VecDeque<crate::history::CachedState>,
+    /// The last id read; None before the first batch.
+    last: Option<String>,
+    done: bool,
+}
+
+impl<'a> StateCursor<'a> {
+    pub(super) fn new(reader: crate::history::StateReader, instance: &'a str) -> Self {
+        StateCursor {
+            reader,
+            instance,
+            buf: std::collections::VecDeque::new(),
+            last: None,
+            done: false,
         }
     }
-    Ok(())
+
+    /// Fills the files and trackers of `records` (in id order, after those
+    /// of the previous call) from the cache.
+    pub(super) fn fill(
+        &mut self,
+        records: &mut [Record],
+    ) -> Result<(), crate::history::HistoryError> {
+        for r in records.iter_mut() {
+            loop {
+                while self.buf.front().is_some_and(|(id, _, _)| *id < r.id) {
+                    self.buf.pop_front();
+                }
+                if !self.buf.is_empty() || self.done {
+                    break;
+                }
+                let batch = self
+                    .reader
+                    .after(self.instance, self.last.as_deref(), CURSOR_BATCH)?;
+                self.done = batch.len() < CURSOR_BATCH;
+                self.last = batch
+                    .last()
+                    .map(|(id, _, _)| id.clone())
+                    .or(self.last.take());
+                self.buf.extend(batch);
+            }
+            if self.buf.front().is_some_and(|(id, _, _)| *id == r.id)
+                && let Some((_, files, trackers)) = self.buf.pop_front()
+            {
+                r.files = files;
+                r.trackers = trackers;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

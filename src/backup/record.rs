@@ -226,7 +226,7 @@ fn store_metadata(
     }
     // Files and trackers come from the state cache, one leaf at a time,
     // through a connection of their own (`history` is busy storing).
-    let states = history.state_reader()?;
+    let mut states = super::capture::StateCursor::new(history.state_reader()?, instance);
     // The records are made one leaf at a time, in id order (the tree's):
     // never every torrent's at once.
     let order = entries.by_id();
@@ -241,7 +241,7 @@ fn store_metadata(
                 path: store.root().to_path_buf(),
                 source,
             })?;
-        super::capture::fill_states(&states, instance, &mut records)?;
+        states.fill(&mut records)?;
         Ok(records)
     };
     let stored = crate::history::store_tree_sorted(store, history, &ids, &mut leaf)?;

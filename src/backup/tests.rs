@@ -301,3 +301,52 @@ async fn captures_stop_at_the_deadline_and_when_the_server_is_gone() {
         assert!(got.failures.is_empty() && got.fatal_error.is_none());
     }
 }
+
+/// The cursor over the state cache fills records leaf by leaf, across its
+/// batches, skipping cached ids no record has and records without a row.
+#[test]
+fn the_state_cursor_fills_records_leaf_by_leaf() {
+    use crate::history::StateRow;
+    use crate::state::FileState;
+    let dir = tempfile::tempdir().unwrap();
+    let mut history = History::open(&dir.path().join("h.sqlite3")).unwrap();
+    let id = |i: u32| format!("{i:040x}");
+    // Every third id cached, 1,500 rows: three batches of the cursor.
+    let rows: Vec<StateRow> = (0..4500)
+        .filter(|i: &u32| i.is_multiple_of(3))
+        .map(|i| StateRow {
+            id: id(i),
+            digest: String::new(),
+            captured_at: 0,
+            files: vec![FileState {
+                index: i,
+                name: format!("f{i}"),
+                priority: 1,
+            }],
+            trackers: vec![],
+        })
+        .collect();
+    history.save_states("test", &rows).unwrap();
+    history.save_states("other", &rows[..10]).unwrap();
+    // Records: every even id, asked for eight at a time.
+    let mut records: Vec<crate::snapshot::Record> = (0..4500)
+        .filter(|i: &u32| i.is_multiple_of(2))
+        .map(|i| {
+            let e = entries(&[&id(i)]);
+            e.record(0).unwrap()
+        })
+        .collect();
+    let mut cursor = capture::StateCursor::new(history.state_reader().unwrap(), "test");
+    for leaf in records.chunks_mut(8) {
+        cursor.fill(leaf).unwrap();
+    }
+    for (k, r) in records.iter().enumerate() {
+        let i = (k * 2) as u32;
+        if i.is_multiple_of(3) {
+            assert_eq!(r.files.as_ref().map(|f| f[0].index), Some(i), "{i}");
+            assert_eq!(r.trackers, Some(vec![]), "{i}");
+        } else {
+            assert_eq!((&r.files, &r.trackers), (&None, &None), "{i}");
+        }
+    }
+}

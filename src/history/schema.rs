@@ -127,7 +127,7 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     "#,
     // 5: the state cache: each torrent's files and trackers as last
-    // captured (zstd-compressed JSON), the listing's signals digest they
+    // captured (JSON, zstd-compressed when smaller), the listing's signals digest they
     // were captured under, and when (Unix seconds). A run plans from
     // (id, digest, captured_at) alone: the second index covers it. And the
     // run's counts of torrents whose files and trackers it read, or failed to.

@@ -10,7 +10,8 @@
 //! connection ([`StateReader::range`]), so memory stays bounded whatever
 //! the number of torrents.
 //!
-//! Files and trackers are kept as zstd-compressed JSON. Tracker URLs hold
+//! Files and trackers are kept as JSON, zstd-compressed when that makes
+//! it smaller. Tracker URLs hold
 //! passkeys: the database is in the store (0600 files), and nothing here
 //! logs a value.
 
@@ -48,18 +49,36 @@ pub type StateIndexRow = (String, String, i64);
 /// captured).
 pub type CachedState = (String, Option<Vec<FileState>>, Option<Vec<TrackerState>>);
 
-fn pack<T: serde::Serialize>(v: &T) -> Vec<u8> {
+/// A value as cached: zstd-compressed JSON, or the JSON itself when
+/// compressing would not make it smaller (most tracker lists, small file
+/// lists), which also spares reading it a decompression.
+fn pack<T: serde::Serialize>(z: &mut zstd::bulk::Compressor<'_>, v: &T) -> Vec<u8> {
     let json = serde_json::to_vec(v).unwrap_or_else(|_| b"[]".to_vec());
-    zstd::bulk::compress(&json, LEVEL).unwrap_or_default()
+    match z.compress(&json) {
+        Ok(packed) if packed.len() < json.len() => packed,
+        _ => json,
+    }
 }
 
-fn unpack<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+/// zstd's frame magic number, as the first bytes of a compressed value (a
+/// JSON value starts with `[`).
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// A cached value; None when it does not decompress or parse. One
+/// decompression context serves every value (a new one for each of
+/// 200,000 small values costs more than the values).
+fn unpack<T: serde::de::DeserializeOwned>(
+    z: &mut zstd::bulk::Decompressor<'_>,
+    bytes: &[u8],
+) -> Option<T> {
+    if !bytes.starts_with(&ZSTD_MAGIC) {
+        return serde_json::from_slice(bytes).ok();
+    }
     // Sized by the frame's own content size (which `pack` writes), never
-    // by the cap: a buffer of the cap for each of 200,000 small values
-    // would cost more than the values.
+    // by the cap.
     let size = zstd::zstd_safe::get_frame_content_size(bytes).ok()??;
     let size = usize::try_from(size).ok().filter(|&n| n <= MAX_DECODED)?;
-    let json = zstd::bulk::decompress(bytes, size).ok()?;
+    let json = z.decompress(bytes, size).ok()?;
     serde_json::from_slice(&json).ok()
 }
 
@@ -99,6 +118,11 @@ impl History {
         }
         let path = self.path.clone();
         let e = |err| sqlite(&path, err);
+        let io = |err: std::io::Error| HistoryError::Sqlite {
+            path: path.clone(),
+            detail: format!("cannot compress the state cache: {err}"),
+        };
+        let mut z = zstd::bulk::Compressor::new(LEVEL).map_err(io)?;
         let tx = self.conn.transaction().map_err(e)?;
         {
             let mut stmt = tx
@@ -116,8 +140,8 @@ impl History {
                     r.id,
                     r.digest,
                     r.captured_at,
-                    pack(&r.files),
-                    pack(&r.trackers)
+                    pack(&mut z, &r.files),
+                    pack(&mut z, &r.trackers)
                 ])
                 .map_err(e)?;
             }
@@ -155,6 +179,7 @@ impl History {
 pub struct StateReader {
     conn: Connection,
     path: PathBuf,
+    unzip: zstd::bulk::Decompressor<'static>,
 }
 
 impl StateReader {
@@ -164,36 +189,75 @@ impl StateReader {
         let conn = Connection::open_with_flags(path, flags).map_err(e)?;
         super::open::limit_values(&conn);
         conn.busy_timeout(Duration::from_secs(30)).map_err(e)?;
+        let unzip = zstd::bulk::Decompressor::new().map_err(|err| HistoryError::Sqlite {
+            path: path.to_path_buf(),
+            detail: format!("cannot read the state cache: {err}"),
+        })?;
         Ok(StateReader {
             conn,
             path: path.to_path_buf(),
+            unzip,
         })
     }
 
     /// The cached states of `instance` whose ids are between `first` and
     /// `last` (byte order, both included), in id order.
     pub fn range(
-        &self,
+        &mut self,
         instance: &str,
         first: &str,
         last: &str,
     ) -> Result<Vec<CachedState>, HistoryError> {
-        let e = |err| sqlite(&self.path, err);
-        let mut stmt = self
-            .conn
-            .prepare_cached(
+        self.query(
+            "SELECT id, files, trackers FROM torrent_state
+             WHERE instance = ?1 AND id >= ?2 AND id <= ?3 ORDER BY id",
+            params![instance, first, last],
+        )
+    }
+
+    /// Up to `limit` cached states of `instance` whose ids come after
+    /// `after` (byte order; from the first when None), in id order: a
+    /// cursor over the cache that a caller walks forward.
+    pub fn after(
+        &mut self,
+        instance: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<CachedState>, HistoryError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        match after {
+            Some(id) => self.query(
                 "SELECT id, files, trackers FROM torrent_state
-                 WHERE instance = ?1 AND id >= ?2 AND id <= ?3 ORDER BY id",
-            )
-            .map_err(e)?;
-        let mut rows = stmt.query(params![instance, first, last]).map_err(e)?;
+                 WHERE instance = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+                params![instance, id, limit],
+            ),
+            None => self.query(
+                "SELECT id, files, trackers FROM torrent_state
+                 WHERE instance = ?1 ORDER BY id LIMIT ?2",
+                params![instance, limit],
+            ),
+        }
+    }
+
+    fn query(
+        &mut self,
+        sql: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<CachedState>, HistoryError> {
+        let e = |err| sqlite(&self.path, err);
+        let mut stmt = self.conn.prepare_cached(sql).map_err(e)?;
+        let mut rows = stmt.query(args).map_err(e)?;
         let mut out = Vec::new();
         while let Some(r) = rows.next().map_err(e)? {
             let Ok(id) = r.get::<_, String>(0) else {
                 continue;
             };
-            let files = r.get::<_, Vec<u8>>(1).ok().and_then(|b| unpack(&b));
-            let trackers = r.get::<_, Vec<u8>>(2).ok().and_then(|b| unpack(&b));
+            let value = |i: usize| {
+                let bytes = r.get_ref(i).ok()?.as_blob().ok()?;
+                Some(bytes)
+            };
+            let files = value(1).and_then(|b| unpack(&mut self.unzip, b));
+            let trackers = value(2).and_then(|b| unpack(&mut self.unzip, b));
             out.push((id, files, trackers));
         }
         Ok(out)
@@ -241,10 +305,14 @@ mod tests {
                 ("cc".to_string(), "d1".to_string(), 1),
             ]
         );
-        let reader = h.state_reader().unwrap();
+        let mut reader = h.state_reader().unwrap();
         let got = reader.range("a", "ab", "cc").unwrap();
         let ids: Vec<&str> = got.iter().map(|(id, _, _)| id.as_str()).collect();
         assert_eq!(ids, ["bb", "cc"]);
+        let ids = |v: Vec<CachedState>| v.into_iter().map(|(id, _, _)| id).collect::<Vec<_>>();
+        assert_eq!(ids(reader.after("a", None, 2).unwrap()), ["aa", "bb"]);
+        assert_eq!(ids(reader.after("a", Some("aa"), 5).unwrap()), ["bb", "cc"]);
+        assert!(reader.after("a", Some("cc"), 5).unwrap().is_empty());
         assert_eq!(got[0].1, Some(row("bb", 4).files));
         assert_eq!(got[0].2, Some(row("bb", 4).trackers));
         h.forget_states("a", &["aa".to_string()]).unwrap();
@@ -263,7 +331,7 @@ mod tests {
         let mut h = History::open(&path).unwrap();
         h.save_states("a", &[row("aa", 1)]).unwrap();
         h.conn
-            .execute("UPDATE torrent_state SET files = x'00010203'", [])
+            .execute("UPDATE torrent_state SET files = x'28b52ffd0203'", [])
             .unwrap();
         let got = h.state_reader().unwrap().range("a", "aa", "aa").unwrap();
         assert_eq!(got[0].1, None);
