@@ -5,10 +5,10 @@
 //! A run reads only `(id, digest, captured_at)` of every row to plan which
 //! torrents to ask again ([`History::state_index`], one pass over a
 //! covering index), writes what it fetched in batches
-//! ([`History::save_states`]), and reads the files and trackers back one
-//! leaf of the metadata tree at a time through a second, read-only
-//! connection ([`StateReader::range`]), so memory stays bounded whatever
-//! the number of torrents.
+//! ([`History::save_states`]), and reads the files and trackers back in
+//! id order, a batch at a time, as the metadata tree asks for its leaves,
+//! through a second, read-only connection ([`StateReader::after`]), so
+//! memory stays bounded whatever the number of torrents.
 //!
 //! Files and trackers are kept as JSON, zstd-compressed when that makes
 //! it smaller. Tracker URLs hold
