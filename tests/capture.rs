@@ -17,9 +17,10 @@ mod agent;
 mod support;
 
 use std::collections::BTreeSet;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use agent::{Agent, BIN, Out};
+use agent::{Agent, BIN, InstanceCfg, Out, add_generated, wait_child};
 use serde_json::Value;
 use support::state::{self, Made, SECRETS, TRACKER_EXTRA, redact};
 use support::{AddOpts, Qbt, QbtVersion};
@@ -44,18 +45,23 @@ fn no_secrets(out: &Out) {
 }
 
 /// `qbackup run --json`, with the test clock moved by `shift` seconds.
-fn backup(a: &Agent, shift: i64) -> Value {
-    let out: Out = Command::new(BIN)
-        .arg("--config")
+fn run_command(a: &Agent, shift: i64) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("--config")
         .arg(&a.config)
         .args(["run", "--json"])
         .env_remove("QBACKUP_CONFIG")
         .env_remove("QBACKUP_LOG")
         .env("HOME", a.dir.path())
         .env("QBACKUP_TEST_STATE_CLOCK_SHIFT_SECS", shift.to_string())
-        .output()
-        .expect("run qbackup")
-        .into();
+        .stdin(Stdio::null());
+    c
+}
+
+/// A successful `qbackup run --json`, with the test clock moved by `shift`
+/// seconds.
+fn backup(a: &Agent, shift: i64) -> Value {
+    let out: Out = run_command(a, shift).output().expect("run qbackup").into();
     out.assert_no_secrets();
     no_secrets(&out);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, redact(&out.stderr));
@@ -516,3 +522,53 @@ fn captures_the_full_state(v: QbtVersion) {
 }
 
 support::version_matrix!(captures_the_full_state);
+
+/// qBittorrent hung (SIGSTOP) while a run reads files and trackers: the
+/// run ends in bounded time, its .torrent files all saved (a success: what
+/// was not read stays due), at most the torrent in flight a warning; the
+/// next run reads the rest.
+fn a_hang_while_reading_state_ends_the_run_and_the_next_reads_the_rest(v: QbtVersion) {
+    let q = Qbt::start_version(v);
+    add_generated(&q, "hang", 150, 4100);
+    q.wait_settled(Duration::from_secs(30));
+    let mut cfg = InstanceCfg::for_qbt("test", &q);
+    cfg.extra = "exports_per_second = 500\ntimeout_secs = 1\nretries = 1\n".into();
+    let a = Agent::new(&[cfg]);
+    let first = backup(&a, 0);
+    assert_eq!(fetched(&first), 150, "{first}");
+    // Slower from now on: the reads of the next run take about 20 s.
+    let text = std::fs::read_to_string(&a.config).expect("config");
+    let slow = text.replace("exports_per_second = 500", "exports_per_second = 15");
+    std::fs::write(&a.config, slow).expect("config");
+    let shift = 8 * 86_400;
+    let child = run_command(&a, shift)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn qbackup");
+    a.wait_running(0, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(3));
+    q.sigstop();
+    let (out, took) = wait_child(child, Duration::from_secs(90));
+    q.sigcont();
+    no_secrets(&out);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, redact(&out.stderr));
+    let r = out.json();
+    assert_eq!(r["status"], "success", "{r}");
+    assert_eq!(r["exported"], 0, "{r}");
+    let read = fetched(&r);
+    assert!((1..150).contains(&read), "read {read} of 150: {r}");
+    let failed = r["state_failed"].as_u64().unwrap_or(0);
+    assert!(failed <= 1, "{r}");
+    assert_eq!(r["warnings"].as_u64(), Some(failed), "{r}");
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+    // The next run reads what this one did not.
+    let text = std::fs::read_to_string(&a.config).expect("config");
+    std::fs::write(&a.config, text.replace("= 15", "= 500")).expect("config");
+    let next = backup(&a, shift);
+    assert_eq!(fetched(&next), 150 - read, "{next}");
+    let again = backup(&a, shift);
+    assert_eq!(fetched(&again), 0, "{again}");
+}
+
+support::version_matrix!(only [V4_5]: a_hang_while_reading_state_ends_the_run_and_the_next_reads_the_rest);
