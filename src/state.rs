@@ -37,6 +37,11 @@ pub struct Settings {
     /// Minutes; -2: global, -1: none. Only servers from 4.6 list it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inactive_seeding_time_limit: Option<i64>,
+    /// What happens when a share limit is reached (`Default`, `Stop`,
+    /// `Remove`, `RemoveWithContent`, `EnableSuperSeeding`); only servers
+    /// from 5.2 (WebAPI 2.12) list it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_limit_action: Option<String>,
     /// Bytes per second; 0 or below: unlimited.
     pub up_limit: i64,
     /// Bytes per second; 0 or below: unlimited.
@@ -61,6 +66,7 @@ impl Default for Settings {
             ratio_limit: USE_GLOBAL as f64,
             seeding_time_limit: USE_GLOBAL,
             inactive_seeding_time_limit: None,
+            share_limit_action: None,
             up_limit: 0,
             dl_limit: 0,
             seq_dl: false,

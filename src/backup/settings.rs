@@ -33,6 +33,7 @@ impl std::hash::Hash for SettingsKey {
         s.ratio_limit.to_bits().hash(h);
         s.seeding_time_limit.hash(h);
         s.inactive_seeding_time_limit.hash(h);
+        s.share_limit_action.hash(h);
         s.up_limit.hash(h);
         s.dl_limit.hash(h);
         (s.seq_dl, s.f_l_piece_prio, s.super_seeding, s.force_start).hash(h);

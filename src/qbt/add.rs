@@ -55,6 +55,8 @@ pub struct AddRequest {
     /// `seedingTimeLimit`, `inactiveSeedingTimeLimit` (WebAPI 2.9+): minutes.
     pub seeding_time_limit: Option<i64>,
     pub inactive_seeding_time_limit: Option<i64>,
+    /// `shareLimitAction` (WebAPI 2.12+): `Stop`, `Remove`, ….
+    pub share_limit_action: Option<String>,
     /// `sequentialDownload`, `firstLastPiecePrio`.
     pub sequential: bool,
     pub first_last_piece: bool,
@@ -109,6 +111,9 @@ impl AddRequest {
         }
         if let Some(r) = &self.ratio_limit {
             form = form.text("ratioLimit", r.clone());
+        }
+        if let Some(a) = &self.share_limit_action {
+            form = form.text("shareLimitAction", a.clone());
         }
         if self.sequential {
             form = form.text("sequentialDownload", "true");

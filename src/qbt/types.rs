@@ -115,6 +115,8 @@ pub struct TorrentRef<'a> {
     pub seeding_time_limit: Option<i64>,
     #[serde(default, deserialize_with = "lenient::int")]
     pub inactive_seeding_time_limit: Option<i64>,
+    #[serde(borrow, default, deserialize_with = "lenient::text")]
+    pub share_limit_action: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "lenient::int")]
     pub up_limit: Option<i64>,
     #[serde(default, deserialize_with = "lenient::int")]
@@ -169,6 +171,7 @@ impl TorrentRef<'_> {
             ratio_limit: self.ratio_limit.unwrap_or(USE_GLOBAL as f64),
             seeding_time_limit: self.seeding_time_limit.unwrap_or(USE_GLOBAL),
             inactive_seeding_time_limit: self.inactive_seeding_time_limit,
+            share_limit_action: self.share_limit_action.as_deref().map(str::to_string),
             up_limit: self.up_limit.unwrap_or(d.up_limit),
             dl_limit: self.dl_limit.unwrap_or(d.dl_limit),
             seq_dl: self.seq_dl.unwrap_or(d.seq_dl),
@@ -309,6 +312,7 @@ mod tests {
                 ratio_limit: 1.5,
                 seeding_time_limit: 60,
                 inactive_seeding_time_limit: Some(30),
+                share_limit_action: None,
                 up_limit: 1024,
                 dl_limit: 2048,
                 seq_dl: true,

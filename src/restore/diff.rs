@@ -146,6 +146,9 @@ fn settings(
     if let (Some(b), Some(l)) = (b.inactive_seeding_time_limit, l.inactive_seeding_time_limit) {
         field("inactive_seeding_time_limit", b.to_string(), l.to_string());
     }
+    if let (Some(b), Some(l)) = (&b.share_limit_action, &l.share_limit_action) {
+        field("share_limit_action", b.clone(), l.clone());
+    }
     let limit = |v: i64| {
         if v <= 0 {
             "unlimited".to_string()

@@ -417,6 +417,7 @@ impl Sender<'_> {
             ratio_limit: s.ratio_limit.clone(),
             seeding_time_limit: s.seeding_time_limit,
             inactive_seeding_time_limit: s.inactive_seeding_time_limit,
+            share_limit_action: s.share_limit_action.clone(),
             sequential: s.sequential,
             first_last_piece: s.first_last_piece,
         };

@@ -21,6 +21,8 @@ pub const INACTIVE_LIMIT: (u32, u32, u32) = (2, 9, 0);
 pub const STOP_START: (u32, u32, u32) = (2, 11, 0);
 /// `torrents/setComment` (qBittorrent 5.2).
 pub const SET_COMMENT: (u32, u32, u32) = (2, 12, 1);
+/// `shareLimitAction` per torrent (qBittorrent 5.2).
+pub const SHARE_LIMIT_ACTION: (u32, u32, u32) = (2, 12, 0);
 /// Tiers beyond this are not real (a damaged run file): clamped.
 pub const MAX_TIER: u32 = 1000;
 
@@ -64,6 +66,9 @@ pub struct AddSettings {
     /// `inactiveSeedingTimeLimit`, minutes (WebAPI 2.9+).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inactive_seeding_time_limit: Option<i64>,
+    /// `shareLimitAction` (WebAPI 2.12+), when not `Default`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share_limit_action: Option<String>,
     /// `sequentialDownload`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub sequential: bool,
@@ -564,6 +569,15 @@ fn add_settings(
         } else {
             notes.push(format!(
                 "inactive seeding time limit ({v} min) not set: qBittorrent before 4.6 has none"
+            ));
+        }
+    }
+    if let Some(action) = s.share_limit_action.as_deref().filter(|a| *a != "Default") {
+        if caps.at_least(SHARE_LIMIT_ACTION) {
+            a.share_limit_action = Some(action.to_string());
+        } else {
+            notes.push(format!(
+                "share limit action {action:?} not set: qBittorrent before 5.2 has only the global one"
             ));
         }
     }

@@ -420,6 +420,7 @@ fn per_version_choice_of_fields_and_notes() {
         ratio_limit: 1.5,
         seeding_time_limit: 60,
         inactive_seeding_time_limit: Some(30),
+        share_limit_action: Some("Stop".into()),
         up_limit: 10_000,
         dl_limit: 20_000,
         seq_dl: true,
@@ -436,14 +437,14 @@ fn per_version_choice_of_fields_and_notes() {
         comment: Some("the torrent's".into()),
     };
     let it = item_with(s.clone(), false);
-    // (version, inactive limit sent, comment set, notes)
+    // (version, inactive limit sent, share limit action sent, comment set, notes)
     let cases = [
-        (V4_5, None, false, 2),
-        (V4_6, Some(30), false, 1),
-        (V5_1, Some(30), false, 1),
-        (V5_3, Some(30), true, 0),
+        (V4_5, None, None, false, 3),
+        (V4_6, Some(30), None, false, 2),
+        (V5_1, Some(30), None, false, 2),
+        (V5_3, Some(30), Some("Stop".to_string()), true, 0),
     ];
-    for (v, inactive, comment, notes) in cases {
+    for (v, inactive, action, comment, notes) in cases {
         let p = plan_state(&it, Some(&meta), &caps(v), &map, true);
         let want = AddSettings {
             download_path: Some("/data/incomplete/tv".into()),
@@ -452,6 +453,7 @@ fn per_version_choice_of_fields_and_notes() {
             ratio_limit: Some("1.5".into()),
             seeding_time_limit: Some(60),
             inactive_seeding_time_limit: inactive,
+            share_limit_action: action,
             sequential: true,
             first_last_piece: true,
         };
