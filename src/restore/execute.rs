@@ -120,6 +120,12 @@ async fn target_caps(
     } else {
         None
     };
+    if queueing == Some(false) {
+        tracing::warn!(
+            "queue order not restored: queueing is off on {}",
+            req.target.name
+        );
+    }
     Ok(TargetCaps {
         webapi: version.webapi_tuple().unwrap_or((0, 0, 0)),
         queueing,

@@ -667,14 +667,11 @@ pub fn plan_state(
                     .push("forced start not set: it would start the torrent (use --start)".into());
             }
         }
-        if s.queue_position > 0 {
-            match caps.queueing {
-                Some(false) => p.notes.push(format!(
-                    "queue position {} not kept: queueing is off on the target",
-                    s.queue_position
-                )),
-                _ => p.queue_position = Some(s.queue_position),
-            }
+        // qBittorrent lists queue positions even with queueing off, so a
+        // target with queueing off (as the source likely had) gets no note
+        // per torrent: the restore says it once (see `execute`).
+        if s.queue_position > 0 && caps.queueing != Some(false) {
+            p.queue_position = Some(s.queue_position);
         }
     }
     p

@@ -470,7 +470,8 @@ fn per_version_choice_of_fields_and_notes() {
         assert_eq!(p.queue_position, Some(3));
         assert_eq!(p.notes.len(), notes, "{v:?} {:?}", p.notes);
     }
-    // Not started: no forced start, a note. Queueing off: a note.
+    // Not started: no forced start, a note. Queueing off: no queue
+    // position and no note per torrent (the restore logs it once).
     let off = TargetCaps {
         queueing: Some(false),
         ..caps(V5_3)
@@ -478,7 +479,8 @@ fn per_version_choice_of_fields_and_notes() {
     let p = plan_state(&it, Some(&meta), &off, &map, false);
     assert!(!p.force_start);
     assert_eq!(p.queue_position, None);
-    assert_eq!(p.notes.len(), 2, "{:?}", p.notes);
+    assert_eq!(p.notes.len(), 1, "{:?}", p.notes);
+    assert!(p.notes[0].contains("forced start"), "{:?}", p.notes);
     // Automatic management: the category decides the download path.
     let p = plan_state(&item_with(s, true), Some(&meta), &caps(V5_3), &map, true);
     assert_eq!(p.add.download_path, None);
