@@ -154,6 +154,8 @@ fn fake_qbt(script: Script, n: usize) -> (Fake, Vec<String>) {
             "app/webapiVersion" => resp(200, script.webapi),
             "torrents/categories" => resp(200, "{}"),
             "torrents/tags" => resp(200, "[]"),
+            // A run reads each new torrent's files and trackers (issue 11).
+            "torrents/files" | "torrents/trackers" => resp(200, "[]"),
             "torrents/info" => {
                 let list: Vec<serde_json::Value> = w
                     .torrents
