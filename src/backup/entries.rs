@@ -15,9 +15,9 @@
 //!   file in the store ([`Entries::with_spill`]) and read back only for
 //!   the torrents that end without a blob.
 //! - Settings ([`crate::state::Settings`]), the same for most torrents,
-//!   are interned whole except the queue position and the comment (often
-//!   one per torrent: it goes into the arena); the listing's change
-//!   signals are kept as their 64-bit digest, never as strings.
+//!   are interned whole except the queue position and the comment, which
+//!   is interned on its own (up to [`MAX_COMMENT`] bytes); the listing's
+//!   change signals are kept as their 64-bit digest, never as strings.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -32,6 +32,11 @@ use crate::snapshot::{BlobSum, Record};
 use crate::state::Fetch;
 #[cfg(test)]
 use crate::state::Settings;
+
+/// The longest comment a record keeps: real ones are a line or a URL; a
+/// longer one is not captured (so a server listing huge comments cannot
+/// make a run keep them all).
+pub(super) const MAX_COMMENT: usize = 16 << 10;
 
 /// Strings that many torrents share, stored once each; number 0 is "".
 #[derive(Debug)]
@@ -166,11 +171,11 @@ struct Entry {
     auto_tmm: bool,
     paused: bool,
     state: State,
-    /// Interned settings, and the queue position and comment (None: not
-    /// listed) they leave out.
+    /// Interned settings, and the queue position and interned comment
+    /// (None: not listed, or too long) they leave out.
     settings: u32,
     queue_position: i64,
-    comment: Option<Span>,
+    comment: Option<u32>,
     /// The listing's change signals ([`crate::state::Signals::digest`]).
     digest: u64,
     /// Whether the run asks for its files and trackers, and why.
@@ -241,7 +246,11 @@ impl Entries {
             state: State::Listed,
             settings: self.settings.intern(t.settings()),
             queue_position: t.priority.unwrap_or(0),
-            comment: t.comment.as_deref().map(|c| self.put(c)),
+            comment: t
+                .comment
+                .as_deref()
+                .filter(|c| c.len() <= MAX_COMMENT)
+                .map(|c| self.shared.intern(c)),
             digest: digest_bits(&t.signals().digest()),
             fetch: Fetch::New,
             id,
@@ -416,7 +425,7 @@ impl Entries {
             settings: Some(self.settings.get(
                 e.settings,
                 e.queue_position,
-                e.comment.map(|c| self.text(c).to_string()),
+                e.comment.map(|c| self.shared.get(c).to_string()),
             )),
             files: None,
             trackers: None,
@@ -605,6 +614,13 @@ mod tests {
             }
         );
         assert_eq!(e.record(100).unwrap().settings, Some(Settings::default()));
+        // A comment over the cap is not captured.
+        let long = "x".repeat(MAX_COMMENT + 1);
+        e.push_json(
+            info(&"e".repeat(40), serde_json::json!({ "comment": long })),
+            None,
+        );
+        assert_eq!(e.record(101).unwrap().settings.unwrap().comment, None);
         // The signals digest is kept: the same torrent, the same digest.
         let json = info(&format!("{:040x}", 7), serde_json::json!({}));
         let t: TorrentRef<'_> = serde_json::from_str(&json).unwrap();
