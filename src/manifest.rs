@@ -118,6 +118,12 @@ pub struct Counts {
     /// warning, which does not make the run partial.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub state_failed: usize,
+    /// Torrents whose resume data (instance `profile` set) was missing or
+    /// did not verify: each is also a warning, which does not make the run
+    /// partial (its .torrent is saved). A profile that can't be read at
+    /// all is a warning that does.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resume_failed: usize,
 }
 
 fn is_zero(n: &usize) -> bool {

@@ -121,6 +121,7 @@ pub(super) fn record_results(
         warnings: warnings.len(),
         state_fetched: captures.fetched,
         state_failed,
+        resume_failed: 0,
     };
     doc.exported = exported;
     doc.missing = missing;
@@ -129,13 +130,16 @@ pub(super) fn record_results(
 }
 
 /// The run's status from its document. A torrent whose files and trackers
-/// could not be read has its .torrent saved: its warning does not make the
-/// run partial.
+/// or whose resume data could not be read has its .torrent saved: its
+/// warning does not make the run partial.
 pub(super) fn status_of(doc: &RunDoc, cancelled: bool) -> RunStatus {
     backup_status(RunTally {
         listed: doc.counts.listed,
         stored: doc.counts.stored,
-        warnings: doc.counts.warnings.saturating_sub(doc.counts.state_failed),
+        warnings: doc
+            .counts
+            .warnings
+            .saturating_sub(doc.counts.state_failed + doc.counts.resume_failed),
         fatal: doc.error.is_some(),
         cancelled,
     })

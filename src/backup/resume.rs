@@ -114,6 +114,9 @@ pub(super) fn attach(
             reason,
         });
         doc.counts.warnings += 1;
+        if id.is_some() {
+            doc.counts.resume_failed += 1;
+        }
     }
     Ok(())
 }
