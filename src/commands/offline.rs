@@ -95,7 +95,10 @@ fn print_report(r: &OfflineReport, p: &Printer) {
         outln!(p, "  warning: {}", summary::text(w));
     }
     let shown = summary::shown(r.torrents.len(), p.is_verbose());
-    let listed = (r.torrents.iter()).filter(|t| p.is_verbose() || t.outcome == Outcome::Failed);
+    let notable = |t: &&crate::restore::offline::OfflineTorrent| {
+        t.outcome == Outcome::Failed || t.resume_fallback
+    };
+    let listed = (r.torrents.iter()).filter(|t| p.is_verbose() || notable(t));
     for t in listed.take(shown) {
         let outcome = match t.outcome {
             Outcome::Restored => "restored",

@@ -43,6 +43,16 @@ pub enum ProfileError {
         dir.display()
     )]
     Running { dir: PathBuf, why: String },
+    /// Found running again after the torrents were written.
+    #[error(
+        "qBittorrent started on the profile {} during the restore ({why}): {what} not written",
+        dir.display()
+    )]
+    Started {
+        dir: PathBuf,
+        why: String,
+        what: &'static str,
+    },
     #[error("cannot {op} {}: {source}", path.display())]
     Io {
         op: &'static str,

@@ -3,21 +3,34 @@
 //! File storage: `data/BT_backup/<id>.torrent` then `<id>.fastresume`,
 //! each through a temporary file, fsync and rename (then the directory
 //! fsynced). SQLite storage: one row per torrent in `data/torrents.db`, all
-//! in one transaction committed by [`Writer::finish`]. Whatever is replaced
+//! in one transaction committed by [`Writer::commit`]. Whatever is replaced
 //! is copied first to `qBittorrent/qbackup-backup-STAMP/` under the same
 //! relative path (`data/BT_backup/<id>.fastresume`, `data/torrents.db`,
 //! `config/categories.json`; for the default profile, beside its data
-//! directory, relative to the home directory). Files get the owner of the directory they go
-//! in when qbackup runs as root, so the qBittorrent user can read them.
+//! directory, relative to the home directory): files streamed, the
+//! database through `VACUUM INTO` (a consistent copy, its WAL included).
+//!
+//! The profile's directories belong to the qBittorrent user, who may be
+//! hostile to root: nothing here follows a symlink it could plant. An
+//! existing file is opened with `O_NOFOLLOW` and only a regular file is
+//! compared (at most [`cap_of`] bytes read) or copied; a new file gets its
+//! owner and mode on the temporary file's descriptor *before* the rename,
+//! never by path after it. As root, a file gets the owner of its directory
+//! (a replaced `categories.json` keeps its owner and mode), and a missing
+//! directory is created 0700 with the owner of its parent.
 
-use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
 use super::sqlite;
 use super::{Profile, ProfileError, Storage, Value};
+
+/// The largest `.torrent` compared with the one being written.
+pub const MAX_TORRENT_FILE_BYTES: u64 = 64 << 20;
 
 pub struct Writer {
     profile: Profile,
@@ -43,13 +56,12 @@ impl Writer {
         };
         if storage == Storage::Sqlite {
             let path = profile.db_path();
-            if !path.is_file() {
+            if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
                 return Err(ProfileError::Db {
                     path,
-                    why: "it does not exist: start qBittorrent once with the SQLite storage so it creates it, stop it, and run again".into(),
+                    why: "it does not exist (or is not a regular file): start qBittorrent once with the SQLite storage so it creates it, stop it, and run again".into(),
                 });
             }
-            w.save_copy(&path)?;
             let e = |e: rusqlite::Error| ProfileError::Db {
                 path: path.clone(),
                 why: e.to_string(),
@@ -62,6 +74,7 @@ impl Writer {
                     why: "it has no torrents table qBittorrent would read".into(),
                 });
             }
+            w.save_db_copy(&conn, &path)?;
             conn.execute_batch("BEGIN IMMEDIATE").map_err(e)?;
             w.db = Some((conn, cols));
         }
@@ -77,32 +90,91 @@ impl Writer {
         self.backup_made.then_some(self.backup.as_path())
     }
 
-    /// Copies `path` (under the profile root) into the backup directory.
-    fn save_copy(&mut self, path: &Path) -> Result<(), ProfileError> {
+    /// Where the copy of `path` (under the profile root) goes; None when
+    /// it is already there (the first copy is the one to keep).
+    fn copy_target(&self, path: &Path) -> Result<Option<PathBuf>, ProfileError> {
         let Ok(rel) = path.strip_prefix(&self.profile.root) else {
+            return Ok(None);
+        };
+        let to = self.backup.join(rel);
+        if fs::symlink_metadata(&to).is_ok() {
+            return Ok(None);
+        }
+        let dir = to.parent().unwrap_or(&self.backup);
+        crate::fsutil::create_private_dir(dir).map_err(|e| ProfileError::io("create", dir, e))?;
+        Ok(Some(to))
+    }
+
+    /// Copies the database, WAL included, with `VACUUM INTO`: streamed by
+    /// SQLite, never held in memory.
+    fn save_db_copy(&mut self, conn: &Connection, path: &Path) -> Result<(), ProfileError> {
+        let Some(to) = self.copy_target(path)? else {
             return Ok(());
         };
-        if !path.exists() {
-            return Ok(());
-        }
-        let to = self.backup.join(rel);
-        if to.exists() {
-            return Ok(());
-        }
-        let bytes = fs::read(path).map_err(|e| ProfileError::io("read", path, e))?;
-        crate::fsutil::write_atomic(&to, &bytes).map_err(|e| ProfileError::io("write", &to, e))?;
+        let Some(name) = to.to_str() else {
+            let bad = io::Error::new(io::ErrorKind::InvalidInput, "the path is not UTF-8");
+            return Err(ProfileError::io("write", &to, bad));
+        };
+        conn.execute("VACUUM INTO ?1", [name])
+            .map_err(|e| ProfileError::Db {
+                path: path.to_path_buf(),
+                why: format!("cannot copy it to {}: {e}", to.display()),
+            })?;
         self.backup_made = true;
         Ok(())
     }
 
-    fn write_file(&mut self, path: &Path, bytes: &[u8]) -> Result<(), ProfileError> {
-        if fs::read(path).is_ok_and(|have| have == bytes) {
+    /// Streams the open, regular file `from` (at `path`) into the backup.
+    fn save_copy(&mut self, path: &Path, from: &mut File) -> Result<(), ProfileError> {
+        let Some(to) = self.copy_target(path)? else {
             return Ok(());
-        }
-        self.save_copy(path)?;
-        crate::fsutil::write_atomic(path, bytes).map_err(|e| ProfileError::io("write", path, e))?;
-        give_to_dir_owner(path);
+        };
+        let dir = to.parent().unwrap_or(&self.backup);
+        let io_err = |e| ProfileError::io("write", &to, e);
+        let mut tmp = tempfile::Builder::new()
+            .prefix(crate::fsutil::TEMP_PREFIX)
+            .permissions(fs::Permissions::from_mode(0o600))
+            .tempfile_in(dir)
+            .map_err(io_err)?;
+        from.rewind()
+            .map_err(|e| ProfileError::io("read", path, e))?;
+        io::copy(from, &mut tmp).map_err(io_err)?;
+        tmp.as_file().sync_all().map_err(io_err)?;
+        tmp.persist(&to).map_err(|e| io_err(e.error))?;
+        crate::fsutil::sync_dir(dir).map_err(io_err)?;
+        self.backup_made = true;
         Ok(())
+    }
+
+    /// Writes `bytes` to `path` unless it holds them already, copying what
+    /// it replaces first. `keep`: a replaced file keeps its owner and mode.
+    fn write_file(
+        &mut self,
+        path: &Path,
+        bytes: &[u8],
+        cap: u64,
+        keep: bool,
+    ) -> Result<(), ProfileError> {
+        let dir = path.parent().unwrap_or(&self.profile.root).to_path_buf();
+        let mut replaced = None;
+        match open_existing(path).map_err(|e| ProfileError::io("read", path, e))? {
+            Existing::None | Existing::Other => {}
+            Existing::File(mut f, m) => {
+                let same = m.len() == bytes.len() as u64
+                    && read_capped(&mut f, cap)
+                        .map_err(|e| ProfileError::io("read", path, e))?
+                        .is_some_and(|have| have == bytes);
+                if same {
+                    return Ok(());
+                }
+                self.save_copy(path, &mut f)?;
+                replaced = Some((m.uid(), m.gid(), m.mode()));
+            }
+        }
+        ensure_dir(&dir).map_err(|e| ProfileError::io("create", &dir, e))?;
+        let dm = fs::metadata(&dir).map_err(|e| ProfileError::io("read", &dir, e))?;
+        let (owner, mode) = placement(replaced.filter(|_| keep), (dm.uid(), dm.gid()), is_root());
+        write_owned(path, bytes, owner, mode).map_err(|e| ProfileError::io("write", path, e))
     }
 
     /// Writes one torrent: its .torrent and its resume data (`.fastresume`
@@ -113,14 +185,16 @@ impl Writer {
             return Err(ProfileError::io(
                 "write",
                 &self.profile.bt_backup(),
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, "malformed torrent id"),
+                io::Error::new(io::ErrorKind::InvalidInput, "malformed torrent id"),
             ));
         }
         match &self.db {
             None => {
                 let dir = self.profile.bt_backup();
-                self.write_file(&dir.join(format!("{id}.torrent")), torrent)?;
-                self.write_file(&dir.join(format!("{id}.fastresume")), &resume.encode())
+                let t = dir.join(format!("{id}.torrent"));
+                self.write_file(&t, torrent, MAX_TORRENT_FILE_BYTES, false)?;
+                let r = dir.join(format!("{id}.fastresume"));
+                self.write_file(&r, &resume.encode(), super::MAX_RESUME_BYTES, false)
             }
             Some((conn, cols)) => {
                 let row = sqlite::fastresume_to_row(&id, resume, torrent, cols);
@@ -134,25 +208,39 @@ impl Writer {
 
     /// Adds the categories `config/categories.json` lacks (name, save
     /// path); returns the names added. Existing ones are left as they are.
+    /// Call it after [`Writer::commit`]: it checks again that qBittorrent
+    /// is stopped, and writes nothing when it is not.
     pub fn add_categories(
         &mut self,
         cats: &[(String, String)],
     ) -> Result<Vec<String>, ProfileError> {
         let path = self.profile.categories_path();
-        let mut doc = match crate::fsutil::read_capped(&path, super::MAX_CONFIG_BYTES) {
-            Ok(b) if b.iter().all(u8::is_ascii_whitespace) => serde_json::Map::new(),
-            Ok(b) => match serde_json::from_slice::<serde_json::Value>(&b) {
-                Ok(serde_json::Value::Object(m)) => m,
-                _ => {
-                    return Err(ProfileError::io(
-                        "read",
-                        &path,
-                        std::io::Error::new(std::io::ErrorKind::InvalidData, "not a JSON object"),
-                    ));
+        let cap = super::MAX_CONFIG_BYTES;
+        let mut doc = match open_existing(&path).map_err(|e| ProfileError::io("read", &path, e))? {
+            Existing::None => serde_json::Map::new(),
+            Existing::Other => {
+                let bad = io::Error::new(io::ErrorKind::InvalidData, "not a regular file");
+                return Err(ProfileError::io("read", &path, bad));
+            }
+            Existing::File(mut f, _) => {
+                let b = read_capped(&mut f, cap).map_err(|e| ProfileError::io("read", &path, e))?;
+                let Some(b) = b else {
+                    let big = io::Error::new(io::ErrorKind::InvalidData, "larger than 4 MiB");
+                    return Err(ProfileError::io("read", &path, big));
+                };
+                if b.iter().all(u8::is_ascii_whitespace) {
+                    serde_json::Map::new()
+                } else {
+                    match serde_json::from_slice::<serde_json::Value>(&b) {
+                        Ok(serde_json::Value::Object(m)) => m,
+                        _ => {
+                            let bad =
+                                io::Error::new(io::ErrorKind::InvalidData, "not a JSON object");
+                            return Err(ProfileError::io("read", &path, bad));
+                        }
+                    }
                 }
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::Map::new(),
-            Err(e) => return Err(ProfileError::io("read", &path, e)),
+            }
         };
         let mut added = Vec::new();
         for (name, save_path) in cats {
@@ -165,15 +253,25 @@ impl Writer {
         }
         if !added.is_empty() {
             let body = serde_json::to_vec_pretty(&serde_json::Value::Object(doc))
-                .map_err(|e| ProfileError::io("write", &path, std::io::Error::other(e)))?;
-            self.write_file(&path, &body)?;
+                .map_err(|e| ProfileError::io("write", &path, io::Error::other(e)))?;
+            if let Some(why) = self.profile.running() {
+                return Err(ProfileError::Started {
+                    dir: self.profile.dir.clone(),
+                    why,
+                    what: "categories.json",
+                });
+            }
+            self.write_file(&path, &body, cap, true)?;
         }
         Ok(added)
     }
 
-    /// Commits the SQLite transaction (the file storage is already durable).
-    pub fn finish(mut self) -> Result<(), ProfileError> {
+    /// Commits the SQLite transaction, after checking again that
+    /// qBittorrent is stopped (when it is not, nothing is committed: the
+    /// transaction is rolled back). The file storage is already durable.
+    pub fn commit(&mut self) -> Result<(), ProfileError> {
         if let Some((conn, _)) = self.db.take() {
+            self.profile.ensure_stopped()?;
             conn.execute_batch("COMMIT").map_err(|e| ProfileError::Db {
                 path: self.profile.db_path(),
                 why: e.to_string(),
@@ -183,16 +281,119 @@ impl Writer {
     }
 }
 
-/// As root, hands a file written into the profile to the owner of its
-/// directory (the qBittorrent user); otherwise it is ours already.
-fn give_to_dir_owner(path: &Path) {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return;
+/// What is at a path a file is to be written to.
+enum Existing {
+    None,
+    /// A regular file, opened without following a symlink.
+    File(File, fs::Metadata),
+    /// A symlink, a FIFO, a device, a directory: never read nor copied
+    /// (the rename replaces the name, not what it points to).
+    Other,
+}
+
+fn open_existing(path: &Path) -> io::Result<Existing> {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path);
+    match f {
+        Ok(f) => {
+            let m = f.metadata()?;
+            Ok(if m.is_file() {
+                Existing::File(f, m)
+            } else {
+                Existing::Other
+            })
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Existing::None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Ok(Existing::Other),
+        Err(e) => Err(e),
     }
-    let Some(dir) = path.parent() else { return };
-    let Ok(m) = fs::metadata(dir) else { return };
-    let _ = std::os::unix::fs::chown(path, Some(m.uid()), Some(m.gid()));
+}
+
+/// At most `cap` bytes of `f`; None when it holds more.
+fn read_capped(f: &mut File, cap: u64) -> io::Result<Option<Vec<u8>>> {
+    let mut buf = Vec::new();
+    f.take(cap + 1).read_to_end(&mut buf)?;
+    Ok((buf.len() as u64 <= cap).then_some(buf))
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The owner to give a file written into the profile (only as root: else
+/// it is ours) and its mode: a replaced file's own when kept (its mode
+/// made readable and writable by its owner, no set-id bits), else the
+/// directory's owner and 0600.
+fn placement(
+    replaced: Option<(u32, u32, u32)>,
+    dir: (u32, u32),
+    as_root: bool,
+) -> (Option<(u32, u32)>, u32) {
+    let (uid, gid, mode) = match replaced {
+        Some((u, g, m)) => (u, g, (m & 0o777) | 0o600),
+        None => (dir.0, dir.1, 0o600),
+    };
+    (as_root.then_some((uid, gid)), mode)
+}
+
+/// Creates `dir` where missing, 0700, each new directory (as root)
+/// owned by its parent's owner, set on its descriptor.
+fn ensure_dir(dir: &Path) -> io::Result<()> {
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "not a directory",
+            ));
+        }
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        Err(_) => {}
+    }
+    let parent = dir
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no parent directory"))?;
+    ensure_dir(parent)?;
+    let pm = fs::metadata(parent)?;
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    if is_root() {
+        let d = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(dir)?;
+        std::os::unix::fs::fchown(&d, Some(pm.uid()), Some(pm.gid()))?;
+        d.set_permissions(fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in its
+/// directory, given `owner` and `mode` through its descriptor, fsynced,
+/// renamed over `path`, the directory fsynced.
+fn write_owned(path: &Path, bytes: &[u8], owner: Option<(u32, u32)>, mode: u32) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no parent directory"))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(crate::fsutil::TEMP_PREFIX)
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::fchown(tmp.as_file(), Some(uid), Some(gid))?;
+    }
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    crate::fsutil::sync_dir(dir)
 }
 
 #[cfg(test)]
@@ -207,16 +408,15 @@ mod tests {
         fs::create_dir_all(d.path().join("qBittorrent/config")).unwrap();
         let id = "ab".repeat(20);
         fs::write(bt.join(format!("{id}.fastresume")), b"old").unwrap();
-        fs::write(
-            d.path().join("qBittorrent/config/categories.json"),
-            br#"{"tv": {"save_path": "/tv"}}"#,
-        )
-        .unwrap();
+        let cats_path = d.path().join("qBittorrent/config/categories.json");
+        fs::write(&cats_path, br#"{"tv": {"save_path": "/tv"}}"#).unwrap();
+        fs::set_permissions(&cats_path, fs::Permissions::from_mode(0o640)).unwrap();
         let p = Profile::locate(d.path()).unwrap();
         let mut w = Writer::open(&p, "20260101T000000Z").unwrap();
         let mut v = Value::Dict(Vec::new());
         v.set("save_path", Value::str("/x"));
         w.put(&id, b"d4:infodee", &v).unwrap();
+        w.commit().unwrap();
         let added = w
             .add_categories(&[
                 ("tv".into(), "/other".into()),
@@ -225,7 +425,6 @@ mod tests {
             .unwrap();
         assert_eq!(added, ["films"]);
         let backup = w.backup_dir().unwrap().to_path_buf();
-        w.finish().unwrap();
         assert_eq!(
             fs::read(bt.join(format!("{id}.torrent"))).unwrap(),
             b"d4:infodee"
@@ -241,5 +440,132 @@ mod tests {
             serde_json::from_slice(&fs::read(p.categories_path()).unwrap()).unwrap();
         assert_eq!(cats["tv"]["save_path"], "/tv");
         assert_eq!(cats["films"]["save_path"], "/f");
+        // The replaced categories.json keeps its mode; new files are 0600.
+        let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
+        assert_eq!(mode(&cats_path), 0o640);
+        assert_eq!(mode(&bt.join(format!("{id}.torrent"))), 0o600);
+    }
+
+    #[test]
+    fn placement_table() {
+        let dir = (1000, 1001);
+        let cases = [
+            // (replaced, as root) -> (owner, mode)
+            (None, true, Some((1000, 1001)), 0o600),
+            (None, false, None, 0o600),
+            (Some((7, 8, 0o100640)), true, Some((7, 8)), 0o640),
+            (Some((7, 8, 0o104755)), true, Some((7, 8)), 0o755),
+            (Some((7, 8, 0o100000)), false, None, 0o600),
+        ];
+        for (i, (replaced, root, owner, mode)) in cases.into_iter().enumerate() {
+            assert_eq!(placement(replaced, dir, root), (owner, mode), "case {i}");
+        }
+    }
+
+    /// A symlink planted where a file goes is replaced, never followed:
+    /// its target is neither read, copied nor changed (nor chowned).
+    #[test]
+    fn a_planted_symlink_is_replaced_not_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let bt = d.path().join("qBittorrent/data/BT_backup");
+        fs::create_dir_all(&bt).unwrap();
+        let secret = d.path().join("secret");
+        fs::write(&secret, b"do not touch").unwrap();
+        fs::set_permissions(&secret, fs::Permissions::from_mode(0o640)).unwrap();
+        let id = "cd".repeat(20);
+        let fr = bt.join(format!("{id}.fastresume"));
+        std::os::unix::fs::symlink(&secret, &fr).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", bt.join(format!("{id}.torrent"))).unwrap();
+        let p = Profile::locate(d.path()).unwrap();
+        let mut w = Writer::open(&p, "20260101T000000Z").unwrap();
+        let v = Value::Dict(vec![(b"a".to_vec(), Value::Int(1))]);
+        w.put(&id, b"d4:infodee", &v).unwrap();
+        w.commit().unwrap();
+        assert!(fs::symlink_metadata(&fr).unwrap().is_file());
+        assert_eq!(fs::read(&fr).unwrap(), v.encode());
+        assert_eq!(fs::read(&secret).unwrap(), b"do not touch");
+        let sm = fs::metadata(&secret).unwrap();
+        assert_eq!(sm.mode() & 0o777, 0o640);
+        assert!(w.backup_dir().is_none(), "nothing real was replaced");
+    }
+
+    /// As root, missing directories and new files get the profile's owner
+    /// (here a made-up uid), so its qBittorrent can open them.
+    #[test]
+    fn as_root_new_directories_and_files_belong_to_the_profile_owner() {
+        if !is_root() {
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let data = d.path().join("qBittorrent/data");
+        fs::create_dir_all(&data).unwrap();
+        let qbt = d.path().join("qBittorrent");
+        for dir in [&qbt, &data] {
+            std::os::unix::fs::chown(dir, Some(54321), Some(54322)).unwrap();
+        }
+        let p = Profile::locate(d.path()).unwrap();
+        let mut w = Writer::open(&p, "20260101T000000Z").unwrap();
+        let id = "ef".repeat(20);
+        w.put(&id, b"d4:infodee", &Value::Dict(Vec::new())).unwrap();
+        w.commit().unwrap();
+        w.add_categories(&[("c".into(), "/c".into())]).unwrap();
+        let owner = |p: &Path| {
+            let m = fs::symlink_metadata(p).unwrap();
+            (m.uid(), m.gid(), m.mode() & 0o777)
+        };
+        let bt = p.bt_backup();
+        assert_eq!(owner(&bt), (54321, 54322, 0o700));
+        assert_eq!(owner(&qbt.join("config")), (54321, 54322, 0o700));
+        assert_eq!(owner(&p.categories_path()), (54321, 54322, 0o600));
+        for ext in ["torrent", "fastresume"] {
+            let f = bt.join(format!("{id}.{ext}"));
+            assert_eq!(owner(&f), (54321, 54322, 0o600), "{ext}");
+        }
+    }
+
+    /// The SQLite storage: the database copied whole (its WAL included)
+    /// before anything is written; rows committed by `commit`.
+    #[test]
+    fn sqlite_storage_copies_the_database_then_commits() {
+        let d = tempfile::tempdir().unwrap();
+        let data = d.path().join("qBittorrent/data");
+        let config = d.path().join("qBittorrent/config");
+        fs::create_dir_all(&data).unwrap();
+        fs::create_dir_all(&config).unwrap();
+        fs::write(
+            config.join("qBittorrent.conf"),
+            "[BitTorrent]\nSession\\ResumeDataStorageType=SQLite\n",
+        )
+        .unwrap();
+        let db = data.join("torrents.db");
+        // Held open so the WAL is not checkpointed into the file.
+        let src = Connection::open(&db).unwrap();
+        src.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
+             CREATE TABLE torrents (id INTEGER PRIMARY KEY, torrent_id BLOB NOT NULL UNIQUE,
+             name TEXT, operating_mode TEXT NOT NULL, stopped INTEGER NOT NULL,
+             libtorrent_resume_data BLOB NOT NULL, metadata BLOB);
+             INSERT INTO torrents (torrent_id, operating_mode, stopped, libtorrent_resume_data)
+             VALUES ('old', 'AutoManaged', 0, x'6465');",
+        )
+        .unwrap();
+        let p = Profile::locate(d.path()).unwrap();
+        let mut w = Writer::open(&p, "20260101T000000Z").unwrap();
+        let copy = w.backup_dir().unwrap().join("data/torrents.db");
+        let count = |path: &Path| -> i64 {
+            let c = Connection::open(path).unwrap();
+            c.query_row("SELECT count(*) FROM torrents", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(count(&copy), 1);
+        let id = "12".repeat(20);
+        let mut v = Value::Dict(Vec::new());
+        v.set("paused", Value::Int(1));
+        w.put(&id, b"d4:infodee", &v).unwrap();
+        w.commit().unwrap();
+        drop(w);
+        assert_eq!(count(&db), 2);
+        assert_eq!(count(&copy), 1);
+        drop(src);
     }
 }

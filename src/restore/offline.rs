@@ -65,6 +65,10 @@ pub struct OfflineTorrent {
     pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The run names resume data for it that could not be read or failed
+    /// verification: restored (or to be) with the minimal one instead.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub resume_fallback: bool,
 }
 
 /// What `restore --offline` reports, human or `--json`.
@@ -88,21 +92,59 @@ pub struct OfflineReport {
     pub duration_ms: u128,
 }
 
-/// One torrent's resume data as it is to be written, and whether it was
-/// built from the manifest. `stored`: the backed-up resume data, if any.
+/// One torrent's resume data as it is to be written.
+#[derive(Debug)]
+pub struct Prepared {
+    pub resume: Value,
+    /// Built from the manifest ([`minimal`]).
+    pub minimal: bool,
+    /// Why the stored resume data the run names was not used.
+    pub why: Option<String>,
+}
+
+/// One torrent's resume data as it is to be written. `stored`: the
+/// backed-up resume data (None: the run has none for it; Err: it names
+/// one that could not be read). Stored resume data that is unreadable or
+/// fails verification gives way to the minimal one, with the reason: the
+/// torrent is still restored (`check --repair` removes damaged ones and
+/// says an offline restore builds them from the manifest).
 pub fn prepare(
     item: &Item,
-    stored: Option<&[u8]>,
+    stored: Result<Option<&[u8]>, String>,
     map: &dyn Fn(&str) -> String,
-) -> Result<(Value, bool), String> {
-    let Some(bytes) = stored else {
-        return Ok((minimal(item, map), true));
+) -> Prepared {
+    let fallback = |why: String| Prepared {
+        resume: minimal(item, map),
+        minimal: true,
+        why: Some(why),
+    };
+    let bytes = match stored {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            return Prepared {
+                resume: minimal(item, map),
+                minimal: true,
+                why: None,
+            };
+        }
+        Err(why) => {
+            return fallback(format!(
+                "its stored resume data cannot be read ({why}): built from the manifest"
+            ));
+        }
     };
     let hashes = Hashes {
         v1: &item.infohash_v1,
         v2: &item.infohash_v2,
     };
-    let mut v = crate::profile::verify(bytes, hashes).map_err(|e| e.to_string())?;
+    let mut v = match crate::profile::verify(bytes, hashes) {
+        Ok(v) => v,
+        Err(e) => {
+            return fallback(format!(
+                "its stored resume data fails verification ({e}): built from the manifest"
+            ));
+        }
+    };
     for key in ["save_path", "qBt-savePath", "qBt-downloadPath"] {
         if let Some(p) = v.get_str(key)
             && !p.is_empty()
@@ -111,7 +153,11 @@ pub fn prepare(
             v.set(key, Value::str(&mapped));
         }
     }
-    Ok((v, false))
+    Prepared {
+        resume: v,
+        minimal: false,
+        why: None,
+    }
 }
 
 /// Resume data from the manifest alone: what qBittorrent needs to load
@@ -274,14 +320,17 @@ pub fn restore_offline(
     };
     for it in &selected {
         let result = write_one(store, writer.as_mut(), it, &map);
+        let resume_fallback = result.as_ref().is_ok_and(|p| p.why.is_some());
         let (outcome, reason) = match result {
-            Ok(true) if req.dry_run => (
+            Ok(p) if req.dry_run => (
                 Outcome::WouldRestore,
-                Some("resume data built from the manifest".into()),
+                (p.why).or_else(|| {
+                    p.minimal
+                        .then(|| "resume data built from the manifest".into())
+                }),
             ),
-            Ok(false) if req.dry_run => (Outcome::WouldRestore, None),
-            Ok(true) => (Outcome::RestoredMinimal, None),
-            Ok(false) => (Outcome::Restored, None),
+            Ok(p) if p.minimal => (Outcome::RestoredMinimal, p.why),
+            Ok(p) => (Outcome::Restored, p.why),
             Err(why) => (Outcome::Failed, Some(why)),
         };
         match outcome {
@@ -295,9 +344,14 @@ pub fn restore_offline(
             name: it.name.clone(),
             outcome,
             reason,
+            resume_fallback,
         });
     }
     if let Some(mut w) = writer {
+        // The torrents first (one SQLite transaction, committed only if
+        // qBittorrent is still stopped), the categories after: a failed
+        // commit leaves nothing half done.
+        w.commit()?;
         let used: std::collections::BTreeSet<&str> = (report.torrents.iter())
             .filter(|t| t.outcome != Outcome::Failed)
             .filter_map(|t| selected.iter().find(|i| i.id == t.id))
@@ -312,7 +366,6 @@ pub fn restore_offline(
             Err(e) => report.warnings.push(format!("categories not written: {e}")),
         }
         report.backup_dir = w.backup_dir().map(|p| p.display().to_string());
-        w.finish()?;
     }
     let written = report.restored + report.restored_minimal;
     report.status = match req.dry_run {
@@ -323,14 +376,13 @@ pub fn restore_offline(
     Ok(report)
 }
 
-/// Writes one torrent (or only prepares it, without a writer); true when
-/// its resume data was built from the manifest.
+/// Writes one torrent (or only prepares it, without a writer).
 fn write_one(
     store: &Store,
     writer: Option<&mut Writer>,
     it: &Item,
     map: &dyn Fn(&str) -> String,
-) -> Result<bool, String> {
+) -> Result<Prepared, String> {
     let Some(blob) = &it.blob else {
         return Err(
             "no .torrent in the backup (a magnet without metadata): restore it through the WebAPI"
@@ -339,15 +391,22 @@ fn write_one(
     };
     let torrent = store.read_blob(blob).map_err(|e| e.to_string())?;
     let stored = match &it.resume {
-        Some(r) => Some(store.read_resume(&r.sha256).map_err(|e| e.to_string())?),
-        None => None,
+        Some(r) => store
+            .read_resume(&r.sha256)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        None => Ok(None),
     };
-    let (resume, minimal) = prepare(it, stored.as_deref(), map)?;
+    let stored = match &stored {
+        Ok(b) => Ok(b.as_deref()),
+        Err(e) => Err(e.clone()),
+    };
+    let p = prepare(it, stored, map);
     if let Some(w) = writer {
-        w.put(&it.id, &torrent, &resume)
+        w.put(&it.id, &torrent, &p.resume)
             .map_err(|e| e.to_string())?;
     }
-    Ok(minimal)
+    Ok(p)
 }
 
 #[cfg(test)]
@@ -389,23 +448,39 @@ mod tests {
         v.set("qBt-savePath", Value::str("D:\\Media\\TV\\Show"));
         v.set("qBt-downloadPath", Value::str(""));
         v.set("total_uploaded", Value::Int(99));
-        let (out, minimal) = prepare(&item(), Some(&v.encode()), &f).unwrap();
-        assert!(!minimal);
+        let p = prepare(&item(), Ok(Some(&v.encode())), &f);
+        assert!(!p.minimal && p.why.is_none());
+        let out = p.resume;
         assert_eq!(out.get_str("save_path"), Some("/data/media/TV/Show"));
         assert_eq!(out.get_str("qBt-savePath"), Some("/data/media/TV/Show"));
         assert_eq!(out.get_str("qBt-downloadPath"), Some(""));
         assert_eq!(out.get_int("total_uploaded"), Some(99));
+        // Resume data that fails verification or cannot be read gives way
+        // to the minimal one, and says why.
         let mut other = item();
         other.infohash_v1 = "bb".repeat(20);
-        assert!(prepare(&other, Some(&v.encode()), &f).is_err());
-        assert!(prepare(&item(), Some(b"d3:abc"), &f).is_err());
+        let enc = v.encode();
+        type Stored<'a> = Result<Option<&'a [u8]>, String>;
+        let cases: [(Item, Stored, &str); 3] = [
+            (other, Ok(Some(&enc[..])), "fails verification"),
+            (item(), Ok(Some(&b"d3:abc"[..])), "fails verification"),
+            (item(), Err("missing".into()), "cannot be read (missing)"),
+        ];
+        for (it, stored, why) in cases {
+            let p = prepare(&it, stored, &f);
+            assert!(p.minimal, "{why}");
+            let said = p.why.unwrap_or_default();
+            assert!(said.contains(why) && said.contains("manifest"), "{said}");
+            assert_eq!(p.resume, minimal(&it, &f));
+        }
     }
 
     #[test]
     fn without_resume_data_a_minimal_one_comes_from_the_manifest() {
         let f = |p: &str| p.replace('\\', "/");
-        let (v, built) = prepare(&item(), None, &f).unwrap();
-        assert!(built);
+        let p = prepare(&item(), Ok(None), &f);
+        assert!(p.minimal && p.why.is_none());
+        let v = p.resume;
         assert_eq!(v.get_str("file-format"), Some("libtorrent resume file"));
         assert_eq!(v.get_bytes("info-hash"), Some(&[0xaa; 20][..]));
         assert_eq!(v.get_str("qBt-savePath"), Some("D:/Media/TV/Show"));
