@@ -97,30 +97,76 @@ fn db(path: &Path, e: rusqlite::Error) -> ProfileError {
 /// A row's columns as (name, value).
 pub type Row = Vec<(String, Sql)>;
 
+/// The run state columns: `stopped` and `operating_mode` (`AutoManaged`
+/// or `Forced`), authoritative over libtorrent's flags in the row.
+const STATE_COLUMNS: [&str; 2] = ["stopped", "operating_mode"];
+
+/// One torrent's row in the `.fastresume` form. Loads only the columns
+/// [`row_to_fastresume`] maps (never `metadata`, the whole torrent file),
+/// and only after SQL has measured them against [`super::MAX_RESUME_BYTES`].
 pub(super) fn read_row(conn: &Connection, id: &str) -> Result<Vec<u8>, ResumeFault> {
     let fault = |e: rusqlite::Error| ResumeFault::Read(format!("the resume database: {e}"));
-    let mut st =
-        (conn.prepare_cached("SELECT * FROM torrents WHERE torrent_id = ?1")).map_err(fault)?;
-    let names: Vec<String> = st.column_names().map(|s| s.to_string()).collect();
+    let have = table_columns(conn).map_err(fault)?;
+    let has = |c: &str| have.iter().any(|(h, _)| h == c);
+    if !has("libtorrent_resume_data") {
+        return Err(ResumeFault::Read(
+            "the resume database has no torrents table qBittorrent would read".into(),
+        ));
+    }
+    let wanted: Vec<&str> = (COLUMNS.iter().map(|c| c.0))
+        .chain(STATE_COLUMNS)
+        .filter(|c| has(c))
+        .collect();
+    let size: Vec<String> = std::iter::once("libtorrent_resume_data")
+        .chain(wanted.iter().copied())
+        .map(|c| format!("coalesce(length(\"{c}\"), 0)"))
+        .collect();
+    let cols: String = wanted.iter().map(|c| format!(", \"{c}\"")).collect();
+    let sql = format!(
+        "SELECT {}, libtorrent_resume_data{cols} FROM torrents WHERE torrent_id = ?1",
+        size.join(" + ")
+    );
+    let mut st = conn.prepare_cached(&sql).map_err(fault)?;
     let mut rows = st.query([id]).map_err(fault)?;
     let Some(r) = rows.next().map_err(fault)? else {
         return Err(ResumeFault::Missing);
     };
-    let mut row = Row::new();
-    for (i, n) in names.iter().enumerate() {
-        row.push((n.clone(), r.get::<_, Sql>(i).map_err(fault)?));
+    let measured: Option<i64> = r.get(0).map_err(fault)?;
+    if measured.unwrap_or(0) as u64 > super::MAX_RESUME_BYTES {
+        return Err(ResumeFault::TooLarge);
     }
-    let size: usize = (row.iter())
+    let mut row = Row::new();
+    row.push(("libtorrent_resume_data".into(), r.get(1).map_err(fault)?));
+    for (i, n) in wanted.iter().enumerate() {
+        row.push((n.to_string(), r.get::<_, Sql>(i + 2).map_err(fault)?));
+    }
+    // Text is measured in characters: check the bytes loaded too.
+    let loaded: usize = (row.iter())
         .map(|(_, v)| match v {
             Sql::Blob(b) => b.len(),
             Sql::Text(t) => t.len(),
             _ => 8,
         })
         .sum();
-    if size as u64 > super::MAX_RESUME_BYTES {
+    if loaded as u64 > super::MAX_RESUME_BYTES {
         return Err(ResumeFault::TooLarge);
     }
     row_to_fastresume(&row)
+}
+
+/// libtorrent's `paused` and `auto_managed` flags for a torrent whose row
+/// says `stopped` and whose operating mode is automatic (else forced), as
+/// qBittorrent's storages set them before saving (a running torrent may
+/// be paused for a moment by libtorrent: it is still running): stopped is
+/// paused and not auto-managed; running and auto-managed keeps `paused`;
+/// running and forced is neither. The file storage reads them back the
+/// other way round ([`fastresume_to_row`]).
+pub fn state_flags(stopped: bool, auto_mode: bool, paused: bool) -> (bool, bool) {
+    match (stopped, auto_mode) {
+        (true, _) => (true, false),
+        (false, true) => (paused, true),
+        (false, false) => (false, false),
+    }
 }
 
 fn text_of(v: &Sql) -> Option<String> {
@@ -133,7 +179,10 @@ fn text_of(v: &Sql) -> Option<String> {
 }
 
 /// A row as the `.fastresume` qBittorrent's file storage would hold:
-/// libtorrent's resume data with the `qBt-*` keys of the columns.
+/// libtorrent's resume data with the `qBt-*` keys of the columns, and its
+/// `paused`/`auto_managed` flags set from the `stopped` and
+/// `operating_mode` columns ([`state_flags`]): the file storage has no key
+/// for either and derives both from those flags.
 pub fn row_to_fastresume(row: &Row) -> Result<Vec<u8>, ResumeFault> {
     let col = |n: &str| row.iter().find(|(c, _)| c == n).map(|(_, v)| v);
     let data = match col("libtorrent_resume_data") {
@@ -142,6 +191,16 @@ pub fn row_to_fastresume(row: &Row) -> Result<Vec<u8>, ResumeFault> {
         _ => return Err(ResumeFault::Missing),
     };
     let mut v = bencode::decode(&data).map_err(|e| ResumeFault::NotBencode(e.0))?;
+    if let Some(stopped) = col("stopped").and_then(text_of) {
+        let stopped = stopped.trim().parse::<i64>().is_ok_and(|s| s != 0);
+        let auto = col("operating_mode")
+            .and_then(text_of)
+            .is_none_or(|m| m != "Forced");
+        let paused = v.get_int("paused").unwrap_or(0) != 0;
+        let (paused, auto) = state_flags(stopped, auto, paused);
+        v.set("paused", Value::Int(paused as i64));
+        v.set("auto_managed", Value::Int(auto as i64));
+    }
     for (column, key, kind, _) in COLUMNS {
         let Some(value) = col(column) else { continue };
         let Some(text) = text_of(value) else { continue };
@@ -318,6 +377,69 @@ mod tests {
         assert!(matches!(
             read_row(&conn, &"08".repeat(20)),
             Err(ResumeFault::Missing)
+        ));
+    }
+
+    #[test]
+    fn state_flags_table() {
+        // (stopped, auto mode, paused) -> (paused, auto_managed)
+        let cases = [
+            ((true, true, false), (true, false)),
+            ((true, false, false), (true, false)),
+            ((false, true, true), (true, true)),
+            ((false, true, false), (false, true)),
+            ((false, false, true), (false, false)),
+        ];
+        for ((s, a, p), want) in cases {
+            assert_eq!(state_flags(s, a, p), want, "{s} {a} {p}");
+        }
+    }
+
+    /// The columns decide the state whatever libtorrent's flags say; the
+    /// torrent file (`metadata`) is not loaded nor counted; oversized
+    /// resume data is refused before it is loaded.
+    #[test]
+    fn rows_state_columns_rule_and_metadata_is_not_read() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA_452).unwrap();
+        let mut lt = Value::Dict(Vec::new());
+        lt.set("info-hash", Value::Bytes(vec![9; 20]));
+        lt.set("paused", Value::Int(0));
+        lt.set("auto_managed", Value::Int(1));
+        let rows = [
+            ("01", 1, "AutoManaged", (1, 0)),
+            ("02", 0, "AutoManaged", (0, 1)),
+            ("03", 0, "Forced", (0, 0)),
+        ];
+        for (id, stopped, mode, _) in rows {
+            conn.execute(
+                "INSERT INTO torrents (torrent_id, content_layout, ratio_limit, seeding_time_limit, \
+                 has_outer_pieces_priority, has_seed_status, operating_mode, stopped, \
+                 libtorrent_resume_data, metadata) \
+                 VALUES (?1, 'Original', -2000, -2, 0, 0, ?2, ?3, ?4, zeroblob(40 << 20))",
+                rusqlite::params![id.repeat(20), mode, stopped, lt.encode()],
+            )
+            .unwrap();
+        }
+        for (id, stopped, mode, (paused, auto)) in rows {
+            let v = bencode::decode(&read_row(&conn, &id.repeat(20)).unwrap()).unwrap();
+            let got = (v.get_int("paused"), v.get_int("auto_managed"));
+            assert_eq!(got, (Some(paused), Some(auto)), "{id}");
+            // And back: the row qBittorrent would write says the same.
+            let cols = table_columns(&conn).unwrap();
+            let row = fastresume_to_row(&id.repeat(20), &v, b"", &cols);
+            let col = |n: &str| row.iter().find(|(c, _)| c == n).map(|(_, v)| v.clone());
+            assert_eq!(col("stopped"), Some(Sql::Integer(stopped)), "{id}");
+            assert_eq!(col("operating_mode"), Some(Sql::Text(mode.into())), "{id}");
+        }
+        conn.execute(
+            "UPDATE torrents SET libtorrent_resume_data = zeroblob(33 << 20) WHERE torrent_id = ?1",
+            ["01".repeat(20)],
+        )
+        .unwrap();
+        assert!(matches!(
+            read_row(&conn, &"01".repeat(20)),
+            Err(ResumeFault::TooLarge)
         ));
     }
 }
