@@ -38,8 +38,11 @@ pub const LEAF_MAX: usize = 8;
 const ZSTD_LEVEL: i32 = 9;
 
 /// The most bytes a chunk may expand to: a leaf holds at most
-/// [`LEAF_MAX`] records, a node at most 16 children.
-pub const MAX_CHUNK_BYTES: usize = 4 << 20;
+/// [`LEAF_MAX`] records, each from a listing entry of at most 1 MiB with at
+/// most [`crate::state::MAX_STATE_BYTES`] of files, 1 MiB of trackers and a
+/// 16 KiB comment (about 14 MiB, 112 MiB a leaf); a node at most 16
+/// children. Real leaves are a few KB.
+pub const MAX_CHUNK_BYTES: usize = 128 << 20;
 
 /// The .torrent a record's torrent is stored as: its SHA-256 (which names
 /// the blob file) and size.

@@ -20,6 +20,13 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// The most bytes one torrent's files and trackers may take as JSON: a
+/// torrent with more is not captured (a warning), so that every leaf chunk
+/// of [`crate::snapshot::LEAF_MAX`] records stays readable within
+/// [`crate::snapshot::MAX_CHUNK_BYTES`]. About 150,000 files of 80-byte
+/// paths.
+pub const MAX_STATE_BYTES: usize = 12 << 20;
+
 /// The value qBittorrent uses for "use the global limit" (share limits).
 pub const USE_GLOBAL: i64 = -2;
 
@@ -100,7 +107,11 @@ pub struct TrackerState {
 }
 
 /// What the listing shows of a torrent's files and trackers: when any of
-/// it changes, the next run asks for them again.
+/// it changes, the next run asks for them again. `tracker` is apart: 5.x
+/// lists whichever tracker it announced to last, which moves between a
+/// torrent's trackers when they don't answer, so it counts as a change only
+/// when it is a URL the capture did not have (an edited tracker, a rotated
+/// passkey): see [`Signals::tracker_tag`] and [`plan_fetch`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Signals<'a> {
     pub name: &'a str,
@@ -113,11 +124,10 @@ pub struct Signals<'a> {
 }
 
 impl Signals<'_> {
-    /// A short, stable digest of the signals (16 hex digits). It hashes
-    /// tracker URLs, so the digest is stored, never the URLs.
+    /// A short, stable digest of the signals but `tracker` (16 hex digits).
     pub fn digest(&self) -> String {
         let mut h = Sha256::new();
-        for part in [self.name, self.content_path, self.tracker] {
+        for part in [self.name, self.content_path] {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part.as_bytes());
         }
@@ -125,6 +135,34 @@ impl Signals<'_> {
         h.update(self.trackers_count.to_le_bytes());
         crate::torrent::hex(&h.finalize()[..8])
     }
+
+    /// The listed tracker as a tag ([`tracker_tag`]); "" when none is listed.
+    pub fn tracker_tag(&self) -> String {
+        tracker_tag(self.tracker)
+    }
+}
+
+/// A tracker URL as 8 hex digits of its SHA-256: what the state cache keeps
+/// to recognise a URL, never the URL (it may hold a passkey). "" for "".
+pub fn tracker_tag(url: &str) -> String {
+    if url.is_empty() {
+        return String::new();
+    }
+    crate::torrent::hex(&Sha256::digest(url.as_bytes())[..4])
+}
+
+/// What the state cache stores as a capture's digest: the signals digest,
+/// then `:` and the sorted tags of every tracker it knows for the torrent
+/// (those captured, and the one the listing showed then, so a URL the
+/// listing writes differently can't make every run fetch again).
+pub fn stored_digest(digest: &str, trackers: &[TrackerState], listed_tag: &str) -> String {
+    let mut tags: Vec<String> = trackers.iter().map(|t| tracker_tag(&t.url)).collect();
+    if !listed_tag.is_empty() {
+        tags.push(listed_tag.to_string());
+    }
+    tags.sort();
+    tags.dedup();
+    format!("{digest}:{}", tags.join(","))
 }
 
 /// Whether a run asks a torrent for its files and trackers, and why.
@@ -144,13 +182,16 @@ pub enum Fetch {
 /// What was captured of a torrent's files and trackers in an earlier run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Captured<'a> {
-    /// [`Signals::digest`] when it was captured.
+    /// [`stored_digest`] when it was captured.
     pub digest: &'a str,
     /// Unix seconds.
     pub at: i64,
 }
 
-/// Decides whether a run fetches a torrent's files and trackers.
+/// Decides whether a run fetches a torrent's files and trackers: `digest`
+/// and `tracker` are the listing's ([`Signals::digest`],
+/// [`Signals::tracker_tag`]). Changed when the digest differs, or the
+/// listed tracker is one the capture did not know.
 ///
 /// A capture is due when it is older than `period` less a stagger of up to
 /// half the period, fixed per torrent (from its id), so the torrents of a
@@ -160,6 +201,7 @@ pub struct Captured<'a> {
 pub fn plan_fetch(
     id: &str,
     digest: &str,
+    tracker: &str,
     captured: Option<Captured<'_>>,
     now: i64,
     period_secs: i64,
@@ -167,7 +209,8 @@ pub fn plan_fetch(
     let Some(c) = captured else {
         return Fetch::New;
     };
-    if c.digest != digest {
+    let (signals, known) = c.digest.split_once(':').unwrap_or((c.digest, ""));
+    if signals != digest || (!tracker.is_empty() && !known.split(',').any(|t| t == tracker)) {
         return Fetch::Changed;
     }
     let age = now.saturating_sub(c.at);
@@ -233,10 +276,6 @@ mod tests {
                 trackers_count: 2,
                 ..base
             },
-            Signals {
-                tracker: "http://u",
-                ..base
-            },
             // Length-prefixed: moving a byte between fields changes it.
             Signals {
                 name: "n/",
@@ -247,6 +286,21 @@ mod tests {
         for c in changed {
             assert_ne!(c.digest(), base.digest(), "{c:?}");
         }
+        // The listed tracker is not in the digest: it has its own tag.
+        let moved = Signals {
+            tracker: "http://u",
+            ..base
+        };
+        assert_eq!(moved.digest(), base.digest());
+        assert_ne!(moved.tracker_tag(), base.tracker_tag());
+        assert_eq!(
+            Signals {
+                tracker: "",
+                ..base
+            }
+            .tracker_tag(),
+            ""
+        );
     }
 
     #[test]
@@ -255,30 +309,70 @@ mod tests {
         let d = sig("n", 1);
         let other = sig("n", 2);
         let now = 100 * WEEK;
+        let trackers = [
+            TrackerState {
+                url: "https://a/announce?passkey=OLD".into(),
+                tier: 0,
+            },
+            TrackerState {
+                url: "udp://b:80".into(),
+                tier: 1,
+            },
+        ];
+        let stored = stored_digest(&d, &trackers, "");
         let at = |age: i64| {
             Some(Captured {
-                digest: &d,
+                digest: &stored,
                 at: now - age,
             })
         };
-        let table: [(Option<Captured<'_>>, &str, Fetch); 7] = [
-            (None, &d, Fetch::New),
-            (at(0), &d, Fetch::Keep),
-            (at(0), &other, Fetch::Changed),
-            (at(DAY), &d, Fetch::Keep),
+        let (a, b) = (tracker_tag(&trackers[0].url), tracker_tag(&trackers[1].url));
+        let rotated = tracker_tag("https://a/announce?passkey=NEW");
+        // (captured, listing digest, listed tracker, want)
+        let table: [(Option<Captured<'_>>, &str, &str, Fetch); 11] = [
+            (None, &d, "", Fetch::New),
+            (at(0), &d, "", Fetch::Keep),
+            (at(0), &other, "", Fetch::Changed),
+            (at(DAY), &d, "", Fetch::Keep),
+            // The listed tracker moving between known trackers is no change
+            // (5.x with trackers that don't answer) ...
+            (at(DAY), &d, &a, Fetch::Keep),
+            (at(DAY), &d, &b, Fetch::Keep),
+            // ... a URL the capture did not have is (an edit, a new passkey).
+            (at(DAY), &d, &rotated, Fetch::Changed),
             // id 0 has no stagger: due at exactly the period.
-            (at(WEEK - 1), &d, Fetch::Keep),
-            (at(WEEK), &d, Fetch::Due),
+            (at(WEEK - 1), &d, "", Fetch::Keep),
+            (at(WEEK), &d, "", Fetch::Due),
             // A capture from the future (clock stepped back) is due.
-            (at(-60), &d, Fetch::Due),
+            (at(-60), &d, "", Fetch::Due),
+            // A capture stored without a tracker list knows none.
+            (
+                Some(Captured {
+                    digest: &d,
+                    at: now,
+                }),
+                &d,
+                &a,
+                Fetch::Changed,
+            ),
         ];
-        for (captured, digest, want) in table {
+        for (captured, digest, tracker, want) in table {
             assert_eq!(
-                plan_fetch(id, digest, captured, now, WEEK),
+                plan_fetch(id, digest, tracker, captured, now, WEEK),
                 want,
-                "{captured:?}"
+                "{captured:?} {tracker}"
             );
         }
+        // The tracker listed at capture time is known too, even when the
+        // server wrote it differently from its tracker list.
+        let odd = tracker_tag("https://a/announce?passkey=OLD ");
+        let stored = stored_digest(&d, &trackers, &odd);
+        let c = Some(Captured {
+            digest: &stored,
+            at: now,
+        });
+        assert_eq!(plan_fetch(id, &d, &odd, c, now, WEEK), Fetch::Keep);
+        assert!(!stored.contains("passkey"), "{stored}");
     }
 
     #[test]
@@ -294,6 +388,7 @@ mod tests {
                     plan_fetch(
                         id,
                         &d,
+                        "",
                         Some(Captured {
                             digest: &d,
                             at: now - age,

@@ -34,7 +34,7 @@ use crate::error::Error;
 use crate::history::{History, StateRow};
 use crate::qbt::QbtError;
 use crate::snapshot::Record;
-use crate::state::{Captured, Fetch, FileState, TrackerState, plan_fetch};
+use crate::state::{Captured, Fetch, FileState, TrackerState, plan_fetch, stored_digest};
 
 /// Saved fetches are written at least this often…
 const SAVE_EVERY: Duration = Duration::from_secs(2);
@@ -46,8 +46,13 @@ const SAVE_BATCH: usize = 500;
 pub const SHIFT_ENV: &str = "QBACKUP_TEST_STATE_CLOCK_SHIFT_SECS";
 
 /// `now` (Unix seconds) as captures are planned and stamped: the run's
-/// clock, moved by [`SHIFT_ENV`] when a test sets it.
+/// clock, moved by [`SHIFT_ENV`] when a test sets it. Only debug builds
+/// (what `cargo test` runs) read it: a stray variable can't make a
+/// release build read every torrent again.
 pub(super) fn capture_now(clock_now: i64) -> i64 {
+    if !cfg!(debug_assertions) {
+        return clock_now;
+    }
     let shift = std::env::var(SHIFT_ENV)
         .ok()
         .and_then(|s| s.trim().parse::<i64>().ok())
@@ -78,7 +83,14 @@ pub(super) fn plan(
     let mut next = 0;
     let mut gone = Vec::new();
     let decide = |entries: &mut Entries, i: usize, captured: Option<Captured<'_>>| {
-        let f = plan_fetch(entries.id(i), &entries.digest(i), captured, now, period);
+        let f = plan_fetch(
+            entries.id(i),
+            &entries.digest(i),
+            &entries.tracker_tag(i),
+            captured,
+            now,
+            period,
+        );
         entries.set_fetch(i, f);
     };
     history.state_index(instance, |(id, digest, at)| {
@@ -185,7 +197,7 @@ pub(super) async fn capture_all(
                 out.fetched += 1;
                 pending.push(StateRow {
                     id: entries.id(i).to_string(),
-                    digest: entries.digest(i),
+                    digest: stored_digest(&entries.digest(i), &trackers, &entries.tracker_tag(i)),
                     captured_at: now,
                     files,
                     trackers,

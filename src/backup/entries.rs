@@ -178,6 +178,8 @@ struct Entry {
     comment: Option<u32>,
     /// The listing's change signals ([`crate::state::Signals::digest`]).
     digest: u64,
+    /// The listed tracker's tag ([`crate::state::tracker_tag`]); 0: none.
+    tracker_tag: u32,
     /// Whether the run asks for its files and trackers, and why.
     fetch: Fetch,
 }
@@ -252,6 +254,7 @@ impl Entries {
                 .filter(|c| c.len() <= MAX_COMMENT)
                 .map(|c| self.shared.intern(c)),
             digest: digest_bits(&t.signals().digest()),
+            tracker_tag: u32::from_str_radix(&t.signals().tracker_tag(), 16).unwrap_or(0),
             fetch: Fetch::New,
             id,
             infohash_v1,
@@ -362,6 +365,15 @@ impl Entries {
     /// gave them.
     pub(super) fn digest(&self, i: usize) -> String {
         format!("{:016x}", self.list[i].digest)
+    }
+
+    /// The listed tracker's tag, as [`crate::state::tracker_tag`] gave it
+    /// ("" when none was listed).
+    pub(super) fn tracker_tag(&self, i: usize) -> String {
+        match self.list[i].tracker_tag {
+            0 => String::new(),
+            t => format!("{t:08x}"),
+        }
     }
 
     pub(super) fn fetch(&self, i: usize) -> Fetch {

@@ -127,6 +127,10 @@ fn load_run(
         for tr in t.trackers.iter_mut().flatten() {
             tr.url = crate::redact::tracker(&tr.url);
         }
+        // Comments often hold a tracker's URL.
+        if let Some(c) = t.settings.as_mut().and_then(|s| s.comment.as_mut()) {
+            *c = crate::redact::urls(c);
+        }
     }
     if let Some(n) = &note {
         p.note(format_args!("{n}"));

@@ -9,11 +9,13 @@ use serde_json::Value;
 
 use super::http::Body;
 use super::{Client, QbtError};
-use crate::state::{FileState, TrackerState, is_real_tracker};
+use crate::state::{FileState, MAX_STATE_BYTES, TrackerState, is_real_tracker};
 
 /// The most files one torrent's reply may list (real torrents: up to tens
-/// of thousands).
-pub const MAX_FILES: usize = 1_000_000;
+/// of thousands); their paths must also fit [`MAX_STATE_BYTES`].
+pub const MAX_FILES: usize = 200_000;
+/// The most bytes one torrent's trackers may take in its record.
+pub const MAX_TRACKER_BYTES: usize = 1 << 20;
 /// The most trackers one torrent's reply may list.
 pub const MAX_TRACKERS: usize = 10_000;
 
@@ -21,7 +23,7 @@ impl Client {
     /// The torrent's files: index, current relative path, priority.
     pub async fn torrent_files(&self, id: &str) -> Result<Vec<FileState>, QbtError> {
         const EP: &str = "torrents/files";
-        let v = self.get_value(EP, id).await?;
+        let v = self.get_value(EP, id, Body::Export).await?;
         parse_files(&v).map_err(|detail| QbtError::Decode {
             endpoint: EP,
             detail: detail.into(),
@@ -32,7 +34,7 @@ impl Client {
     /// order. URLs may hold passkeys.
     pub async fn torrent_trackers(&self, id: &str) -> Result<Vec<TrackerState>, QbtError> {
         const EP: &str = "torrents/trackers";
-        let v = self.get_value(EP, id).await?;
+        let v = self.get_value(EP, id, Body::Small).await?;
         parse_trackers(&v).map_err(|detail| QbtError::Decode {
             endpoint: EP,
             detail: detail.into(),
@@ -41,7 +43,12 @@ impl Client {
 
     /// `GET endpoint?hash=id` as a JSON value; 404 is [`QbtError::NotFound`]
     /// (the torrent was removed since it was listed).
-    async fn get_value(&self, endpoint: &'static str, id: &str) -> Result<Value, QbtError> {
+    async fn get_value(
+        &self,
+        endpoint: &'static str,
+        id: &str,
+        kind: Body,
+    ) -> Result<Value, QbtError> {
         let resp = self
             .send(endpoint, |c, u| c.get(u).query(&[("hash", id)]))
             .await?;
@@ -50,7 +57,7 @@ impl Client {
             404 => return Err(QbtError::NotFound),
             status => return Err(QbtError::Status { endpoint, status }),
         }
-        let body = self.read_body(resp, endpoint, Body::Small).await?;
+        let body = self.read_body(resp, endpoint, kind).await?;
         serde_json::from_slice(&body).map_err(|e| QbtError::Decode {
             endpoint,
             // Position only: the message of a syntax error quotes no value,
@@ -68,6 +75,7 @@ pub fn parse_files(v: &Value) -> Result<Vec<FileState>, &'static str> {
         return Err("the file list is too long");
     }
     let mut out = Vec::with_capacity(list.len());
+    let mut bytes = 0usize;
     for (pos, f) in list.iter().enumerate() {
         let index = match f.get("index") {
             None => pos as u64,
@@ -81,6 +89,11 @@ pub fn parse_files(v: &Value) -> Result<Vec<FileState>, &'static str> {
             .get("priority")
             .and_then(Value::as_u64)
             .ok_or("a file's priority is not a number")?;
+        // A file's JSON in a record: its path and about 40 bytes more.
+        bytes = bytes.saturating_add(name.len() + 40);
+        if bytes > MAX_STATE_BYTES {
+            return Err("the torrent has too many files to keep their names (over 12 MiB)");
+        }
         out.push(FileState {
             index: u32::try_from(index).map_err(|_| "a file's index is out of range")?,
             name: name.replace('\\', "/"),
@@ -98,6 +111,7 @@ pub fn parse_trackers(v: &Value) -> Result<Vec<TrackerState>, &'static str> {
         return Err("the tracker list is too long");
     }
     let mut out = Vec::new();
+    let mut bytes = 0usize;
     for t in list {
         let url = t
             .get("url")
@@ -110,6 +124,10 @@ pub fn parse_trackers(v: &Value) -> Result<Vec<TrackerState>, &'static str> {
             .get("tier")
             .and_then(Value::as_u64)
             .ok_or("a tracker's tier is not a number")?;
+        bytes = bytes.saturating_add(url.len() + 20);
+        if bytes > MAX_TRACKER_BYTES {
+            return Err("the torrent's trackers are too many to keep (over 1 MiB)");
+        }
         out.push(TrackerState {
             url: url.to_string(),
             tier: u32::try_from(tier).map_err(|_| "a tracker's tier is out of range")?,
@@ -169,5 +187,11 @@ mod tests {
         }
         assert!(parse_files(&json!([{"name": "a", "priority": 300}])).is_err());
         assert!(parse_files(&json!([{"name": "a"}])).is_err());
+        // Paths beyond what a record may hold: refused, not stored.
+        let long = "x".repeat(4096);
+        let many: Vec<Value> = (0..4000)
+            .map(|i| json!({"index": i, "name": long, "priority": 1}))
+            .collect();
+        assert!(parse_files(&Value::Array(many)).is_err());
     }
 }

@@ -7,8 +7,9 @@
 //! `same`, `differs` with every differing field, or `not-restorable`.
 //! [`diff`] is the thin I/O around it.
 //!
-//! Tracker URLs are compared whole but shown with their query strings cut
-//! ([`crate::redact::urls`]): passkeys never reach the output.
+//! Tracker URLs are compared whole but shown as scheme, host and port
+//! ([`crate::redact::tracker`]): passkeys, in the path or the query, never
+//! reach the output; neither do URLs inside comments.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -21,7 +22,7 @@ use crate::config::Instance;
 use crate::error::Error;
 use crate::history::{History, HistoryError};
 use crate::manifest::{Item, ItemSource};
-use crate::qbt::{Client, TorrentInfo};
+use crate::qbt::{Client, QbtError, TorrentInfo};
 use crate::redact;
 use crate::state::{FileState, Settings, TrackerState};
 use crate::store::Store;
@@ -174,8 +175,16 @@ fn settings(
         b.force_start.to_string(),
         l.force_start.to_string(),
     );
-    if let (Some(b), Some(l)) = (&b.comment, &l.comment) {
-        field("comment", b.clone(), l.clone());
+    if let (Some(b), Some(l)) = (&b.comment, &l.comment)
+        && b != l
+    {
+        // Comments often hold a tracker's URL: shown with URLs cut, and
+        // said to differ even when only a URL's hidden part does.
+        let (b, mut l) = (redact::urls(b), redact::urls(l));
+        if b == l {
+            l.push_str(" (differs in a URL's hidden part)");
+        }
+        field("comment", b, l);
     }
     // Queue positions are relative: compared only as "queued or not".
     let queued = |p: i64| (p > 0).to_string();
@@ -226,13 +235,13 @@ fn trackers(b: &[TrackerState], l: &[TrackerState]) -> Option<FieldDiff> {
     let shown = |s: &BTreeSet<(u32, String)>, other: &BTreeSet<(u32, String)>| {
         joined(
             s.difference(other)
-                .map(|(tier, url)| format!("tier {tier}: {}", redact::urls(url))),
+                .map(|(tier, url)| format!("tier {tier}: {}", redact::tracker(url))),
         )
     };
     let (mut backup, mut live) = (shown(&bs, &ls), shown(&ls, &bs));
     if backup == live {
-        backup.push_str(" (query string differs, e.g. a passkey)");
-        live.push_str(" (query string differs, e.g. a passkey)");
+        backup.push_str(" (URLs differ in their path or query, e.g. a passkey)");
+        live.push_str(" (URLs differ in their path or query, e.g. a passkey)");
     }
     Some(FieldDiff {
         field: "trackers".into(),
@@ -350,13 +359,16 @@ pub async fn diff(store: &Store, req: &DiffRequest) -> Result<DiffReport, Error>
         if fetched.contains_key(&info.hash) || (it.files.is_none() && it.trackers.is_none()) {
             continue;
         }
+        // A torrent removed since the listing, or one whose reply can't be
+        // read, is compared without its files or trackers; only a target
+        // that stopped answering ends the diff.
         let mut f = Fetched::default();
         if it.files.is_some() {
-            f.files = Some(client.torrent_files(&info.hash).await?);
+            f.files = per_torrent(client.torrent_files(&info.hash).await)?;
             tokio::time::sleep(gap).await;
         }
         if it.trackers.is_some() {
-            f.trackers = Some(client.torrent_trackers(&info.hash).await?);
+            f.trackers = per_torrent(client.torrent_trackers(&info.hash).await)?;
             tokio::time::sleep(gap).await;
         }
         fetched.insert(info.hash.clone(), f);
@@ -392,6 +404,20 @@ pub async fn diff(store: &Store, req: &DiffRequest) -> Result<DiffReport, Error>
         counts,
         torrents: diffs,
     })
+}
+
+/// One torrent's read: its value, None when the failure is that
+/// torrent's own (removed, or a reply over its cap or unreadable), or the
+/// error when the target itself failed.
+fn per_torrent<T>(r: Result<T, QbtError>) -> Result<Option<T>, Error> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e @ (QbtError::NotFound | QbtError::Decode { .. })) => {
+            tracing::warn!("a torrent's files or trackers not compared: {e}");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[derive(Default)]

@@ -198,8 +198,8 @@ impl Glob {
 /// `/data/x`, never `/database`).
 ///
 /// Across systems: a Windows OLD (`D:\\Media`, `D:/Media`,
-/// `\\\\nas\\share`) matches whichever separator the path uses and its
-/// drive letter in either case; the rest of the path takes NEW's style (`/`
+/// `\\\\nas\\share`) matches whichever separator the path uses and
+/// letters in either case (Windows paths are case-insensitive); the rest of the path takes NEW's style (`/`
 /// when NEW starts with `/`, `\\` for a drive or UNC NEW), so
 /// `D:\\Media=/data/media` maps `D:\\Media\\TV\\Show` to
 /// `/data/media/TV/Show`. [`PathMap::map`] is the one function both restore
@@ -246,20 +246,16 @@ pub(super) fn trim_sep(p: &str) -> &str {
 }
 
 /// The rest of `path` after `old`, if `old` is a prefix of it that ends at
-/// a component boundary. A Windows `old` matches either separator and its
-/// drive letter in either case.
+/// a component boundary. A Windows `old` matches either separator and
+/// letters in either case (Windows paths are case-insensitive).
 fn strip_old<'a>(path: &'a str, old: &str) -> Option<&'a str> {
     let rest = if is_windows(old) {
         let n = old.len();
         let head = path.get(..n)?;
         let same = head.chars().count() == old.chars().count()
-            && head
-                .chars()
-                .zip(old.chars())
-                .enumerate()
-                .all(|(i, (a, b))| {
-                    (is_sep(a) && is_sep(b)) || a == b || (i == 0 && a.eq_ignore_ascii_case(&b))
-                });
+            && head.chars().zip(old.chars()).all(|(a, b)| {
+                (is_sep(a) && is_sep(b)) || a == b || a.to_lowercase().eq(b.to_lowercase())
+            });
         if !same {
             return None;
         }
@@ -435,7 +431,7 @@ mod tests {
     }
 
     /// Moving machines: Windows paths onto Linux and back, separators of
-    /// the rest converted to NEW's style, drive letters in either case.
+    /// the rest converted to NEW's style, a Windows OLD in either case.
     #[test]
     fn path_map_across_systems() {
         let map = PathMap::parse(&[
@@ -453,7 +449,9 @@ mod tests {
             (r"D:\Media", "/data/media"),
             (r"D:\Media\", "/data/media"),
             (r"D:\MediaX\a", r"D:\MediaX\a"),
-            (r"D:\media\a", r"D:\media\a"),
+            // Windows paths are case-insensitive: so is a Windows OLD.
+            (r"D:\media\a", "/data/media/a"),
+            (r"D:\MEDIA\TV", "/data/media/TV"),
             (r"E:\Media\a", r"E:\Media\a"),
             (r"\\nas\share\films\a b", "/mnt/nas/films/a b"),
             ("/srv/torrents/tv/x", r"E:\Torrents\tv\x"),
