@@ -8,7 +8,8 @@
 //! relative path (`data/BT_backup/<id>.fastresume`, `data/torrents.db`,
 //! `config/categories.json`; for the default profile, beside its data
 //! directory, relative to the home directory): files streamed, the
-//! database through `VACUUM INTO` (a consistent copy, its WAL included).
+//! database through `VACUUM INTO` (a consistent copy, its WAL included),
+//! all through the backup directory's descriptor (`Writer::backup_root`).
 //!
 //! The profile's directories belong to the qBittorrent user, who may be
 //! hostile to root: nothing here follows a symlink it could plant. An
@@ -37,6 +38,8 @@ pub struct Writer {
     storage: Storage,
     backup: PathBuf,
     backup_made: bool,
+    /// The backup directory, opened once created and checked to be ours.
+    backup_fd: Option<File>,
     db: Option<(Connection, Vec<(String, bool)>)>,
 }
 
@@ -52,6 +55,7 @@ impl Writer {
             storage,
             backup: profile.backup_at.join(format!("qbackup-backup-{stamp}")),
             backup_made: false,
+            backup_fd: None,
             db: None,
         };
         if storage == Storage::Sqlite {
@@ -90,18 +94,53 @@ impl Writer {
         self.backup_made.then_some(self.backup.as_path())
     }
 
+    /// The backup directory as a path through its open descriptor
+    /// (`/proc/self/fd/N`): it sits in a directory the qBittorrent user
+    /// owns, who could swap it for a symlink; through the descriptor every
+    /// copy lands in the directory made here (ours, 0700) whatever the
+    /// name points to then.
+    fn backup_root(&mut self) -> Result<PathBuf, ProfileError> {
+        use std::os::fd::AsRawFd;
+        if self.backup_fd.is_none() {
+            let b = self.backup.clone();
+            let err = |e| ProfileError::io("create", &b, e);
+            match fs::DirBuilder::new().mode(0o700).create(&b) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(err(e)),
+                _ => {}
+            }
+            let d = fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+                .open(&b)
+                .map_err(err)?;
+            let m = d.metadata().map_err(err)?;
+            // SAFETY: geteuid has no preconditions.
+            let me = unsafe { libc::geteuid() };
+            if m.uid() != me || m.mode() & 0o022 != 0 {
+                let theirs = io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    "it exists and is not this user's private directory",
+                );
+                return Err(err(theirs));
+            }
+            self.backup_fd = Some(d);
+        }
+        let fd = self.backup_fd.as_ref().map_or(-1, |d| d.as_raw_fd());
+        Ok(PathBuf::from(format!("/proc/self/fd/{fd}")))
+    }
+
     /// Where the copy of `path` (under the profile root) goes; None when
     /// it is already there (the first copy is the one to keep).
-    fn copy_target(&self, path: &Path) -> Result<Option<PathBuf>, ProfileError> {
+    fn copy_target(&mut self, path: &Path) -> Result<Option<PathBuf>, ProfileError> {
         let Ok(rel) = path.strip_prefix(&self.profile.root) else {
             return Ok(None);
         };
-        let to = self.backup.join(rel);
+        let to = self.backup_root()?.join(rel);
         if fs::symlink_metadata(&to).is_ok() {
             return Ok(None);
         }
-        let dir = to.parent().unwrap_or(&self.backup);
-        crate::fsutil::create_private_dir(dir).map_err(|e| ProfileError::io("create", dir, e))?;
+        let dir = to.parent().unwrap_or(&self.backup).to_path_buf();
+        crate::fsutil::create_private_dir(&dir).map_err(|e| ProfileError::io("create", &dir, e))?;
         Ok(Some(to))
     }
 
@@ -487,6 +526,31 @@ mod tests {
         let sm = fs::metadata(&secret).unwrap();
         assert_eq!(sm.mode() & 0o777, 0o640);
         assert!(w.backup_dir().is_none(), "nothing real was replaced");
+    }
+
+    /// A backup directory planted beforehand (here a symlink to another
+    /// directory) is refused: nothing is copied through it.
+    #[test]
+    fn a_planted_backup_directory_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let bt = d.path().join("qBittorrent/data/BT_backup");
+        fs::create_dir_all(&bt).unwrap();
+        let id = "ab".repeat(20);
+        fs::write(bt.join(format!("{id}.fastresume")), b"old").unwrap();
+        let elsewhere = d.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        let stamp = "20260101T000000Z";
+        let planted = d.path().join(format!("qBittorrent/qbackup-backup-{stamp}"));
+        std::os::unix::fs::symlink(&elsewhere, &planted).unwrap();
+        let p = Profile::locate(d.path()).unwrap();
+        let mut w = Writer::open(&p, stamp).unwrap();
+        let err = w.put(&id, b"d4:infodee", &Value::Dict(Vec::new()));
+        assert!(err.is_err());
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+        assert_eq!(
+            fs::read(bt.join(format!("{id}.fastresume"))).unwrap(),
+            b"old"
+        );
     }
 
     /// As root, missing directories and new files get the profile's owner
