@@ -498,6 +498,43 @@ fn prune_keeps_named_resume_data_and_check_verifies_it() {
     assert!(broken.stdout.contains("resume data"), "{}", broken.stdout);
     let repaired = s.agent.run(&["check", "--repair"]);
     assert!(!named[0].exists(), "{}", repaired.stdout);
+    // The run still names the removed one: an offline restore builds it
+    // from the manifest and says so on that torrent's line.
+    let mut t = stopped_target(QbtVersion::V4_5);
+    let target = t.profile_dir().display().to_string();
+    let args = [
+        "restore",
+        "--offline",
+        "--profile",
+        &target,
+        "--from",
+        "src",
+    ];
+    let out = s.agent.run(&[&args[..], &["--json"]].concat());
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let r = out.json();
+    assert_eq!(
+        (r["restored"].as_u64(), r["restored_minimal"].as_u64()),
+        (Some(1), Some(1)),
+        "{r}"
+    );
+    let fell: Vec<&Json> = (r["torrents"].as_array().unwrap().iter())
+        .filter(|t| t["resume_fallback"] == true)
+        .collect();
+    assert_eq!(fell.len(), 1, "{r}");
+    let why = fell[0]["reason"].as_str().unwrap_or("");
+    assert!(why.contains("built from the manifest"), "{why}");
+    let human = s.agent.run(&args);
+    assert_eq!(human.code, 0, "{}\n{}", human.stdout, human.stderr);
+    assert!(
+        human.stdout.contains("built from the manifest"),
+        "{}",
+        human.stdout
+    );
+    t.restart();
+    wait("both loaded", Duration::from_secs(30), || {
+        (t.list().len() == 2).then_some(())
+    });
 }
 
 /// Switches a stopped qBittorrent's profile to the SQLite resume storage.
@@ -523,6 +560,19 @@ fn db_rows(q: &Qbt) -> i64 {
         .unwrap_or(-1)
 }
 
+/// The `stopped` column of a torrent's row, if it has one.
+fn db_stopped(q: &Qbt, id: &str) -> Option<i64> {
+    let db = q.profile_dir().join("qBittorrent/data/torrents.db");
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let c = rusqlite::Connection::open_with_flags(&db, flags).ok()?;
+    c.query_row(
+        "SELECT stopped FROM torrents WHERE torrent_id = ?1",
+        [id],
+        |r| r.get(0),
+    )
+    .ok()
+}
+
 /// `meta.version` of a profile's torrents.db (-1 when unreadable).
 fn db_version(q: &Qbt) -> i64 {
     let db = q.profile_dir().join("qBittorrent/data/torrents.db");
@@ -546,7 +596,9 @@ fn db_version(q: &Qbt) -> i64 {
 /// torrents.db is backed up (rows converted to the .fastresume form), and
 /// restored offline into a stopped target of each version that uses the
 /// SQLite storage too (rows written in one transaction); started, the
-/// target lists the torrents with their added dates and categories.
+/// target lists the torrents with their added dates and categories, the
+/// one running at the source running, the other stopped (the `stopped`
+/// column, carried through libtorrent's flags).
 #[test]
 fn sqlite_resume_storage_is_read_and_written() {
     let mut a = Qbt::start();
@@ -565,6 +617,12 @@ fn sqlite_resume_storage_is_read_and_written() {
     a.wait_for_count(2, Duration::from_secs(20));
     wait("rows in torrents.db", Duration::from_secs(60), || {
         (db_rows(&a) == 2).then_some(())
+    });
+    // One running, one stopped: the `stopped` column carries it.
+    let running = support::v1_infohash(&files[1].1).unwrap();
+    a.resume(&[&running]);
+    wait("the running row", Duration::from_secs(60), || {
+        (db_stopped(&a, &running) == Some(0)).then_some(())
     });
     assert!(
         !a.profile_dir()
@@ -613,9 +671,10 @@ fn sqlite_resume_storage_is_read_and_written() {
                 db_version(&t)
             );
             t.restart();
-            let got = wait("restored from torrents.db", Duration::from_secs(30), || {
+            let got = wait("restored from torrents.db", Duration::from_secs(60), || {
                 let l = t.list();
-                (l.len() == 2).then_some(l)
+                let settled = |x: &Json| !x["state"].as_str().unwrap_or("").starts_with("checking");
+                (l.len() == 2 && l.iter().all(settled)).then_some(l)
             });
             for x in &got {
                 let src = listed
@@ -624,6 +683,9 @@ fn sqlite_resume_storage_is_read_and_written() {
                     .expect("same torrent");
                 assert_eq!(x["added_on"], src["added_on"], "{} {x}", v.label());
                 assert_eq!(x["category"], "sql", "{} {x}", v.label());
+                let state = x["state"].as_str().unwrap_or("");
+                let stopped = state.starts_with("paused") || state.starts_with("stopped");
+                assert_eq!(stopped, x["hash"] != running.as_str(), "{} {x}", v.label());
             }
             t.stop();
         });
