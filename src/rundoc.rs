@@ -22,6 +22,7 @@ use crate::manifest::{
     ServerInfo, Warning, blob_rel_path, json_fault, read_run_file, resume_rel_path, safe_name,
 };
 use crate::snapshot::{BlobSum, Record, Root};
+use crate::state::Settings;
 use crate::status::RunStatus;
 
 /// The store format this module writes.
@@ -174,13 +175,18 @@ pub fn record_of(it: &Item) -> Record {
             String::new()
         },
         blob,
-        settings: it.settings.clone(),
+        settings: it.settings.clone().map(|s| Settings {
+            queue_position: 0,
+            ..s
+        }),
         files: it.files.clone(),
         trackers: it.trackers.clone(),
         resume: it.resume.as_ref().map(|b| BlobSum {
             sha256: b.sha256.clone(),
             size: b.size,
         }),
+        // Set by [`records`], which sees the whole queue.
+        queue_after: None,
     }
 }
 
@@ -220,8 +226,25 @@ pub fn doc_of(m: &Manifest, metadata: Option<Root>) -> RunDoc {
 }
 
 /// Every torrent of `m` as a record (in manifest order; the tree sorts them).
+/// The queue becomes links ([`crate::state::queue_links`]).
 pub fn records(m: &Manifest) -> Vec<Record> {
-    m.torrents.iter().map(record_of).collect()
+    let positions: Vec<(&str, i64)> = m
+        .torrents
+        .iter()
+        .map(|it| {
+            let pos = it.settings.as_ref().map_or(0, |s| s.queue_position);
+            (it.id.as_str(), pos)
+        })
+        .collect();
+    let links = crate::state::queue_links(&positions);
+    m.torrents
+        .iter()
+        .zip(links)
+        .map(|(it, after)| Record {
+            queue_after: after,
+            ..record_of(it)
+        })
+        .collect()
 }
 
 /// The complete manifest of a run from its document and its records (in id
@@ -229,11 +252,21 @@ pub fn records(m: &Manifest) -> Vec<Record> {
 /// it; otherwise reused when it has a blob, metadata-unavailable when not.
 /// Live state is not kept by format 2: `state` is empty.
 pub fn join(doc: RunDoc, records: Vec<Record>) -> Manifest {
+    // Queue positions back from the records' links.
+    let positions = {
+        let links: Vec<(&str, Option<&str>)> = records
+            .iter()
+            .map(|r| (r.id.as_str(), r.queue_after.as_deref()))
+            .collect();
+        crate::state::queue_positions(&links)
+    };
+    let mut positions = positions.into_iter();
     let exported: HashSet<&str> = doc.exported.iter().map(String::as_str).collect();
     let missing: HashSet<&str> = doc.missing.iter().map(String::as_str).collect();
     let torrents = records
         .into_iter()
         .map(|r| {
+            let queued = positions.next().unwrap_or(0);
             let source = if missing.contains(r.id.as_str()) {
                 ItemSource::Missing
             } else if r.blob.is_none() {
@@ -264,7 +297,10 @@ pub fn join(doc: RunDoc, records: Vec<Record>) -> Manifest {
                 size: r.size,
                 magnet_uri: r.magnet_uri,
                 source,
-                settings: r.settings,
+                settings: r.settings.map(|s| Settings {
+                    queue_position: if queued > 0 { queued } else { s.queue_position },
+                    ..s
+                }),
                 files: r.files,
                 trackers: r.trackers,
                 resume: r.resume.map(|b| BlobRef {

@@ -91,6 +91,11 @@ pub struct Record {
     /// (`resume/xx/<sha256>.fastresume`), when the instance has a `profile`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<BlobSum>,
+    /// Queued torrents: the id of the torrent queued just before this one
+    /// ("" for the first); see [`crate::state::queue_links`]. The position
+    /// itself is not kept (`settings.queue_position` is 0 in a record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_after: Option<String>,
 }
 
 /// One child of a node chunk: the hex digits its ids continue with (one, or
@@ -385,6 +390,7 @@ mod tests {
             files: None,
             trackers: None,
             resume: None,
+            queue_after: None,
         }
     }
 
@@ -606,6 +612,7 @@ mod sizing {
             files: None,
             trackers: None,
             resume: None,
+            queue_after: None,
         }
     }
 

@@ -62,7 +62,11 @@ pub struct Settings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
     /// Position in the download queue, from 1; 0 or -1 when not queued
-    /// (seeding, or queueing disabled).
+    /// (seeding, or queueing disabled). Records keep 0 here and the queue
+    /// as links instead ([`queue_links`]): a position moves whenever a
+    /// torrent before it leaves the queue, a link only when its neighbour
+    /// does.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub queue_position: i64,
 }
 
@@ -84,6 +88,75 @@ impl Default for Settings {
             queue_position: 0,
         }
     }
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+/// The download queue as links: for each torrent with a queue position
+/// (above 0), the id of the torrent queued just before it ("" for the
+/// first); None for the others. `torrents` is (id, position) in any order;
+/// ties are broken by id.
+pub fn queue_links(torrents: &[(&str, i64)]) -> Vec<Option<String>> {
+    let mut queued: Vec<usize> = (0..torrents.len()).filter(|&i| torrents[i].1 > 0).collect();
+    queued.sort_by(|&a, &b| (torrents[a].1, torrents[a].0).cmp(&(torrents[b].1, torrents[b].0)));
+    let mut out = vec![None; torrents.len()];
+    let mut prev = "";
+    for i in queued {
+        out[i] = Some(prev.to_string());
+        prev = torrents[i].0;
+    }
+    out
+}
+
+/// Queue positions (1, 2, …; 0 for torrents not queued) back from
+/// [`queue_links`]: each chain followed from its head. A chain whose head
+/// links to a torrent not in `torrents` (it was not saved, or a filter left
+/// it out) starts where it can; chains are ordered by their head's id.
+/// Links that loop (a damaged record) are broken where the loop is found.
+pub fn queue_positions(torrents: &[(&str, Option<&str>)]) -> Vec<i64> {
+    use std::collections::HashMap;
+    let index: HashMap<&str, usize> = torrents.iter().enumerate().map(|(i, t)| (t.0, i)).collect();
+    let mut next: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut heads = Vec::new();
+    for (i, (_, after)) in torrents.iter().enumerate() {
+        match after {
+            None => {}
+            Some(a) if a.is_empty() || !index.contains_key(a) => heads.push(i),
+            Some(a) => next.entry(a).or_default().push(i),
+        }
+    }
+    heads.sort_by_key(|&i| torrents[i].0);
+    let mut out = vec![0i64; torrents.len()];
+    let mut pos = 0i64;
+    let visit = |start: usize, out: &mut Vec<i64>, pos: &mut i64| {
+        let mut stack = vec![start];
+        while let Some(i) = stack.pop() {
+            if out[i] != 0 {
+                continue;
+            }
+            *pos += 1;
+            out[i] = *pos;
+            if let Some(n) = next.get(torrents[i].0) {
+                let mut n = n.clone();
+                n.sort_by_key(|&j| std::cmp::Reverse(torrents[j].0));
+                stack.extend(n);
+            }
+        }
+    };
+    for h in heads {
+        visit(h, &mut out, &mut pos);
+    }
+    // What is left lies on loops: start each at its smallest id.
+    let mut rest: Vec<usize> = (0..torrents.len())
+        .filter(|&i| torrents[i].1.is_some() && out[i] == 0)
+        .collect();
+    rest.sort_by_key(|&i| torrents[i].0);
+    for i in rest {
+        visit(i, &mut out, &mut pos);
+    }
+    out
 }
 
 /// One file of a torrent as the user left it.
@@ -410,6 +483,40 @@ mod tests {
             "about half due at 3/4 of the period: {mid}"
         );
         assert_eq!(due_at(WEEK), 1000, "everything is due at the period");
+    }
+
+    #[test]
+    fn queue_links_round_trip_and_change_only_where_the_queue_did() {
+        let t = [("c", 2), ("a", 0), ("b", 1), ("d", 3), ("e", -1)];
+        let links = queue_links(&t);
+        let want: Vec<Option<String>> = vec![
+            Some("b".into()),
+            None,
+            Some(String::new()),
+            Some("c".into()),
+            None,
+        ];
+        assert_eq!(links, want);
+        let back: Vec<(&str, Option<&str>)> = t
+            .iter()
+            .zip(&links)
+            .map(|(t, l)| (t.0, l.as_deref()))
+            .collect();
+        assert_eq!(queue_positions(&back), [2, 0, 1, 3, 0]);
+        // b leaves the queue: every later position moves, one link does.
+        let after = [("c", 1), ("a", 0), ("d", 2)];
+        let l2 = queue_links(&after);
+        assert_eq!(l2[0], Some(String::new()), "c is first now");
+        assert_eq!(l2[2], Some("c".into()), "d's link is unchanged");
+        // A link to a torrent that is not there starts its own chain.
+        assert_eq!(
+            queue_positions(&[("x", Some("gone")), ("y", Some("x")), ("z", None)]),
+            [1, 2, 0]
+        );
+        // A loop (damaged links) still gives every torrent one position.
+        let mut p = queue_positions(&[("p", Some("q")), ("q", Some("p"))]);
+        p.sort();
+        assert_eq!(p, [1, 2]);
     }
 
     #[test]

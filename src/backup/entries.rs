@@ -434,15 +434,22 @@ impl Entries {
                 sha256: b.sha256_hex(),
                 size: b.size,
             }),
+            // The queue is kept as links (`queue_after`, set by the run).
             settings: Some(self.settings.get(
                 e.settings,
-                e.queue_position,
+                0,
                 e.comment.map(|c| self.shared.get(c).to_string()),
             )),
             files: None,
             trackers: None,
             resume: self.resume.get(&i).cloned(),
+            queue_after: None,
         })
+    }
+
+    /// The listed queue position (`priority`).
+    pub(super) fn queue_position(&self, i: usize) -> i64 {
+        self.list[i].queue_position
     }
 }
 
@@ -621,10 +628,12 @@ mod tests {
                 up_limit: 1024,
                 seq_dl: true,
                 comment: Some("c7".into()),
-                queue_position: 7,
+                // Records keep the queue as links (set by the run).
+                queue_position: 0,
                 ..Settings::default()
             }
         );
+        assert_eq!(e.queue_position(7), 7);
         assert_eq!(e.record(100).unwrap().settings, Some(Settings::default()));
         // A comment over the cap is not captured.
         let long = "x".repeat(MAX_COMMENT + 1);

@@ -235,10 +235,21 @@ fn store_metadata(
     // never every torrent's at once.
     let order = entries.by_id();
     let ids: Vec<&str> = order.iter().map(|&i| entries.id(i)).collect();
+    // The download queue as links, so a torrent leaving it changes the
+    // record after it, not every record behind it.
+    let positions: Vec<(&str, i64)> = (0..entries.len())
+        .map(|i| (entries.id(i), entries.queue_position(i)))
+        .collect();
+    let mut links = crate::state::queue_links(&positions);
+    drop(positions);
     let mut leaf = |range: std::ops::Range<usize>| {
         let mut records = order[range]
             .iter()
-            .map(|&i| entries.record(i))
+            .map(|&i| {
+                let mut r = entries.record(i)?;
+                r.queue_after = links[i].take();
+                Ok(r)
+            })
             .collect::<std::io::Result<Vec<_>>>()
             .map_err(|source| StoreError::Io {
                 op: "read back the magnet links kept in a temporary file in",

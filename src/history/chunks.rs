@@ -269,6 +269,7 @@ mod tests {
             files: None,
             trackers: None,
             resume: None,
+            queue_after: None,
         }
     }
 

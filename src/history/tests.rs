@@ -132,6 +132,7 @@ fn records_fall_back_to_the_database_copy_and_never_come_back_empty() {
                 files: None,
                 trackers: None,
                 resume: None,
+                queue_after: None,
             }
         })
         .collect();

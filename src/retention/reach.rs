@@ -211,6 +211,7 @@ mod tests {
                 sha256: crate::torrent::sha256_hex(format!("resume {i}").as_bytes()),
                 size: 10,
             }),
+            queue_after: None,
         }
     }
 
