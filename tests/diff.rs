@@ -107,7 +107,10 @@ fn diff_shows_what_changed_since_the_backup(v: QbtVersion) {
     let shown = e3.to_string();
     // Shown as scheme, host and port: nothing of the path or the query.
     assert!(shown.contains("tier 0: http://127.0.0.1:9/…"), "{shown}");
-    assert!(!shown.contains("rotated") && !shown.contains("passkey"), "{shown}");
+    assert!(
+        !shown.contains("rotated") && !shown.contains("passkey"),
+        "{shown}"
+    );
 
     // Filters narrow it; the human form says the counts.
     let d = diff_of(&a, &["--hash", &one]);
