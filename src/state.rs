@@ -31,15 +31,19 @@ pub const MAX_STATE_BYTES: usize = 12 << 20;
 pub const USE_GLOBAL: i64 = -2;
 
 /// The settable fields of `torrents/info`, named as the WebAPI names them
-/// (except `queue_position`, which it calls `priority`).
+/// (except `queue_position`, which it calls `priority`). A field at its
+/// default is not written (a torrent the user never touched is `{}`), so
+/// records stay small; reading fills it back in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     /// The incomplete-download folder; empty when none is used.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub download_path: String,
     /// -2: the global limit, -1: none, otherwise the ratio.
+    #[serde(default = "global_ratio", skip_serializing_if = "is_global_ratio")]
     pub ratio_limit: f64,
     /// Minutes; -2: the global limit, -1: none.
+    #[serde(default = "global", skip_serializing_if = "is_global")]
     pub seeding_time_limit: i64,
     /// Minutes; -2: global, -1: none. Only servers from 4.6 list it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,12 +54,18 @@ pub struct Settings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share_limit_action: Option<String>,
     /// Bytes per second; 0 or below: unlimited.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub up_limit: i64,
     /// Bytes per second; 0 or below: unlimited.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub dl_limit: i64,
+    #[serde(default, skip_serializing_if = "is_false")]
     pub seq_dl: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
     pub f_l_piece_prio: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
     pub super_seeding: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
     pub force_start: bool,
     /// The torrent's comment as qBittorrent shows it; only servers from 5.1
     /// list it (5.2 can change it).
@@ -92,6 +102,26 @@ impl Default for Settings {
 
 fn is_zero(n: &i64) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn global() -> i64 {
+    USE_GLOBAL
+}
+
+fn is_global(n: &i64) -> bool {
+    *n == USE_GLOBAL
+}
+
+fn global_ratio() -> f64 {
+    USE_GLOBAL as f64
+}
+
+fn is_global_ratio(r: &f64) -> bool {
+    *r == USE_GLOBAL as f64
 }
 
 /// The download queue as links: for each torrent with a queue position
@@ -535,11 +565,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s, Settings::default());
-        // Unset optional fields are not written: a record keeps its bytes.
+        // Fields at their defaults are not written, and read back.
         let json = serde_json::to_string(&Settings::default()).unwrap();
-        assert!(
-            !json.contains("comment") && !json.contains("download_path"),
-            "{json}"
+        assert_eq!(json, "{}");
+        assert_eq!(
+            serde_json::from_str::<Settings>("{}").unwrap(),
+            Settings::default()
         );
+        let set = Settings {
+            ratio_limit: -1.0,
+            seeding_time_limit: 0,
+            up_limit: 5,
+            force_start: true,
+            ..Settings::default()
+        };
+        let json = serde_json::to_string(&set).unwrap();
+        assert_eq!(
+            json,
+            r#"{"ratio_limit":-1.0,"seeding_time_limit":0,"up_limit":5,"force_start":true}"#
+        );
+        assert_eq!(serde_json::from_str::<Settings>(&json).unwrap(), set);
     }
 }
