@@ -271,11 +271,12 @@ for n in "${SIZES[@]}"; do
     bench_size "$n"
 done
 
-python3 - "$W" "$OUT" "$PROFILE" "$RESTORE_MAX" "$ADD_BATCH" "$STARTED" "$(nproc)" "${SIZES[@]}" <<'PY'
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+python3 - "$W" "$OUT" "$PROFILE" "$RESTORE_MAX" "$ADD_BATCH" "$STARTED" "$(nproc)" "$COMMIT" "${SIZES[@]}" <<'PY'
 import sys
 
-w, out, profile, restore_max, add_batch, date, cores = sys.argv[1:8]
-sizes = [int(s) for s in sys.argv[8:]]
+w, out, profile, restore_max, add_batch, date, cores, commit = sys.argv[1:9]
+sizes = [int(s) for s in sys.argv[9:]]
 KIB, MIB = 1024, 1024 * 1024
 
 
@@ -397,7 +398,9 @@ doc = f"""# Benchmark
 
 Measured by `scripts/bench.sh {' '.join(map(str, sizes))}` on {date}: qbittorrent-nox {qbt}
 (Debian) on 127.0.0.1, small generated v1 torrents (paused), {build},
-{cores} cores. The targets are issue 10's; measured on store format 2 (qbackup 0.2).
+{cores} cores, commit {commit}. The targets are issue 10's; measured on store format 2
+(qbackup 0.2) with each torrent's full state captured (issue 11: settings from
+the listing, files and trackers read per torrent on a first run).
 
 Absolute times depend on the machine; the ratios are what to compare. Each
 size is one run of the script against its own instances, and every qbackup row
