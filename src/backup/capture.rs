@@ -26,10 +26,8 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use super::entries::Entries;
-use super::export::{Shared, instance_alive};
-use crate::classify::{
-    ExportFailure, FailureClass, classify, is_retryable, suggests_instance_down,
-};
+use super::export::{Shared, mark_if_down};
+use crate::classify::{ExportFailure, FailureClass, classify, is_retryable};
 use crate::error::Error;
 use crate::history::{History, StateRow};
 use crate::qbt::QbtError;
@@ -276,15 +274,7 @@ async fn fetch_state(
     match result {
         Ok(state) => Ok(state),
         Err(f) => {
-            if suggests_instance_down(&f)
-                && !sh.down.load(Ordering::SeqCst)
-                && !instance_alive(sh).await
-            {
-                warn!(
-                    "qBittorrent is not answering; the remaining files and trackers will not be read in this run"
-                );
-                sh.down.store(true, Ordering::SeqCst);
-            }
+            mark_if_down(sh, &f, "the remaining files and trackers will not be read").await;
             Err((f, n))
         }
     }

@@ -200,15 +200,7 @@ pub(super) async fn export(
             Ok((blob, ItemSource::Exported))
         }
         Err(f) => {
-            if suggests_instance_down(&f)
-                && !sh.down.load(Ordering::SeqCst)
-                && !instance_alive(sh).await
-            {
-                warn!(
-                    "qBittorrent is not answering; the remaining torrents will not be attempted in this run"
-                );
-                sh.down.store(true, Ordering::SeqCst);
-            }
+            mark_if_down(sh, &f, "the remaining torrents will not be attempted").await;
             Err((f, n))
         }
     }
@@ -281,6 +273,16 @@ async fn keep(sh: &Shared, t: &Target, bytes: Vec<u8>) -> Result<BlobRef, Export
             source: std::io::Error::other(e.to_string()),
         })
     })?
+}
+
+/// After a request used up its retries on `f`: when `f` suggests the
+/// server is gone and probes confirm it, marks the run's server down (so no
+/// more requests start) and says what is skipped (`skipped`).
+pub(super) async fn mark_if_down(sh: &Shared, f: &ExportFailure, skipped: &str) {
+    if suggests_instance_down(f) && !sh.down.load(Ordering::SeqCst) && !instance_alive(sh).await {
+        warn!("qBittorrent is not answering; {skipped} in this run");
+        sh.down.store(true, Ordering::SeqCst);
+    }
 }
 
 /// After a torrent used up its retries on connection-type failures: is the

@@ -4,11 +4,11 @@
 //! recorded. Exit 0 whatever the differences (restic's `diff` convention);
 //! the counts say what a restore would do.
 
+use super::restore::SelectArgs;
 use super::{Printer, outln, runtime};
 use crate::config::Config;
 use crate::error::Error;
 use crate::restore::diff::{DiffKind, DiffReport, DiffRequest, diff};
-use crate::restore::{Filters, Glob, PathMap, PatternError};
 use crate::status::ExitStatus;
 use crate::text::one_line;
 
@@ -27,22 +27,10 @@ pub struct DiffArgs {
     /// A backup run id (or a unique prefix), or `latest`
     #[arg(long, default_value = "latest", value_name = "RUN")]
     pub run: String,
-    /// Only torrents in this category (repeatable; "" = no category)
-    #[arg(long, value_name = "NAME")]
-    pub category: Vec<String>,
-    /// Only torrents with this tag (repeatable: any of them)
-    #[arg(long, value_name = "TAG")]
-    pub tag: Vec<String>,
-    /// Only this torrent: id, v1 or v2 info-hash (repeatable)
-    #[arg(long, value_name = "HASH")]
-    pub hash: Vec<String>,
-    /// Only torrents whose name matches this glob
-    #[arg(long, value_name = "GLOB")]
-    pub name: Option<String>,
-    /// Compare save paths as a restore with this map would set them
-    /// (repeatable, as for restore)
-    #[arg(long, value_name = "OLD=NEW")]
-    pub save_path_map: Vec<String>,
+    /// Which torrents, and save paths compared as a restore with this map
+    /// would set them
+    #[command(flatten)]
+    pub select: SelectArgs,
 }
 
 pub fn run(config: &Config, a: &DiffArgs, p: &Printer) -> Result<ExitStatus, Error> {
@@ -54,24 +42,12 @@ pub fn run(config: &Config, a: &DiffArgs, p: &Printer) -> Result<ExitStatus, Err
             "--from {f:?} is not a valid instance name"
         )));
     }
-    let usage = |e: PatternError| Error::Usage(e.to_string());
-    let name = a
-        .name
-        .as_deref()
-        .map(Glob::new)
-        .transpose()
-        .map_err(usage)?;
     let req = DiffRequest {
         target,
         from: a.from.clone(),
         run: a.run.clone(),
-        filters: Filters {
-            categories: a.category.clone(),
-            tags: a.tag.clone(),
-            hashes: a.hash.clone(),
-            name,
-        },
-        path_map: PathMap::parse(&a.save_path_map).map_err(usage)?,
+        filters: a.select.filters()?,
+        path_map: a.select.path_map()?,
     };
     let store = super::open_store(config, p)?;
     let report = runtime()?.block_on(diff(&store, &req))?;

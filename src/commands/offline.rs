@@ -6,7 +6,6 @@ use super::{Printer, outln, summary};
 use crate::config::Config;
 use crate::error::Error;
 use crate::restore::offline::{OfflineReport, OfflineRequest, Outcome, restore_offline};
-use crate::restore::{Filters, Glob, PathMap, PatternError};
 use crate::status::ExitStatus;
 
 pub fn run(config: &Config, a: &RestoreArgs, p: &Printer) -> Result<ExitStatus, Error> {
@@ -31,25 +30,13 @@ pub fn run(config: &Config, a: &RestoreArgs, p: &Printer) -> Result<ExitStatus, 
             "--from {from:?} is not a valid instance name"
         )));
     }
-    let usage = |e: PatternError| Error::Usage(e.to_string());
-    let name = a
-        .name
-        .as_deref()
-        .map(Glob::new)
-        .transpose()
-        .map_err(usage)?;
     let req = OfflineRequest {
         profile,
         from,
         from_given: a.from.is_some(),
         run: a.run.clone(),
-        filters: Filters {
-            categories: a.category.clone(),
-            tags: a.tag.clone(),
-            hashes: a.hash.clone(),
-            name,
-        },
-        path_map: PathMap::parse(&a.save_path_map).map_err(usage)?,
+        filters: a.select.filters()?,
+        path_map: a.select.path_map()?,
         dry_run: a.dry_run,
     };
     let store = super::open_store(config, p)?;

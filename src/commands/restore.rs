@@ -30,28 +30,14 @@ pub struct RestoreArgs {
     /// Print the plan, change nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Only torrents in this category (repeatable; "" = no category)
-    #[arg(long, value_name = "NAME")]
-    pub category: Vec<String>,
-    /// Only torrents with this tag (repeatable: any of them)
-    #[arg(long, value_name = "TAG")]
-    pub tag: Vec<String>,
-    /// Only this torrent: id, v1 or v2 info-hash (repeatable)
-    #[arg(long, value_name = "HASH")]
-    pub hash: Vec<String>,
-    /// Only torrents whose name matches this glob (`*`, `?`, `[a-z]`)
-    #[arg(long, value_name = "GLOB")]
-    pub name: Option<String>,
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// The data is already on disk: don't hash-check it (sends skip_checking and seedMode)
     #[arg(long)]
     pub skip_checking: bool,
     /// Start the torrents that were running at backup time (default: add everything paused)
     #[arg(long)]
     pub start: bool,
-    /// Rewrite save paths that start with OLD to start with NEW (repeatable;
-    /// the longest match wins, whole path components only)
-    #[arg(long, value_name = "OLD=NEW")]
-    pub save_path_map: Vec<String>,
     /// Torrents per add request (1-500); requests are paced by the
     /// instance's exports_per_second
     #[arg(long, default_value_t = DEFAULT_BATCH, value_name = "N")]
@@ -64,6 +50,56 @@ pub struct RestoreArgs {
     /// The target qBittorrent's profile directory (with --offline)
     #[arg(long, value_name = "DIR", requires = "offline")]
     pub profile: Option<std::path::PathBuf>,
+}
+
+/// Which torrents of a backup and where their data goes: the options
+/// `restore`, `restore --offline` and `diff` share.
+#[derive(Debug, clap::Args)]
+pub struct SelectArgs {
+    /// Only torrents in this category (repeatable; "" = no category)
+    #[arg(long, value_name = "NAME")]
+    pub category: Vec<String>,
+    /// Only torrents with this tag (repeatable: any of them)
+    #[arg(long, value_name = "TAG")]
+    pub tag: Vec<String>,
+    /// Only this torrent: id, v1 or v2 info-hash (repeatable)
+    #[arg(long, value_name = "HASH")]
+    pub hash: Vec<String>,
+    /// Only torrents whose name matches this glob (`*`, `?`, `[a-z]`)
+    #[arg(long, value_name = "GLOB")]
+    pub name: Option<String>,
+    /// Rewrite save paths that start with OLD to start with NEW (repeatable;
+    /// the longest match wins, whole path components only; `D:\Media=/data`
+    /// across systems)
+    #[arg(long, value_name = "OLD=NEW")]
+    pub save_path_map: Vec<String>,
+}
+
+impl SelectArgs {
+    /// The filters; a bad glob is a usage error.
+    pub fn filters(&self) -> Result<Filters, Error> {
+        let name = self
+            .name
+            .as_deref()
+            .map(Glob::new)
+            .transpose()
+            .map_err(usage)?;
+        Ok(Filters {
+            categories: self.category.clone(),
+            tags: self.tag.clone(),
+            hashes: self.hash.clone(),
+            name,
+        })
+    }
+
+    /// The save-path map; a bad mapping is a usage error.
+    pub fn path_map(&self) -> Result<PathMap, Error> {
+        PathMap::parse(&self.save_path_map).map_err(usage)
+    }
+}
+
+fn usage(e: PatternError) -> Error {
+    Error::Usage(e.to_string())
 }
 
 pub fn run(config: &Config, a: &RestoreArgs, p: &Printer) -> Result<ExitStatus, Error> {
@@ -86,25 +122,12 @@ pub fn run(config: &Config, a: &RestoreArgs, p: &Printer) -> Result<ExitStatus, 
             "--batch-size must be between 1 and {MAX_BATCH}"
         )));
     }
-    let usage = |e: PatternError| Error::Usage(e.to_string());
-    let name = a
-        .name
-        .as_deref()
-        .map(Glob::new)
-        .transpose()
-        .map_err(usage)?;
-    let path_map = PathMap::parse(&a.save_path_map).map_err(usage)?;
     let req = RestoreRequest {
         target,
         from: a.from.clone(),
         run: a.run.clone(),
-        filters: Filters {
-            categories: a.category.clone(),
-            tags: a.tag.clone(),
-            hashes: a.hash.clone(),
-            name,
-        },
-        path_map,
+        filters: a.select.filters()?,
+        path_map: a.select.path_map()?,
         options: PlanOptions {
             start: a.start,
             skip_checking: a.skip_checking,
