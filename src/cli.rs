@@ -48,6 +48,12 @@ pub enum Command {
     Check(commands::check::CheckArgs),
     /// Remove old runs by a keep policy (restic-style); --prune also deletes unneeded blobs
     Forget(commands::forget::ForgetArgs),
+    /// Copy the store to a `[[remote]]` (encrypted, incremental), or read it back
+    Copy(commands::copy::CopyArgs),
+    /// Portable one-file archives of a run: `archive export`, `archive import`
+    Archive(commands::archive::ArchiveArgs),
+    /// The store itself: `store move NEW_PATH` relocates it safely
+    Store(commands::store::StoreArgs),
     /// Upgrade the store to the current format now (any command does it on first use)
     Migrate(commands::migrate::MigrateArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
@@ -104,6 +110,9 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<ExitStatus, crate::error::Error> {
         Command::Check(a) => commands::check::run(&config, a, p),
         Command::Forget(a) => commands::forget::run(&config, a, p),
         Command::Migrate(a) => commands::migrate::run(&config, a, p),
+        Command::Copy(a) => commands::copy::run(&config, a, p),
+        Command::Archive(a) => commands::archive::run(&config, a, p),
+        Command::Store(a) => commands::store::run(&config, a, p),
         Command::Completions(_) | Command::Man(_) => Ok(ExitStatus::Success),
     }
 }

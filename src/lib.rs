@@ -16,14 +16,15 @@
 //! |---|---|
 //! | edge | [`cli`] (parsing and dispatch) |
 //! | commands | [`commands`] (one file per subcommand, the [`commands::Printer`]) |
-//! | workflows | [`backup`], [`restore`], [`check`], [`retention`], [`migrate`], [`error`] |
-//! | services | [`qbt`], [`store`], [`lock`], [`history`], [`notify`], [`classify`], [`profile`] |
+//! | workflows | [`backup`], [`restore`], [`check`], [`retention`], [`copy`], [`archive`], [`migrate`], [`error`] |
+//! | services | [`qbt`], [`store`], [`lock`], [`history`], [`notify`], [`classify`], [`profile`], [`remote`] |
 //! | domain | [`status`], [`torrent`], [`manifest`], [`config`], [`snapshot`], [`rundoc`], [`state`] |
 //! | helpers | [`text`], [`sys`], [`fsutil`], [`clock`], [`redact`], [`progress`] |
 //!
 //! Failures are typed ([`error`]) and sorted into classes by a pure function
 //! ([`classify`]); nothing in the library matches on message text.
 
+pub mod archive;
 pub mod backup;
 pub mod check;
 pub mod classify;
@@ -31,6 +32,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod copy;
 pub mod error;
 pub mod fsutil;
 pub mod history;
@@ -42,6 +44,7 @@ pub mod profile;
 pub mod progress;
 pub mod qbt;
 pub mod redact;
+pub mod remote;
 pub mod restore;
 pub mod retention;
 pub mod rundoc;

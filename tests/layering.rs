@@ -26,8 +26,8 @@ const LAYERS: &[(&str, &str)] = &[
         "domain",
         "status torrent manifest config snapshot rundoc state",
     ),
-    ("services", "qbt store lock history notify classify profile"),
-    ("workflows", "backup restore check retention migrate error"),
+    ("services", "qbt store lock history notify classify profile remote"),
+    ("workflows", "backup restore check retention copy archive migrate error"),
     ("commands", "commands"),
     ("edge", "cli"),
 ];

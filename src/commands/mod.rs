@@ -5,8 +5,10 @@
 //! or holds the terminal; this layer owns the progress bar, the async
 //! runtime and the signal handlers.
 
+pub mod archive;
 pub mod check;
 pub mod completions;
+pub mod copy;
 pub mod diff;
 pub mod forget;
 pub mod migrate;
@@ -17,6 +19,7 @@ pub mod restore;
 pub mod run;
 pub mod runs;
 pub mod show;
+pub mod store;
 pub mod summary;
 
 use std::path::Path;

@@ -1,0 +1,1 @@
+//! A remote: object storage, SFTP or a directory, every object encrypted with age.
