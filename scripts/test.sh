@@ -7,7 +7,11 @@ cd "$(dirname "$0")/.."
 # in debootstrap chroots built on first use and cached in target/qbt-chroots/
 # (or $QBACKUP_CHROOT_CACHE). QBT_VERSIONS=4.5 makes a quicker local run.
 export QBT_VERSIONS="${QBT_VERSIONS:-4.5,5.1,5.3}"
-scripts/install-deps.sh
+# The remote tests' S3 server (s3s-fs from crates.io) is built once, about
+# 5 minutes on 2 cores, and cached in target/tools/ (or $QBACKUP_TOOL_CACHE);
+# the SFTP tests run the Debian openssh-server's sshd.
+QBACKUP_S3_SERVER="$(scripts/install-deps.sh --s3-server)"
+export QBACKUP_S3_SERVER
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 # Unit and integration tests (examples and the binary have none; clippy

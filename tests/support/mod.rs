@@ -24,6 +24,7 @@
 mod chroot;
 pub mod hostile;
 pub mod http;
+pub mod remote;
 pub mod state;
 #[allow(unused_imports)]
 pub(crate) use chroot::version_matrix;
