@@ -52,6 +52,9 @@ pub enum Error {
     /// A qBittorrent profile that can't be read or written (offline restore).
     #[error(transparent)]
     Profile(#[from] crate::profile::ProfileError),
+    /// A `[[remote]]` that can't be opened, read or written.
+    #[error(transparent)]
+    Remote(#[from] crate::remote::RemoteError),
     #[error("{0}")]
     Usage(String),
 }
@@ -69,6 +72,11 @@ impl Error {
             Error::History(HistoryError::NoSuchRun(_) | HistoryError::Ambiguous(_)) => {
                 ExitStatus::Usage
             }
+            Error::Remote(
+                crate::remote::RemoteError::WrongKey { .. }
+                | crate::remote::RemoteError::Config { .. }
+                | crate::remote::RemoteError::Empty { .. },
+            ) => ExitStatus::Usage,
             _ => ExitStatus::Failed,
         }
     }

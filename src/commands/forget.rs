@@ -33,6 +33,9 @@ pub struct ForgetArgs {
     /// Say what would be removed, remove nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Apply the policy to the local store only, not to the `[[remote]]`s
+    #[arg(long)]
+    pub no_remotes: bool,
 }
 
 pub fn run(config: &Config, a: &ForgetArgs, p: &Printer) -> Result<ExitStatus, Error> {
@@ -51,12 +54,75 @@ pub fn run(config: &Config, a: &ForgetArgs, p: &Printer) -> Result<ExitStatus, E
         prune: a.prune,
         dry_run: a.dry_run,
     };
-    super::open_store(config, p)?;
+    let store = super::open_store(config, p)?;
     let report = forget(config, &req)?;
+    let remotes = if a.no_remotes || config.remotes.is_empty() {
+        Vec::new()
+    } else {
+        let rt = super::runtime()?;
+        (config.remotes.iter())
+            .map(|r| {
+                rt.block_on(crate::copy::forget::forget_remote(
+                    &store,
+                    r,
+                    a.instance.as_deref(),
+                    &req.policy,
+                    a.prune,
+                    a.dry_run,
+                ))
+                .map_err(|e| (r.name.clone(), e))
+            })
+            .collect()
+    };
+    let code = if remotes.iter().any(|r| r.is_err()) {
+        ExitStatus::Failed
+    } else {
+        ExitStatus::Success
+    };
     if p.is_json() {
-        p.json(&report);
-        return Ok(ExitStatus::Success);
+        let mut v = serde_json::to_value(&report).unwrap_or_default();
+        let remotes: Vec<serde_json::Value> = (remotes.iter())
+            .map(|r| match r {
+                Ok(r) => serde_json::to_value(r).unwrap_or_default(),
+                Err((name, e)) => serde_json::json!({
+                    "remote": name, "error": crate::text::one_line(&e.to_string()),
+                }),
+            })
+            .collect();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("remotes".into(), remotes.into());
+            o.insert("exit_code".into(), code.code().into());
+        }
+        p.json(&v);
+        return Ok(code);
     }
+    print_local(&report, a, p);
+    for r in &remotes {
+        match r {
+            Ok(r) => outln!(
+                p,
+                "remote {}: {} runs kept, {} {} runs{}",
+                r.remote,
+                r.runs_kept,
+                if a.dry_run { "would remove" } else { "removed" },
+                r.removed.len(),
+                if a.prune {
+                    format!(
+                        ", {} objects ({})",
+                        r.objects_removed,
+                        super::migrate::bytes(r.bytes_freed)
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+            Err((name, e)) => p.note(format_args!("error: remote {name}: {e}")),
+        }
+    }
+    Ok(code)
+}
+
+fn print_local(report: &crate::retention::ForgetReport, a: &ForgetArgs, p: &Printer) {
     let verb = if a.dry_run { "would remove" } else { "removed" };
     for d in &report.kept {
         outln!(p, "keep   {} ({})", d.run_id, d.reasons.join(", "));
@@ -88,5 +154,4 @@ pub fn run(config: &Config, a: &ForgetArgs, p: &Printer) -> Result<ExitStatus, E
             String::new()
         }
     );
-    Ok(ExitStatus::Success)
 }

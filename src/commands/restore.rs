@@ -50,6 +50,11 @@ pub struct RestoreArgs {
     /// The target qBittorrent's profile directory (with --offline)
     #[arg(long, value_name = "DIR", requires = "offline")]
     pub profile: Option<std::path::PathBuf>,
+    /// Restore from this `[[remote]]` instead of the local store (which
+    /// need not exist): the run is read back into a temporary store
+    /// ($TMPDIR), checked, restored from, and removed
+    #[arg(long, value_name = "REMOTE")]
+    pub from_remote: Option<String>,
 }
 
 /// Which torrents of a backup and where their data goes: the options
@@ -103,6 +108,28 @@ fn usage(e: PatternError) -> Error {
 }
 
 pub fn run(config: &Config, a: &RestoreArgs, p: &Printer) -> Result<ExitStatus, Error> {
+    match &a.from_remote {
+        Some(remote) => from_remote(config, a, remote, p),
+        None => restore_local(config, a, p),
+    }
+}
+
+/// `--from-remote`: pull the run into a temporary store, then restore
+/// from that store exactly as from a local one.
+fn from_remote(
+    config: &Config,
+    a: &RestoreArgs,
+    remote: &str,
+    p: &Printer,
+) -> Result<ExitStatus, Error> {
+    let source = a.from.as_deref().or(a.to.as_deref()).ok_or_else(|| {
+        Error::Usage("--from-remote needs --from NAME: the instance whose backup to restore".into())
+    })?;
+    let (_tmp, local) = super::copy::pull_for_restore(config, remote, source, &a.run, p)?;
+    restore_local(&local, a, p)
+}
+
+fn restore_local(config: &Config, a: &RestoreArgs, p: &Printer) -> Result<ExitStatus, Error> {
     if a.offline {
         return super::offline::run(config, a, p);
     }

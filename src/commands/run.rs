@@ -78,6 +78,22 @@ pub fn run(config: &Config, a: &RunArgs, p: &Printer) -> Result<ExitStatus, Erro
         }
         codes.push(batch.run_one(inst));
     }
+    // Copies after the runs never change their exit code: a remote that
+    // is down is said, and notified, on its own.
+    if !a.dry_run && !cancel.load(Ordering::SeqCst) {
+        for remote in config.remotes.iter().filter(|r| r.copy_after_run) {
+            let req = crate::copy::upload::CopyRequest::default();
+            super::copy::copy_and_report(
+                config,
+                remote,
+                &req,
+                &rt,
+                cancel.clone(),
+                show_progress,
+                p,
+            );
+        }
+    }
     Ok(ExitStatus::worst(codes))
 }
 
@@ -195,11 +211,12 @@ fn print_report(r: &RunReport, p: &Printer) {
     if r.dry_run {
         outln!(
             p,
-            "{}: dry run: {} listed, {} to export, {} already stored; nothing written",
+            "{}: dry run: {} listed, {} to export, {} already stored; would add about {} to the store; nothing written",
             r.instance,
             r.counts.listed,
             r.counts.exported,
-            r.counts.reused
+            r.counts.reused,
+            super::migrate::bytes(r.estimated_bytes.unwrap_or(0))
         );
         return;
     }
@@ -248,19 +265,28 @@ fn print_report(r: &RunReport, p: &Printer) {
     }
 }
 
+/// A progress bar counting `what` (hidden unless `show`).
+pub(crate) fn bar(show: bool, what: &str) -> Bar {
+    Bar::counting(show, what)
+}
+
 /// The terminal's progress bar for a run (hidden unless stderr is a
 /// terminal and the output is for humans).
-struct Bar(indicatif::ProgressBar);
+pub(crate) struct Bar(indicatif::ProgressBar);
 
 impl Bar {
     fn new(show: bool) -> Bar {
+        Bar::counting(show, "torrents")
+    }
+
+    fn counting(show: bool, what: &str) -> Bar {
         if !show {
             return Bar(indicatif::ProgressBar::hidden());
         }
         let bar = indicatif::ProgressBar::new(0);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{spinner} {pos}/{len} torrents [{bar:30}] {eta} left",
-        ) {
+        if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+            "{{spinner}} {{pos}}/{{len}} {what} [{{bar:30}}] {{eta}} left"
+        )) {
             bar.set_style(style.progress_chars("=> "));
         }
         Bar(bar)

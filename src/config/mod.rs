@@ -5,6 +5,7 @@
 //! command needs them.
 
 pub mod notify;
+pub mod remote;
 mod secret;
 
 pub use secret::Secret;
@@ -51,6 +52,8 @@ struct RawConfig {
     instance: Vec<RawInstance>,
     #[serde(default)]
     notify: Vec<notify::RawTarget>,
+    #[serde(default)]
+    remote: Vec<remote::RawRemote>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -139,6 +142,8 @@ pub struct Config {
     pub instances: Vec<Instance>,
     /// `[[notify]]` targets (see [`notify`]).
     pub notify: Vec<notify::Target>,
+    /// `[[remote]]` copies of the store (see [`remote`]).
+    pub remotes: Vec<remote::Remote>,
     /// Things worth telling the user that do not stop anything.
     pub warnings: Vec<String>,
 }
@@ -232,11 +237,13 @@ impl Config {
         let instances = resolve_instances(raw.instance, base, &mut warnings).map_err(invalid)?;
         let names: Vec<&str> = instances.iter().map(|i| i.name.as_str()).collect();
         let notify = notify::resolve(raw.notify, &names, base, &mut warnings).map_err(invalid)?;
+        let remotes = remote::resolve(raw.remote, base, &mut warnings).map_err(invalid)?;
         Ok(Config {
             path: path.to_path_buf(),
             store,
             instances,
             notify,
+            remotes,
             warnings,
         })
     }

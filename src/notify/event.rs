@@ -13,6 +13,8 @@ use crate::status::RunStatus;
 pub enum EventKind {
     Backup,
     Restore,
+    /// A copy to a `[[remote]]` (`qbackup copy`, or after a run).
+    Copy,
     /// `qbackup notify test`.
     Test,
 }
@@ -22,6 +24,7 @@ impl EventKind {
         match self {
             EventKind::Backup => "backup",
             EventKind::Restore => "restore",
+            EventKind::Copy => "copy",
             EventKind::Test => "test",
         }
     }

@@ -12,7 +12,7 @@
 //! something is always kept, whatever the policy says.
 
 mod prune;
-mod reach;
+pub mod reach;
 
 use std::collections::BTreeSet;
 

@@ -41,7 +41,7 @@ impl Walked {
 
 /// Every chunk walked so far, each once.
 #[derive(Debug, Default)]
-pub(super) struct Graph {
+pub struct Graph {
     slot: HashMap<String, usize>,
     ids: Vec<String>,
     chunks: Vec<Walked>,
@@ -51,7 +51,7 @@ pub(super) struct Graph {
 
 /// What a set of roots reaches.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct Refs {
+pub struct Refs {
     pub chunks: HashSet<String>,
     pub blobs: HashSet<String>,
     pub torrents: HashSet<String>,

@@ -46,7 +46,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
+    pub fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
         StoreError::Io {
             op,
             path: path.to_path_buf(),
