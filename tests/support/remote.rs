@@ -599,12 +599,41 @@ impl Sshd {
         self.daemon.kill();
     }
 
+    /// Start again on the same port, keys and root (after [`Sshd::stop`]).
+    pub fn restart(&mut self) {
+        self.daemon.kill();
+        let d = self.dir.path();
+        let mut cmd = Command::new(SSHD);
+        cmd.arg("-D").arg("-e").arg("-f").arg(d.join("sshd_config"));
+        self.daemon = Daemon::spawn(cmd, &d.join("sshd.log"));
+        if let Err(e) = wait_listening(&mut self.daemon, self.port, Some("SSH-2.0-")) {
+            panic!("sshd restart: {e}");
+        }
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.daemon.is_running()
     }
 
     pub fn log_tail(&self, n: usize) -> String {
         self.daemon.log_tail(n)
+    }
+}
+
+/// The home directory of the effective uid, from the passwd database: where
+/// OpenSSH reads `~/.ssh` (not `$HOME`).
+pub fn passwd_home() -> PathBuf {
+    // SAFETY: as in current_user.
+    unsafe {
+        let pw = libc::getpwuid(libc::geteuid());
+        if pw.is_null() || (*pw).pw_dir.is_null() {
+            return PathBuf::from("/root");
+        }
+        PathBuf::from(
+            std::ffi::CStr::from_ptr((*pw).pw_dir)
+                .to_string_lossy()
+                .into_owned(),
+        )
     }
 }
 
@@ -906,7 +935,7 @@ pub fn secret_needles(secrets: &[(&str, &str)], infohashes: &[&str]) -> Vec<(Str
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
