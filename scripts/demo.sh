@@ -3,7 +3,9 @@
 # up twice (the second run reuses everything), look at the history, then
 # restore the backup into a second, empty qBittorrent and compare it with
 # `qbackup diff`; last, an offline restore (with resume data: ratio, totals,
-# dates) into a third, stopped qBittorrent's profile.
+# dates) into a third, stopped qBittorrent's profile. Off the box: an
+# encrypted, incremental copy to a remote (a directory here; S3 and SFTP work
+# the same), a portable archive, and a restore from the remote alone.
 # Everything runs on 127.0.0.1; the temp dir is removed at the end unless
 # QBACKUP_DEMO_KEEP=1.
 set -euo pipefail
@@ -59,7 +61,17 @@ name = "target"
 url = "$TARGET_URL"
 username = "admin"
 password_file = "target/password"
+
+# An encrypted copy off the box: a directory here (a NAS mount); S3 and SFTP
+# are configured the same way (docs/offsite.md).
+[[remote]]
+name = "offsite"
+type = "dir"
+path = "offsite"
+passphrase_file = "offsite.pass"
 TOML
+printf 'demo passphrase: keep yours in a password manager\n' > "$DEMO/offsite.pass"
+chmod 600 "$DEMO/offsite.pass"
 Q() { echo "\$ qbackup $*"; $BIN/qbackup --config "$DEMO/config.toml" "$@"; }
 
 echo
@@ -80,6 +92,17 @@ Q show latest --instance source
 echo
 echo "==> read the whole store back: every blob, every run file, the database"
 Q check
+echo
+echo "==> off the box: an encrypted copy (every object age-encrypted, names are keyed hashes)"
+Q copy --to offsite
+echo "==> a second copy uploads nothing"
+Q copy --to offsite
+echo "torrent names readable on the remote: $(grep -rl 'testbed' "$DEMO/offsite" | wc -l) files; object names: $(ls "$DEMO/offsite/runs" | head -1)…"
+Q check --remote offsite
+echo
+echo "==> a portable archive of the latest run (readable with tar alone)"
+Q archive export --instance source --format tar.gz -o "$DEMO/source-backup.tar.gz"
+tar -tzf "$DEMO/source-backup.tar.gz" | head -5
 if $BIN/qbackup restore --help >/dev/null 2>&1; then
     echo
     echo "==> restore plan for the empty instance (its data would live under target/, not source/)"
@@ -103,6 +126,11 @@ if $BIN/qbackup restore --help >/dev/null 2>&1; then
     code=0; Q restore --offline --profile "$DEMO/offline" --from source --save-path-map "$DEMO/source=$DEMO/offline" >"$DEMO/offline.out" || code=$?
     tail -3 "$DEMO/offline.out"
     echo "exit code $code; resume data files in the stopped profile: $(find "$DEMO/offline" -name '*.fastresume' | wc -l)"
+    echo
+    echo "==> disaster drill: the local store is gone; restore from the remote alone"
+    mv "$DEMO/store" "$DEMO/store.lost"
+    Q restore --from-remote offsite --from source --to target --save-path-map "$DEMO/source=$DEMO/target" --dry-run | tail -1
+    mv "$DEMO/store.lost" "$DEMO/store"
     echo
     Q runs --limit 5
 fi
