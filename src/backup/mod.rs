@@ -379,8 +379,16 @@ async fn dry_run(
         None => Cached::default(),
     };
     let mut entries = Entries::new();
+    let mut new = Vec::new();
     client
-        .torrents_each(|t| entries.push(&t, cached.get(&t.hash)))
+        .torrents_each(|t| {
+            let blob = cached.get(&t.hash);
+            if blob.is_none() {
+                let (size, name_len) = (t.size, t.name.len());
+                new.push(report::NewTorrent { size, name_len });
+            }
+            entries.push(&t, blob)
+        })
         .await?;
     if let Some(detail) = entries.listing_error() {
         let endpoint = "torrents/info";
@@ -397,6 +405,8 @@ async fn dry_run(
         stored: entries.len(),
         ..Counts::default()
     };
+    let index = (cached.len(), cached.blobs().map(|b| b.size).sum());
+    report.estimated_bytes = Some(report::estimate_added_bytes(entries.len(), &new, index));
     report.status = RunStatus::Success;
     report.qbittorrent = Some(ServerInfo {
         version: version.app,
