@@ -16,7 +16,7 @@
 //! |---|---|
 //! | edge | [`cli`] (parsing and dispatch) |
 //! | commands | [`commands`] (one file per subcommand, the [`commands::Printer`]) |
-//! | workflows | [`backup`], [`restore`], [`check`], [`retention`], [`copy`], [`archive`], [`migrate`], [`error`] |
+//! | workflows | [`backup`], [`restore`], [`check`], [`retention`], [`copy`], [`archive`], [`migrate`], [`error`], [`daemon`] |
 //! | services | [`qbt`], [`store`], [`lock`], [`history`], [`notify`], [`classify`], [`profile`], [`remote`] |
 //! | domain | [`status`], [`torrent`], [`manifest`], [`config`], [`snapshot`], [`rundoc`], [`state`] |
 //! | helpers | [`text`], [`sys`], [`fsutil`], [`clock`], [`redact`], [`progress`] |
@@ -33,11 +33,13 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod copy;
+pub mod daemon;
 pub mod error;
 pub mod fsutil;
 pub mod history;
 pub mod lock;
 pub mod manifest;
+pub mod metrics;
 pub mod migrate;
 pub mod notify;
 pub mod profile;
@@ -55,6 +57,7 @@ pub mod store;
 pub mod sys;
 pub mod text;
 pub mod torrent;
+pub mod web;
 
 /// The version recorded in manifests and the history database.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

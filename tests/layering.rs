@@ -27,7 +27,10 @@ const LAYERS: &[(&str, &str)] = &[
         "status torrent manifest config snapshot rundoc state",
     ),
     ("services", "qbt store lock history notify classify profile remote"),
-    ("workflows", "backup restore check retention copy archive migrate error"),
+    (
+        "workflows",
+        "backup restore check retention copy archive migrate error daemon metrics web",
+    ),
     ("commands", "commands"),
     ("edge", "cli"),
 ];
