@@ -42,6 +42,7 @@ mod retention;
 mod runs;
 mod schema;
 mod state;
+pub mod stats;
 mod suspects;
 
 pub use adopt::KnownRun;

@@ -1,0 +1,1 @@
+//! Small inline SVG charts (no script, no outside resources).
