@@ -18,7 +18,7 @@
 //! | commands | [`commands`] (one file per subcommand, the [`commands::Printer`]) |
 //! | workflows | [`backup`], [`restore`], [`check`], [`retention`], [`copy`], [`archive`], [`migrate`], [`error`], [`daemon`] |
 //! | services | [`qbt`], [`store`], [`lock`], [`history`], [`notify`], [`classify`], [`profile`], [`remote`] |
-//! | domain | [`status`], [`torrent`], [`manifest`], [`config`], [`snapshot`], [`rundoc`], [`state`] |
+//! | domain | [`status`], [`torrent`], [`manifest`], [`config`], [`snapshot`], [`rundoc`], [`state`], [`schedule`] |
 //! | helpers | [`text`], [`sys`], [`fsutil`], [`clock`], [`redact`], [`progress`] |
 //!
 //! Failures are typed ([`error`]) and sorted into classes by a pure function
@@ -50,6 +50,7 @@ pub mod remote;
 pub mod restore;
 pub mod retention;
 pub mod rundoc;
+pub mod schedule;
 pub mod snapshot;
 pub mod state;
 pub mod status;

@@ -24,7 +24,7 @@ const LAYERS: &[(&str, &str)] = &[
     ("helpers", "text sys fsutil clock redact progress"),
     (
         "domain",
-        "status torrent manifest config snapshot rundoc state",
+        "status torrent manifest config snapshot rundoc state schedule",
     ),
     ("services", "qbt store lock history notify classify profile remote"),
     (
