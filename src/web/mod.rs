@@ -212,7 +212,7 @@ async fn metrics(State(s): State<SharedState>) -> Response {
     })
     .await;
     match text {
-        Ok(Ok(text)) => {
+        Ok(text) => {
             let mut headers = HeaderMap::new();
             headers.insert(
                 header::CONTENT_TYPE,
@@ -220,7 +220,6 @@ async fn metrics(State(s): State<SharedState>) -> Response {
             );
             (StatusCode::OK, headers, text).into_response()
         }
-        Ok(Err(e)) => server_error(&e.to_string()),
         Err(_) => server_error("the metrics could not be gathered"),
     }
 }
@@ -228,7 +227,8 @@ async fn metrics(State(s): State<SharedState>) -> Response {
 /// The status page.
 async fn status_page(State(s): State<SharedState>) -> Response {
     let shared = s.clone();
-    let body = tokio::task::spawn_blocking(move || page::render(&shared.app)).await;
+    let body =
+        tokio::task::spawn_blocking(move || page::render(&shared.app, shared.store_size())).await;
     match body {
         Ok(html) => {
             let mut headers = HeaderMap::new();
