@@ -28,6 +28,7 @@ missing=()
 command -v qbittorrent-nox >/dev/null 2>&1 || missing+=(qbittorrent-nox)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 { command -v ssh && command -v ssh-keygen && command -v sftp; } >/dev/null 2>&1 ||
     missing+=(openssh-client)
