@@ -37,6 +37,9 @@ pub struct RunArgs {
     /// List and plan only: say what would be exported, write nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// After the runs, write the store's metrics to this file for node_exporter's textfile collector (e.g. /var/lib/node_exporter/textfile_collector/qbackup.prom)
+    #[arg(long, value_name = "PATH")]
+    pub metrics_textfile: Option<std::path::PathBuf>,
 }
 
 pub fn run(config: &Config, a: &RunArgs, p: &Printer) -> Result<ExitStatus, Error> {
@@ -93,6 +96,17 @@ pub fn run(config: &Config, a: &RunArgs, p: &Printer) -> Result<ExitStatus, Erro
                 p,
             );
         }
+    }
+    // Like notifications, a metrics file that can't be written is said
+    // but never changes the exit code.
+    if let (Some(path), false) = (&a.metrics_textfile, a.dry_run)
+        && let Err(e) = crate::metrics::write_textfile(
+            path,
+            store.root(),
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+        )
+    {
+        p.note(format_args!("warning: {e}"));
     }
     Ok(ExitStatus::worst(codes))
 }
