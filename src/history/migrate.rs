@@ -492,6 +492,7 @@ mod tests {
                 .execute_batch(
                     "DROP TABLE chunks;
                      DROP TABLE torrent_state;
+                     DROP TABLE schedule_slots;
                      ALTER TABLE runs DROP COLUMN state_fetched;
                      ALTER TABLE runs DROP COLUMN state_failed;
                      ALTER TABLE runs DROP COLUMN root_id;

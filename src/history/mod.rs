@@ -22,6 +22,7 @@
 //! | `restores.rs` | restores: begin, finish, list, find |
 //! | `notifications.rs` | notification deliveries |
 //! | `state.rs` | the state cache: each torrent's files and trackers as last captured |
+//! | `slots.rs` | the daemon's schedule slots: claimed once, never run twice |
 
 use crate::text::one_line;
 use std::path::{Path, PathBuf};
@@ -41,6 +42,7 @@ mod restores;
 mod retention;
 mod runs;
 mod schema;
+mod slots;
 mod state;
 pub mod stats;
 mod suspects;

@@ -145,6 +145,19 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE runs ADD COLUMN state_fetched INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE runs ADD COLUMN state_failed INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 6: the daemon's schedule slots: a row per slot a task claimed (ran,
+    // or skipped because the task was still running), so no slot runs
+    // twice: not after a restart, a clock step, nor from a second daemon
+    // on the store (see `slots.rs`).
+    r#"
+    CREATE TABLE schedule_slots (
+        task TEXT NOT NULL,
+        slot TEXT NOT NULL,
+        claimed_at TEXT NOT NULL,
+        pid INTEGER,
+        PRIMARY KEY (task, slot)
+    );
+    "#,
 ];
 
 impl History {
