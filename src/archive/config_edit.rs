@@ -181,6 +181,16 @@ mod tests {
     }
 
     #[test]
+    fn any_path_is_written_so_that_it_parses_back() {
+        for p in ["/a'b\"c", "/x\ny", "/ü b/#not a comment", "C:\\store"] {
+            let (out, _) = set_store_path("[store]\npath = \"/old\"\n", Path::new(p))
+                .unwrap_or_else(|| panic!("{p:?}"));
+            let t: toml::Table = toml::from_str(&out).unwrap();
+            assert_eq!(t["store"]["path"].as_str(), Some(p), "{out}");
+        }
+    }
+
+    #[test]
     fn what_lines_cannot_edit_safely_is_refused() {
         for text in [
             "store = { path = \"/old\" }\n",

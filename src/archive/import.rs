@@ -263,31 +263,73 @@ pub fn import(
         kind: m.kind,
         started_at: &m.started_at,
     })?;
-    for bytes in blobs.values() {
-        let sha = sha256_hex(bytes);
-        let had = store.blob_path(&sha).is_some_and(|p| p.exists());
-        store.put_blob(bytes)?;
-        report.blobs_added += usize::from(!had);
+    let stored = (Stored { blobs, resume }).write(store, &mut history, &m, records, now);
+    match stored {
+        Ok(added) => report.blobs_added = added,
+        Err(e) => {
+            // Recorded as failed, never left `running`; what was stored
+            // stays (blobs are shared, chunks named by their content).
+            let mut doc = crate::rundoc::doc_of(&m, None);
+            doc.status = RunStatus::Failed;
+            doc.error = Some(format!(
+                "the import of {} stopped: {}",
+                req.path.display(),
+                crate::text::one_line(&e.to_string())
+            ));
+            if let Err(also) = history.finish_run(&doc, None) {
+                tracing::warn!("cannot record the failed import: {also}");
+            }
+            return Err(e);
+        }
     }
-    for bytes in resume.values() {
-        store.put_resume(bytes)?;
-    }
-    store.sync()?;
-    index_blobs(&mut history, &m, now)?;
-    let root = if m.torrents.is_empty() {
-        None
-    } else {
-        Some(crate::history::store_tree(store, &mut history, records)?.root)
-    };
-    let doc = crate::rundoc::doc_of(&m, root);
-    let rel = Store::run_rel_path(&instance, &run_id);
-    let bytes = doc.to_bytes();
-    let path = store.abs(&rel);
-    crate::fsutil::write_atomic(&path, &bytes)
-        .map_err(|e| ArchiveError::io("write run file", &path, e))?;
-    history.finish_run(&doc, Some((&rel, &sha256_hex(&bytes))))?;
     report.run_id = run_id;
     Ok(report)
+}
+
+/// What an import stores.
+struct Stored {
+    blobs: HashMap<String, Vec<u8>>,
+    resume: HashMap<String, Vec<u8>>,
+}
+
+impl Stored {
+    /// Blobs and resume data (made durable), the blob index, the metadata
+    /// tree, the run file, the run's rows: each names only what is stored
+    /// before it. How many blobs the store did not have.
+    fn write(
+        self,
+        store: &Store,
+        history: &mut History,
+        m: &Manifest,
+        records: Vec<crate::snapshot::Record>,
+        now: OffsetDateTime,
+    ) -> Result<usize, ArchiveError> {
+        let mut added = 0;
+        for bytes in self.blobs.values() {
+            let sha = sha256_hex(bytes);
+            let had = store.blob_path(&sha).is_some_and(|p| p.exists());
+            store.put_blob(bytes)?;
+            added += usize::from(!had);
+        }
+        for bytes in self.resume.values() {
+            store.put_resume(bytes)?;
+        }
+        store.sync()?;
+        index_blobs(history, m, now)?;
+        let root = if m.torrents.is_empty() {
+            None
+        } else {
+            Some(crate::history::store_tree(store, history, records)?.root)
+        };
+        let doc = crate::rundoc::doc_of(m, root);
+        let rel = Store::run_rel_path(&m.instance, &m.run_id);
+        let bytes = doc.to_bytes();
+        let path = store.abs(&rel);
+        crate::fsutil::write_atomic(&path, &bytes)
+            .map_err(|e| ArchiveError::io("write run file", &path, e))?;
+        history.finish_run(&doc, Some((&rel, &sha256_hex(&bytes))))?;
+        Ok(added)
+    }
 }
 
 /// Adds the run's torrents the blob index lacks (so a later backup of the

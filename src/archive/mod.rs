@@ -22,6 +22,8 @@ mod export;
 mod import;
 mod names;
 mod read;
+#[cfg(test)]
+mod read_tests;
 mod relocate;
 
 pub use config_edit::{StoreLine, set_store_path};
@@ -126,9 +128,13 @@ pub enum Hostile {
     Duplicate { entry: String },
     #[error("two of its entries have the same name")]
     DuplicateNames,
-    #[error("it holds more than {cap} entries (a decompression bomb?)")]
+    #[error(
+        "it holds more than {cap} entries (a decompression bomb? a real archive this large needs --max-entries)"
+    )]
     TooManyEntries { cap: u64 },
-    #[error("it expands to more than {cap} bytes (a decompression bomb?)")]
+    #[error(
+        "it expands to more than {cap} bytes (a decompression bomb? a real archive this large needs --max-expanded-bytes, and as much memory)"
+    )]
     TooLarge { cap: u64 },
     #[error("entry {entry:?} is larger than {cap} bytes")]
     EntryTooLarge { entry: String, cap: u64 },
