@@ -452,6 +452,21 @@ impl Sshd {
             );
         }
         fs::copy(d.join("id_ed25519.pub"), d.join("authorized_keys")).expect("authorized_keys");
+        // The `ssh` that qbackup's SFTP backend runs, through [`Sshd::client_path`]:
+        // OpenSSH records accepted host keys in the passwd home's
+        // ~/.ssh/known_hosts (not $HOME's); the tests' throwaway keys stay out
+        // of it. (ssh keeps the first value of an option: this one wins.)
+        fs::create_dir_all(d.join("bin")).expect("bin dir");
+        fs::write(
+            d.join("bin/ssh"),
+            "#!/bin/sh\nexec /usr/bin/ssh -o UserKnownHostsFile=/dev/null \"$@\"\n",
+        )
+        .expect("ssh wrapper");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(d.join("bin/ssh"), fs::Permissions::from_mode(0o755))
+                .expect("chmod ssh wrapper");
+        }
         fs::create_dir_all(d.join("root")).expect("remote root");
         // sshd refuses to start without its privilege separation directory
         // (created by the service unit, which the tests do not use).
@@ -542,6 +557,21 @@ impl Sshd {
         )
     }
 
+    /// A `PATH` for qbackup whose `ssh` records no host key (see [`Sshd::start`]).
+    pub fn client_path(&self) -> std::ffi::OsString {
+        let mut p = self.dir.path().join("bin").into_os_string();
+        p.push(":");
+        p.push(std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()));
+        p
+    }
+
+    /// Client processes still running with this server's key: `ssh` control
+    /// masters that a killed qbackup left behind (they persist until told
+    /// to exit), by pid.
+    pub fn leftover_clients(&self) -> Vec<u32> {
+        processes_mentioning(self.key_file().as_os_str().as_encoded_bytes())
+    }
+
     /// `ssh` options that log in to this server with the test key, without
     /// reading or writing any known_hosts file.
     pub fn ssh_options(&self) -> Vec<String> {
@@ -618,6 +648,33 @@ impl Sshd {
     pub fn log_tail(&self, n: usize) -> String {
         self.daemon.log_tail(n)
     }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        // A qbackup killed mid-copy leaves its ssh control masters running
+        // (and their sessions on the server side); they name our key file.
+        for pid in self.leftover_clients() {
+            signal_pid(pid, libc::SIGKILL);
+        }
+        self.daemon.kill();
+    }
+}
+
+/// Pids of this user's processes whose command line contains `needle`.
+fn processes_mentioning(needle: &[u8]) -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| !needle.is_empty() && c.windows(needle.len()).any(|w| w == needle))
+        })
+        .collect()
 }
 
 /// The home directory of the effective uid, from the passwd database: where
@@ -890,7 +947,8 @@ pub const AGE_HEADER: &[u8] = b"age-encryption.org/v1\n";
 pub const AGE_ARMOR: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
 
 /// Files under `dir` that do not start with an age header (relative paths),
-/// leaving out s3s-fs's own metadata files (`.bucket-*`).
+/// leaving out s3s-fs's own metadata files (`.bucket-*`). A write cut short
+/// under `tmp/` may hold less than the header: a prefix of it passes there.
 pub fn not_age_encrypted(dir: &Path) -> Vec<String> {
     walk_files(dir)
         .into_iter()
@@ -903,9 +961,16 @@ pub fn not_age_encrypted(dir: &Path) -> Vec<String> {
             let n = fs::File::open(p)
                 .and_then(|mut f| f.read(&mut head))
                 .unwrap_or(0);
-            !(head[..n].starts_with(AGE_HEADER) || head[..n].starts_with(AGE_ARMOR))
+            let head = &head[..n];
+            let cut_short = p.strip_prefix(dir).is_ok_and(|r| r.starts_with("tmp"))
+                && head.len() < AGE_HEADER.len()
+                && AGE_HEADER.starts_with(head);
+            !(head.starts_with(AGE_HEADER) || head.starts_with(AGE_ARMOR) || cut_short)
         })
-        .map(|p| rel(dir, &p))
+        .map(|p| {
+            let len = fs::symlink_metadata(&p).map(|m| m.len()).unwrap_or(0);
+            format!("{} ({len} bytes)", rel(dir, &p))
+        })
         .collect()
 }
 
