@@ -181,7 +181,8 @@ fn zips_are_read_and_their_links_duplicates_and_bombs_refused() {
     let d = tempfile::tempdir().unwrap();
     let opts = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated);
-    let zip = |build: &dyn Fn(&mut zip::ZipWriter<std::io::Cursor<Vec<u8>>>)| {
+    type Writer = zip::ZipWriter<std::io::Cursor<Vec<u8>>>;
+    let zip = |build: &dyn Fn(&mut Writer)| {
         let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         build(&mut w);
         w.finish().unwrap().into_inner()
