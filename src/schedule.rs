@@ -30,7 +30,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 
 /// A parsed schedule: the expression as written and its `croner` form.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schedule {
     expr: String,
     cron: croner::Cron,

@@ -28,6 +28,7 @@ fn instance() -> Instance {
         },
         state_refresh: Duration::from_secs(7 * 86_400),
         profile: None,
+        schedule: None,
     }
 }
 

@@ -4,6 +4,7 @@
 //! keys are read from files or the environment into [`Secret`] only when a
 //! command needs them.
 
+pub mod daemon;
 pub mod notify;
 pub mod remote;
 mod secret;
@@ -54,6 +55,8 @@ struct RawConfig {
     notify: Vec<notify::RawTarget>,
     #[serde(default)]
     remote: Vec<remote::RawRemote>,
+    #[serde(default)]
+    daemon: daemon::RawDaemon,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -83,6 +86,7 @@ struct RawInstance {
     run_deadline_secs: Option<f64>,
     state_refresh_days: Option<f64>,
     profile: Option<PathBuf>,
+    schedule: Option<String>,
 }
 
 /// Where the credential for an instance comes from.
@@ -133,6 +137,8 @@ pub struct Instance {
     /// The qBittorrent profile directory (`profile`), read-only: when set, a
     /// run also stores each torrent's resume data from it.
     pub profile: Option<PathBuf>,
+    /// When `qbackup daemon` backs it up (`schedule`); None: never.
+    pub schedule: Option<crate::schedule::Schedule>,
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +150,8 @@ pub struct Config {
     pub notify: Vec<notify::Target>,
     /// `[[remote]]` copies of the store (see [`remote`]).
     pub remotes: Vec<remote::Remote>,
+    /// `[daemon]` (see [`daemon`]).
+    pub daemon: daemon::DaemonConfig,
     /// Things worth telling the user that do not stop anything.
     pub warnings: Vec<String>,
 }
@@ -238,12 +246,14 @@ impl Config {
         let names: Vec<&str> = instances.iter().map(|i| i.name.as_str()).collect();
         let notify = notify::resolve(raw.notify, &names, base, &mut warnings).map_err(invalid)?;
         let remotes = remote::resolve(raw.remote, base, &mut warnings).map_err(invalid)?;
+        let daemon = daemon::resolve(raw.daemon, base, &mut warnings).map_err(invalid)?;
         Ok(Config {
             path: path.to_path_buf(),
             store,
             instances,
             notify,
             remotes,
+            daemon,
             warnings,
         })
     }
@@ -346,6 +356,7 @@ fn resolve_instance(
     let pace = pace(&name, &ri)?;
     let state_refresh = state_refresh(&name, ri.state_refresh_days)?;
     warnings.extend(tls_warning(&name, ri.accept_invalid_certs));
+    let schedule = daemon::schedule(&format!("instance {name:?}"), ri.schedule.as_deref())?;
     Ok(Instance {
         name,
         url,
@@ -357,6 +368,7 @@ fn resolve_instance(
         pace,
         state_refresh,
         profile: ri.profile.map(|p| base.join(p)),
+        schedule,
     })
 }
 

@@ -43,6 +43,7 @@ pub(super) struct RawRemote {
     identity_file: Option<PathBuf>,
     #[serde(default)]
     copy_after_run: bool,
+    schedule: Option<String>,
 }
 
 /// One `[[remote]]`.
@@ -52,6 +53,8 @@ pub struct Remote {
     pub backend: Backend,
     pub key: KeySource,
     pub copy_after_run: bool,
+    /// When `qbackup daemon` copies to it (`schedule`); None: never.
+    pub schedule: Option<crate::schedule::Schedule>,
 }
 
 /// Where the objects go.
@@ -375,11 +378,13 @@ fn resolve_one(r: RawRemote, base: &Path, warnings: &mut Vec<String>) -> Result<
             ));
         }
     };
+    let schedule = super::daemon::schedule(&format!("remote {name:?}"), r.schedule.as_deref())?;
     Ok(Remote {
         name,
         backend,
         key,
         copy_after_run: r.copy_after_run,
+        schedule,
     })
 }
 
