@@ -6,8 +6,8 @@
 //! Read from the history ([`gather`]), then rendered by a pure function
 //! ([`render_html`]). Every dynamic string goes through
 //! [`esc`](super::html::esc); every reason, error and name from the history
-//! first through [`crate::redact::urls`] (a query string or magnet link
-//! never reaches the page). No script, no outside resource, no link that
+//! or the daemon first through [`clean`] (no URL path or query, no magnet
+//! link ever reaches the page). No script, no outside resource, no link that
 //! carries the token.
 
 use super::AppState;
@@ -109,10 +109,32 @@ fn gather(store: &Store, data: &mut PageData) -> Result<(), HistoryError> {
     Ok(())
 }
 
-/// Text from the history or the daemon made fit to show: one line, URLs
-/// cut before their query string, magnet links cut to `magnet:?…`.
-fn clean(s: &str) -> String {
-    crate::redact::urls(&crate::text::one_line(s))
+/// Text from the history or the daemon made fit to show: one line; a URL
+/// anywhere in a word cut to its scheme, host and port
+/// ([`crate::redact::tracker`]: a passkey may sit in the path as well as
+/// the query); a magnet link anywhere in a word replaced by `[magnet link]`.
+pub(super) fn clean(s: &str) -> String {
+    let line = crate::text::one_line(s);
+    let words: Vec<String> = line.split_whitespace().map(scrub_word).collect();
+    words.join(" ")
+}
+
+fn scrub_word(word: &str) -> String {
+    // ASCII lowercasing keeps every byte offset.
+    let lower = word.to_ascii_lowercase();
+    if let Some(at) = lower.find("magnet:") {
+        return format!("{}[magnet link]", &word[..at]);
+    }
+    if let Some(sep) = word.find("://") {
+        let scheme = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.');
+        let start = word[..sep].rfind(|c: char| !scheme(c)).map_or(0, |i| i + 1);
+        return format!(
+            "{}{}",
+            &word[..start],
+            crate::redact::tracker(&word[start..])
+        );
+    }
+    word.to_string()
 }
 
 /// A failure class in plain words.

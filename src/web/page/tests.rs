@@ -150,11 +150,9 @@ fn nothing_secret_or_unescaped_reaches_the_page() {
         assert!(!html.contains(bad), "{bad:?} in the page");
     }
     // What the redaction leaves is still said.
-    assert!(
-        html.contains("http://t.example/announce?… said no"),
-        "{html}"
-    );
-    assert!(html.contains("magnet:?… has no metadata"), "{html}");
+    assert!(html.contains("http://t.example/… said no"), "{html}");
+    assert!(html.contains("[magnet link] has no metadata"), "{html}");
+    assert!(!html.contains("magnet:"), "{html}");
 }
 
 #[test]
@@ -171,4 +169,30 @@ fn an_unreadable_history_and_an_empty_one_say_so() {
         "{html}"
     );
     assert!(!html.contains("No backup has run yet."));
+}
+
+#[test]
+fn urls_and_magnets_are_cut_wherever_they_sit_in_a_word() {
+    let cases = [
+        ("plain words", "plain words"),
+        (
+            "(http://t.example:80/KEY/announce) refused",
+            "(http://t.example:80/… refused",
+        ),
+        (
+            "x=https://u:pw@h.example/a?passkey=S",
+            "x=https://h.example/…",
+        ),
+        (
+            "see\tMAGNET:?xt=urn:btih:ab&tr=x now",
+            "see [magnet link] now",
+        ),
+        (
+            "'magnet:?xt=1' and\nudp://t.example:6969/announce",
+            "'[magnet link] and udp://t.example:6969/…",
+        ),
+    ];
+    for (given, want) in cases {
+        assert_eq!(clean(given), want, "{given}");
+    }
 }
