@@ -2,7 +2,8 @@
 # Installs what qbackup's demo and tests need on a fresh Debian machine:
 # qbittorrent-nox (the real server the integration tests run against) and
 # openssl (the HTTPS test makes a throwaway CA), curl (the demo sets a
-# torrent's state through the WebAPI); openssh-server and openssh-client
+# torrent's state through the WebAPI), chromium (the status page test loads
+# the page headless); openssh-server and openssh-client
 # (the SFTP remote tests start a real sshd on 127.0.0.1, and the SFTP
 # backend runs the `ssh` client); debootstrap when QBT_VERSIONS selects a
 # qBittorrent 5.x (the tests run it in a Debian chroot).
