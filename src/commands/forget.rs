@@ -26,6 +26,10 @@ pub struct ForgetArgs {
     /// Keep the newest run of each of the last N months that have runs
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub keep_monthly: usize,
+    /// Keep every run that saved something within DURATION (36h, 2d, 1w;
+    /// at least 1d) of the newest such run
+    #[arg(long, value_name = "DURATION", value_parser = keep_within)]
+    pub keep_within: Option<std::time::Duration>,
     /// Also delete the metadata chunks and blobs that no remaining run (file
     /// or database row) names, and temporary files of killed runs
     #[arg(long)]
@@ -44,6 +48,7 @@ pub fn run(config: &Config, a: &ForgetArgs, p: &Printer) -> Result<ExitStatus, E
         daily: a.keep_daily,
         weekly: a.keep_weekly,
         monthly: a.keep_monthly,
+        within: a.keep_within,
     };
     if let Some(i) = &a.instance {
         config.instance(i)?;
@@ -120,6 +125,10 @@ pub fn run(config: &Config, a: &ForgetArgs, p: &Printer) -> Result<ExitStatus, E
         }
     }
     Ok(code)
+}
+
+fn keep_within(s: &str) -> Result<std::time::Duration, String> {
+    crate::config::daemon::parse_keep_within(s)
 }
 
 fn print_local(report: &crate::retention::ForgetReport, a: &ForgetArgs, p: &Printer) {

@@ -10,6 +10,11 @@
 //! `failed` and `interrupted` runs carry nothing to restore and are removed
 //! once they are older than the newest kept run. The newest run that saved
 //! something is always kept, whatever the policy says.
+//!
+//! `keep_within` (restic's `--keep-within`) keeps every run that saved
+//! something and started within the duration before the newest such run
+//! (not before now: a store whose runs stopped a month ago keeps its last
+//! days of runs, instead of losing them all to the clock).
 
 mod prune;
 pub mod reach;
@@ -32,6 +37,8 @@ pub struct Policy {
     pub daily: usize,
     pub weekly: usize,
     pub monthly: usize,
+    /// Keep every useful run started within this long of the newest one.
+    pub within: Option<std::time::Duration>,
 }
 
 impl Policy {
@@ -44,7 +51,7 @@ impl Policy {
 pub struct KeepDecision {
     pub run_id: String,
     pub keep: bool,
-    /// Why it is kept: "last", "daily", "weekly", "monthly", "newest".
+    /// Why it is kept: "last", "daily", "weekly", "monthly", "within", "newest".
     pub reasons: Vec<&'static str>,
 }
 
@@ -89,7 +96,18 @@ pub fn select(runs: &[RunMeta], policy: &Policy) -> Vec<KeepDecision> {
         "weekly",
     );
     bucket(policy.monthly, &|t| (t.year(), t.month() as u32), "monthly");
-    if let Some(i) = runs.iter().position(useful) {
+    let newest = runs.iter().position(useful);
+    if let (Some(within), Some(i)) = (policy.within, newest)
+        && let Some(t0) = parse_rfc3339(&runs[i].started_at)
+    {
+        let since = t0 - within;
+        for (j, r) in runs.iter().enumerate() {
+            if useful(r) && parse_rfc3339(&r.started_at).is_some_and(|t| t >= since) {
+                reasons[j].push("within");
+            }
+        }
+    }
+    if let Some(i) = newest {
         reasons[i].push("newest");
     }
     runs.iter()
@@ -146,7 +164,7 @@ pub struct ForgetReport {
 pub fn forget(config: &Config, req: &ForgetRequest) -> Result<ForgetReport, Error> {
     if req.policy.is_empty() {
         return Err(Error::Usage(
-            "say what to keep: --keep-last, --keep-daily, --keep-weekly and/or --keep-monthly"
+            "say what to keep: --keep-last, --keep-daily, --keep-weekly, --keep-monthly and/or --keep-within"
                 .into(),
         ));
     }
@@ -305,6 +323,7 @@ mod tests {
             daily,
             weekly,
             monthly,
+            within: None,
         };
         let cases: Vec<(Policy, Vec<&str>)> = vec![
             (p(1, 0, 0, 0), vec!["e"]),
@@ -323,6 +342,47 @@ mod tests {
         // Failed and interrupted runs are never kept.
         let d = select(&runs, &p(100, 100, 100, 100));
         assert!(!d[0].keep && !d[5].keep);
+    }
+
+    /// keep_within counts back from the newest run that saved something,
+    /// not from now, and keeps only runs that saved something.
+    #[test]
+    fn keep_within_counts_from_the_newest_useful_run() {
+        let runs = vec![
+            run("g", "2026-11-22T06:00:00Z", "failed"),
+            run("f", "2026-11-22T05:00:00Z", "interrupted"),
+            run("e", "2026-11-22T03:00:00Z", "success"),
+            run("d", "2026-11-21T03:00:00Z", "partial"),
+            run("c", "2026-11-20T03:00:00Z", "success"),
+            run("b", "2026-11-20T02:59:59Z", "success"),
+            run("a", "2026-10-01T03:00:00Z", "success"),
+        ];
+        let within = |secs: u64, daily: usize| Policy {
+            within: Some(std::time::Duration::from_secs(secs)),
+            daily,
+            ..Default::default()
+        };
+        let day = 86_400;
+        let cases: Vec<(Policy, Vec<&str>)> = vec![
+            (within(day, 0), vec!["e", "d"]),
+            // The edge is inclusive: 2 days before 11-22 03:00 is c, not b.
+            (within(2 * day, 0), vec!["e", "d", "c"]),
+            (within(60 * day, 0), vec!["e", "d", "c", "b", "a"]),
+            // Alongside the counts: the union.
+            (within(day, 3), vec!["e", "d", "c"]),
+        ];
+        for (policy, want) in cases {
+            assert_eq!(kept(&runs, policy.clone()), want, "{policy:?}");
+        }
+        let d = select(&runs, &within(day, 0));
+        assert_eq!(d[2].reasons, ["within", "newest"]);
+        assert!(
+            !Policy {
+                within: Some(std::time::Duration::from_secs(day)),
+                ..Default::default()
+            }
+            .is_empty()
+        );
     }
 
     #[test]
