@@ -128,8 +128,9 @@ pub fn check_archive(path: &Path, limits: &Limits) -> Result<Checked, ArchiveErr
     let torrents = under("torrents/");
     let resumes = under("resume/");
     let mut used: HashSet<&str> = HashSet::from(["manifest.json"]);
-    let mut blobs = HashMap::new();
-    let mut resume = HashMap::new();
+    // SHA-256 → entry, moved out of `files` once every check is done.
+    let mut blob_entries: HashMap<String, String> = HashMap::new();
+    let mut resume_entries: HashMap<String, String> = HashMap::new();
     for it in &manifest.torrents {
         if let Some(b) = &it.blob {
             let Some(&entry) = torrents.get(b.sha256.as_str()) else {
@@ -160,20 +161,32 @@ pub fn check_archive(path: &Path, limits: &Limits) -> Result<Checked, ArchiveErr
             };
             verify(bytes, expected).map_err(|e| mismatch(e.to_string()))?;
             used.insert(entry);
-            blobs.insert(b.sha256.clone(), bytes.clone());
+            blob_entries.insert(b.sha256.clone(), entry.to_string());
         }
         if let Some(r) = &it.resume {
             let Some(&entry) = resumes.get(r.sha256.as_str()) else {
                 return Err(refused(Hostile::MissingResume { id: it.id.clone() }));
             };
             used.insert(entry);
-            resume.insert(r.sha256.clone(), files[entry].clone());
+            resume_entries.insert(r.sha256.clone(), entry.to_string());
         }
     }
+    let (entries, ignored) = (files.len() + 1 + read.dirs.len(), files.len() - used.len());
+    drop(used);
+    drop(torrents);
+    drop(resumes);
+    drop(sha_of);
+    let mut take = |wanted: HashMap<String, String>| -> HashMap<String, Vec<u8>> {
+        (wanted.into_iter())
+            .filter_map(|(sha, entry)| Some((sha, files.remove(&entry)?)))
+            .collect()
+    };
+    let blobs = take(blob_entries);
+    let resume = take(resume_entries);
     Ok(Checked {
         format,
-        entries: files.len() + 1 + read.dirs.len(),
-        ignored: files.len() - used.len(),
+        entries,
+        ignored,
         manifest,
         blobs,
         resume,
