@@ -186,6 +186,9 @@ fn describe(e: &opendal::Error) -> String {
 /// The OpenDAL operator for a remote, with timeouts and retries (backoff
 /// with jitter, on 5xx, throttling and timeouts), and whether it renames.
 fn operator(cfg: &RemoteConfig) -> Result<(Operator, bool), RemoteError> {
+    // OpenDAL's HTTP client (reqwest, rustls) for S3: installed once per
+    // process (later calls keep the first).
+    opendal::install_default();
     let name = &cfg.name;
     let config_err = |message: String| RemoteError::Config {
         remote: name.clone(),
@@ -248,6 +251,17 @@ fn operator(cfg: &RemoteConfig) -> Result<(Operator, bool), RemoteError> {
         }
     };
     let (op, rename) = built.map_err(|e| config_err(one_line(&describe(&e))))?;
+    // Each attempt that will be retried: at debug level, in a few words (the
+    // one-line error at the end says what failed; no backtraces on stderr).
+    let quiet = |e: opendal::layers::RetryEvent<'_>| {
+        tracing::debug!(
+            "remote: retrying {} (attempt {}) in {:.1} s: {}",
+            e.op,
+            e.attempt,
+            e.retry_after.as_secs_f64(),
+            describe(e.err)
+        );
+    };
     let op = op
         .layer(
             opendal::layers::TimeoutLayer::new()
@@ -256,6 +270,7 @@ fn operator(cfg: &RemoteConfig) -> Result<(Operator, bool), RemoteError> {
         )
         .layer(
             opendal::layers::RetryLayer::new()
+                .with_notify(quiet)
                 .with_jitter()
                 .with_max_times(4)
                 .with_min_delay(Duration::from_millis(200))
