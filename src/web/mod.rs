@@ -112,33 +112,34 @@ pub async fn serve(
         .await
 }
 
-/// The routes, with the token check in front of all but `/healthz`.
+/// The routes, with the token check in front of every path but `/healthz`
+/// (unknown paths too: without the token, nothing says what exists).
 pub fn router(state: AppState) -> Router {
     let shared: SharedState = Arc::new(Shared {
         app: state,
         store_size: Mutex::new(None),
     });
-    let guarded = Router::new()
+    Router::new()
         .route("/", get(status_page))
         .route("/metrics", get(metrics))
-        .route_layer(middleware::from_fn_with_state(
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
             shared.clone(),
             require_token,
-        ));
-    Router::new()
-        .route("/healthz", get(healthz))
-        .merge(guarded)
-        .fallback(not_found)
+        ))
         .layer(middleware::from_fn(common_headers))
         .with_state(shared)
 }
 
-/// 401 unless the request carries the configured token.
+/// 401 unless the request carries the configured token (or asks for
+/// `/healthz`, which supervisors call without one and which says nothing
+/// but `ok`).
 async fn require_token(State(s): State<SharedState>, req: Request, next: Next) -> Response {
     let Some(token) = &s.app.token else {
         return next.run(req).await;
     };
-    if auth::allowed(token, req.headers(), req.uri().query()) {
+    if req.uri().path() == "/healthz" || auth::allowed(token, req.headers(), req.uri().query()) {
         return next.run(req).await;
     }
     let mut r = (

@@ -137,14 +137,12 @@ fn scrub_word(word: &str) -> String {
     word.to_string()
 }
 
-/// A failure class in plain words.
+/// A failure class in plain words (the reason beside it says more).
 pub(super) fn class_words(c: FailureClass) -> &'static str {
     match c {
-        FailureClass::MetadataUnavailable => {
-            "no metadata yet (a magnet still fetching it): kept as a magnet link, no .torrent saved"
-        }
-        FailureClass::Recoverable => "not saved this time: tried again on the next run",
-        FailureClass::Fatal => "stopped the run",
+        FailureClass::MetadataUnavailable => "Magnet without metadata: kept as a magnet link",
+        FailureClass::Recoverable => "Not saved this run: tried again next run",
+        FailureClass::Fatal => "Stopped the run",
     }
 }
 
