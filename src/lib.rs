@@ -16,7 +16,7 @@
 //! |---|---|
 //! | edge | [`cli`] (parsing and dispatch) |
 //! | commands | [`commands`] (one file per subcommand, the [`commands::Printer`]) |
-//! | workflows | [`backup`], [`restore`], [`check`], [`retention`], [`copy`], [`archive`], [`migrate`], [`error`], [`daemon`] |
+//! | workflows | [`backup`], [`restore`], [`check`], [`retention`], [`copy`], [`archive`], [`migrate`], [`error`], [`daemon`], [`metrics`], [`web`] |
 //! | services | [`qbt`], [`store`], [`lock`], [`history`], [`notify`], [`classify`], [`profile`], [`remote`] |
 //! | domain | [`status`], [`torrent`], [`manifest`], [`config`], [`snapshot`], [`rundoc`], [`state`], [`schedule`] |
 //! | helpers | [`text`], [`sys`], [`fsutil`], [`clock`], [`redact`], [`progress`] |
