@@ -26,7 +26,10 @@ const LAYERS: &[(&str, &str)] = &[
         "domain",
         "status torrent manifest config snapshot rundoc state schedule",
     ),
-    ("services", "qbt store lock history notify classify profile remote"),
+    (
+        "services",
+        "qbt store lock history notify classify profile remote",
+    ),
     (
         "workflows",
         "backup restore check retention copy archive migrate error daemon metrics web",
