@@ -54,6 +54,8 @@ pub enum Command {
     Archive(commands::archive::ArchiveArgs),
     /// The store itself: `store move NEW_PATH` relocates it safely
     Store(commands::store::StoreArgs),
+    /// Run the configured schedules in the foreground, with a status page and /metrics
+    Daemon(commands::daemon::DaemonArgs),
     /// Upgrade the store to the current format now (any command does it on first use)
     Migrate(commands::migrate::MigrateArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
@@ -81,7 +83,10 @@ pub fn main_with_args(args: Vec<std::ffi::OsString>) -> i32 {
             return status.code();
         }
     };
-    commands::init_logging(cli.verbose);
+    match &cli.command {
+        Command::Daemon(_) => commands::daemon::init_logging(cli.verbose, cli.json),
+        _ => commands::init_logging(cli.verbose),
+    }
     let printer = Printer::new(cli.json, cli.verbose);
     match dispatch(&cli, &printer) {
         Ok(status) => status.code(),
@@ -113,6 +118,7 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<ExitStatus, crate::error::Error> {
         Command::Copy(a) => commands::copy::run(&config, a, p),
         Command::Archive(a) => commands::archive::run(&config, a, p),
         Command::Store(a) => commands::store::run(&config, a, p),
+        Command::Daemon(a) => commands::daemon::run(&config, a, p),
         Command::Completions(_) | Command::Man(_) => Ok(ExitStatus::Success),
     }
 }

@@ -9,6 +9,7 @@ pub mod archive;
 pub mod check;
 pub mod completions;
 pub mod copy;
+pub mod daemon;
 pub mod diff;
 pub mod forget;
 pub mod migrate;

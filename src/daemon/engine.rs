@@ -228,6 +228,9 @@ impl Engine {
                     self.executor.panicked(&task, e).await;
                 }
             }
+            Outcome::SkippedOverlap => {
+                warn!(task = %task.name, slot = %stamp(f.slot), outcome = %label, "slot skipped: the task's lock was taken just before it (a qbackup started by hand, or another task)")
+            }
             _ => info!(task = %task.name, slot = %stamp(f.slot), outcome = %label, "task finished"),
         }
         let now = chrono_now(self.clock.as_ref());

@@ -12,7 +12,9 @@
 //! web server (`web` imports this module, not the other way round).
 
 pub mod engine;
+mod exec;
 pub mod status;
 pub mod task;
 
+pub use exec::RealExecutor;
 pub use status::{DaemonStatus, SharedStatus, TaskStatus};

@@ -76,10 +76,13 @@ impl Sleeper for FakeSleeper {
     }
 }
 
+/// A tick started: task, slot, and the clock when it started.
+type Call = (String, DateTime<Utc>, DateTime<Utc>);
+
 struct FakeExec {
     clock: Option<Arc<FakeClock>>,
     /// (task, slot, when it started)
-    calls: Mutex<Vec<(String, DateTime<Utc>, DateTime<Utc>)>>,
+    calls: Mutex<Vec<Call>>,
     hang: HashSet<String>,
     panic: HashSet<String>,
     busy: AtomicBool,
