@@ -103,7 +103,7 @@ echo
 echo "==> a portable archive of the latest run (readable with tar alone)"
 Q archive export --instance source --format tar.gz -o "$DEMO/source-backup.tar.gz"
 tar -tzf "$DEMO/source-backup.tar.gz" > "$DEMO/archive.list"
-echo "$(wc -l < "$DEMO/archive.list") entries, e.g.:"; grep -m3 '^torrents/' "$DEMO/archive.list"; grep -v '^torrents/' "$DEMO/archive.list"
+echo "$(wc -l < "$DEMO/archive.list") entries, e.g.:"; grep -m3 '^torrents/' "$DEMO/archive.list"; grep -m1 '^resume/' "$DEMO/archive.list"; grep -v '^torrents/\|^resume/' "$DEMO/archive.list"
 if $BIN/qbackup restore --help >/dev/null 2>&1; then
     echo
     echo "==> restore plan for the empty instance (its data would live under target/, not source/)"
