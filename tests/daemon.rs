@@ -374,3 +374,49 @@ fn a_restart_inside_the_window_does_not_run_the_slot_again() {
     assert_eq!(d.term(Duration::from_secs(20)).0, 0);
     assert_eq!(a.runs().len(), 2);
 }
+
+#[test]
+fn scheduled_forget_waits_for_a_run_in_progress_and_keeps_the_newest_good_one() {
+    let q = Qbt::start();
+    add_generated(&q, "forget", 10, 700);
+    // Runs by hand only; the daemon forgets every two seconds.
+    let a = agent(
+        &q,
+        "0 0 1 1 *",
+        "exports_per_second = 20\ntimeout_secs = 10\nretries = 1\n",
+    );
+    let mut text = std::fs::read_to_string(&a.config).unwrap();
+    text.push_str("forget_schedule = \"*/2 * * * * *\"\nkeep_last = 1\n");
+    std::fs::write(&a.config, text).unwrap();
+    for _ in 0..2 {
+        let out = a.run(&["run", "--instance", "test"]);
+        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    }
+    // A third run (100 new torrents to export) hangs on a stopped
+    // qBittorrent, its row `running`.
+    add_generated(&q, "forget-more", 100, 800);
+    let child = a.spawn(&["run", "--instance", "test", "--json"]);
+    let running = a.wait_running(1, Duration::from_secs(20));
+    q.sigstop();
+    let mut d = Daemon::start(&a);
+    d.wait_for(
+        "forget skipped while the run goes",
+        Duration::from_secs(20),
+        |logs| {
+            logs.iter()
+                .any(|v| v["task"] == "forget" && v["outcome"] == "skipped-overlap")
+        },
+    );
+    assert_eq!(a.runs().len(), 3, "nothing forgotten while a run goes");
+    q.sigcont();
+    let (out, _) = agent::wait_child(child, Duration::from_secs(60));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    d.wait_finished("forget", "success", 1, Duration::from_secs(20));
+    assert_eq!(d.term(Duration::from_secs(20)).0, 0);
+    // keep_last = 1: the run that was going, finished now, is the one kept.
+    let runs = a.runs();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["run_id"], running["run_id"]);
+    assert_eq!(runs[0]["status"], "success");
+    check(&a);
+}
