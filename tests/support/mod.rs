@@ -25,6 +25,7 @@ mod chroot;
 pub mod hostile;
 pub mod http;
 pub mod remote;
+pub mod remote_faults;
 pub mod state;
 #[allow(unused_imports)]
 pub(crate) use chroot::version_matrix;
