@@ -179,6 +179,12 @@ pub(crate) fn pull_for_restore(
             pulled.remote
         )));
     }
+    for other in &pulled.other_problems {
+        p.note(format_args!(
+            "warning: remote {:?}: {other} (run `qbackup check --remote {}`)",
+            pulled.remote, pulled.remote
+        ));
+    }
     p.note(format_args!(
         "read {} from remote {:?} ({} objects)",
         pulled.runs.join(", "),

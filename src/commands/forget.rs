@@ -79,11 +79,12 @@ pub fn run(config: &Config, a: &ForgetArgs, p: &Printer) -> Result<ExitStatus, E
             })
             .collect()
     };
-    let code = if remotes.iter().any(|r| r.is_err()) {
-        ExitStatus::Failed
-    } else {
-        ExitStatus::Success
-    };
+    // The worst remote error says the exit code (a wrong key: 2, a held
+    // lock: 11, an unreachable remote: 1).
+    let code = ExitStatus::worst((remotes.iter()).map(|r| {
+        r.as_ref()
+            .map_or_else(|(_, e)| e.exit_status(), |_| ExitStatus::Success)
+    }));
     if p.is_json() {
         let mut v = serde_json::to_value(&report).unwrap_or_default();
         let remotes: Vec<serde_json::Value> = (remotes.iter())

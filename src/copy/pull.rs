@@ -123,9 +123,13 @@ pub struct PullReport {
     /// `INSTANCE/RUN_ID` of every run pulled.
     pub runs: Vec<String>,
     pub objects_read: usize,
-    /// One line per object missing or damaged on the remote; a run with
-    /// one is still written (so `check` can say what it lacks).
+    /// One line per object of the pulled runs missing or damaged on the
+    /// remote; a run with one is still written (so `check` can say what
+    /// it lacks).
     pub problems: Vec<String>,
+    /// Run objects that could not be read (not among the pulled runs as
+    /// far as can be told): said, but they do not stop a restore.
+    pub other_problems: Vec<String>,
 }
 
 /// Rebuilds the runs `select` picks into a store at `dest` (created; it
@@ -143,9 +147,8 @@ pub async fn pull(
     let picked = select(&runs, instance, run)
         .map_err(|m| Error::Usage(format!("remote {:?}: {m}", remote.name)))?;
     let (mut report, _) = pull_runs(&remote, &runs, &picked, dest, instances).await?;
-    let mut all = problems;
-    all.append(&mut report.problems);
-    report.problems = all;
+    // Another run's damaged object does not stop this run's restore.
+    report.other_problems = problems;
     Ok(report)
 }
 

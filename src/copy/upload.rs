@@ -1,9 +1,11 @@
 //! `qbackup copy --to REMOTE`: upload what the remote lacks.
 //!
 //! 1. List the remote's run files and data objects (names and sizes).
-//! 2. Read every local run file the remote lacks and walk its metadata tree
-//!    (each chunk from its file, else the database's copy), collecting the
-//!    chunks, blobs and resume data it names.
+//! 2. Read every local run file and walk its metadata tree (each distinct
+//!    chunk once, from its file, else the database's copy), collecting the
+//!    chunks, blobs and resume data the runs name. Runs the remote holds
+//!    already are walked too, so an object the remote lost is uploaded
+//!    again.
 //! 3. Upload the data objects the remote lacks, each read and checked
 //!    against its hash first (a damaged local file is not copied), at most
 //!    [`CONCURRENCY`] at once.
@@ -11,7 +13,7 @@
 //!    names is on the remote now.
 //!
 //! A run with nothing new uploads nothing: step 1 is a few list requests,
-//! step 2 finds every run file there already.
+//! step 2 reads local files only.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -49,7 +51,7 @@ pub struct CopyReport {
     pub created: bool,
     pub uploaded: usize,
     pub uploaded_bytes: u64,
-    /// Objects the remote had already.
+    /// Objects of the store's runs that the remote had already.
     pub skipped: usize,
     pub runs_copied: usize,
     /// Run files the remote had already.
@@ -111,12 +113,16 @@ pub async fn copy(
             continue;
         }
         let name = remote.object(Kind::Run, &rf.rel);
-        if listed_runs.get(&name).is_some_and(|&s| s > 0) {
+        // A run already there is walked too: an object it names that the
+        // remote lost is uploaded again (the listing says which).
+        let present = listed_runs.get(&name).is_some_and(|&s| s > 0);
+        if present {
             report.runs_present += 1;
-            continue;
         }
         let doc = match RunDoc::read(&rf.path, None) {
             Ok(d) if d.run_id == rf.run_id && d.instance == rf.instance => d,
+            // What can't be read here is not re-checked on the remote.
+            Ok(_) | Err(_) if present => continue,
             Ok(_) => {
                 report.problems.push(format!(
                     "run file {} names another run: not copied (run `qbackup check`)",
@@ -178,7 +184,8 @@ pub async fn copy(
     let mut all_listed = listed_data;
     all_listed.extend(listed_runs);
     let p = plan(&needed, &run_wanted, &all_listed);
-    report.skipped = p.skipped;
+    // Run files already there are not counted as skipped objects.
+    report.skipped = p.skipped.saturating_sub(report.runs_present);
 
     // 3. Data objects.
     progress.start((p.data.len() + p.runs.len()) as u64);

@@ -34,8 +34,22 @@ pub use crypt::Keys;
 pub const MAX_OBJECT_BYTES: u64 = 300 << 20;
 /// Most bytes of a `config` object.
 const MAX_CONFIG_BYTES: u64 = 64 * 1024;
-/// Time limit of one request to the remote (retried).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Time limit of one request to the remote, and of each read or write of
+/// its body (retried: a hung server ends a command after about five).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// [`REQUEST_TIMEOUT`], or in debug builds `QBACKUP_TEST_REMOTE_TIMEOUT_SECS`
+/// (the hung-server tests; release builds ignore it).
+fn request_timeout() -> Duration {
+    #[cfg(debug_assertions)]
+    if let Some(s) = std::env::var("QBACKUP_TEST_REMOTE_TIMEOUT_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        return Duration::from_secs(s.max(1));
+    }
+    REQUEST_TIMEOUT
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
@@ -57,6 +71,10 @@ pub enum RemoteError {
         "remote {remote:?} holds no qbackup copy yet (no config object): run `qbackup copy --to {remote}` first"
     )]
     Empty { remote: String },
+    #[error(
+        "remote {remote:?} holds {objects} qbackup objects but no config object (which holds their keys): they can't be read, and qbackup will not set up new keys over them; nothing was written: put the config object back from a copy, or point the remote at an empty location"
+    )]
+    NoConfig { remote: String, objects: usize },
     #[error("remote {remote:?}: its config object {why}; the remote can't be read with this key")]
     Damaged { remote: String, why: String },
     #[error(
@@ -133,6 +151,20 @@ pub async fn open(cfg: &RemoteConfig, create: Create) -> Result<(Remote, bool), 
         },
         OpenError::BadIdentity(m) => config_err(format!("identity_file: {m}")),
     };
+    if existing.is_none() {
+        let mut objects = 0;
+        for prefix in ["runs/", "data/"] {
+            objects += count_objects(&op, prefix)
+                .await
+                .map_err(|e| backend_err(&name, "list its objects", &e))?;
+        }
+        if objects > 0 {
+            return Err(RemoteError::NoConfig {
+                remote: name,
+                objects,
+            });
+        }
+    }
     let (keys, created) = match existing {
         Some(bytes) => (Keys::open_config(&bytes, &key).map_err(opened)?, false),
         None if create == Create::IfEmpty => {
@@ -265,8 +297,8 @@ fn operator(cfg: &RemoteConfig) -> Result<(Operator, bool), RemoteError> {
     let op = op
         .layer(
             opendal::layers::TimeoutLayer::new()
-                .with_timeout(REQUEST_TIMEOUT)
-                .with_io_timeout(REQUEST_TIMEOUT),
+                .with_timeout(request_timeout())
+                .with_io_timeout(request_timeout()),
         )
         .layer(
             opendal::layers::RetryLayer::new()
@@ -277,6 +309,24 @@ fn operator(cfg: &RemoteConfig) -> Result<(Operator, bool), RemoteError> {
                 .with_max_delay(Duration::from_secs(10)),
         );
     Ok((op, rename))
+}
+
+/// How many objects are under `prefix`.
+async fn count_objects(op: &Operator, prefix: &str) -> Result<usize, opendal::Error> {
+    use futures::StreamExt;
+    let mut lister = match op.lister_with(prefix).recursive(true).await {
+        Ok(l) => l,
+        Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut n = 0;
+    while let Some(e) = lister.next().await {
+        let e = e?;
+        if !e.metadata().is_dir() && !e.path().ends_with('/') {
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// Reads a whole object of at most `max` bytes; `None` if it does not exist.
