@@ -97,7 +97,59 @@ impl Outcome {
             Outcome::Failed => "failed".into(),
             Outcome::Interrupted => "interrupted".into(),
             Outcome::SkippedOverlap => "skipped-overlap".into(),
-            Outcome::Error(e) => format!("error: {}", crate::text::one_line(e)),
+            Outcome::Error(e) => {
+                format!("error: {}", crate::redact::urls(&crate::text::one_line(e)))
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_labels_are_one_line_without_url_queries() {
+        let cases = [
+            (Outcome::Success, "success"),
+            (Outcome::Partial, "partial"),
+            (Outcome::Failed, "failed"),
+            (Outcome::Interrupted, "interrupted"),
+            (Outcome::SkippedOverlap, "skipped-overlap"),
+            (
+                Outcome::Error("cannot reach\nhttp://h/api?passkey=SECRET now".into()),
+                "error: cannot reach http://h/api?… now",
+            ),
+        ];
+        for (o, want) in cases {
+            assert_eq!(o.label(), want);
+        }
+    }
+
+    #[test]
+    fn tasks_come_from_the_schedule_keys() {
+        let text = "[[instance]]\nname = \"a\"\nurl = \"http://h\"\nusername = \"u\"\npassword_env = \"P\"\nschedule = \"@daily\"\n\
+                    [[instance]]\nname = \"b\"\nurl = \"http://h\"\nusername = \"u\"\npassword_env = \"P\"\n\
+                    [[remote]]\nname = \"o\"\ntype = \"dir\"\npath = \"/x\"\npassphrase_env = \"V\"\nschedule = \"@weekly\"\n\
+                    [daemon]\nforget_schedule = \"30 4 * * *\"\nkeep_daily = 7\n";
+        let c = Config::parse(std::path::Path::new("/c.toml"), text, |k| {
+            (k == "HOME").then(|| "/h".into())
+        })
+        .unwrap();
+        let t = tasks(&c);
+        let names: Vec<(&str, &str)> = t
+            .iter()
+            .map(|t| (t.name.as_str(), t.schedule.expr()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("run:a", "@daily"),
+                ("forget", "30 4 * * *"),
+                ("copy:o", "@weekly")
+            ]
+        );
+        assert_eq!(t[0].instance(), Some("a"));
+        assert_eq!(t[2].kind, TaskKind::Copy { remote: "o".into() });
     }
 }

@@ -6,10 +6,17 @@
 //! daemons on one store reaching the same slot, only the one whose row
 //! went in runs it; a restart, or a clock stepped back, finds the row and
 //! does not run it again.
+//!
+//! Only the newest [`KEEP_SLOTS`] slots of a task are kept (a claim drops
+//! older ones): the newest is what stops a slot from running twice.
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use super::{History, HistoryError, sqlite};
+
+/// Slots kept per task: more than a year of daily ones, a week of
+/// five-minute ones.
+pub const KEEP_SLOTS: i64 = 1000;
 
 impl History {
     /// Claims `slot` of `task` for this process: true if it was free (run
@@ -27,6 +34,15 @@ impl History {
                 params![task, slot, now, std::process::id()],
             )
             .map_err(e)?;
+        if n == 1 {
+            tx.execute(
+                "DELETE FROM schedule_slots WHERE task = ?1 AND slot < (
+                     SELECT slot FROM schedule_slots WHERE task = ?1
+                     ORDER BY slot DESC LIMIT 1 OFFSET ?2)",
+                params![task, KEEP_SLOTS - 1],
+            )
+            .map_err(e)?;
+        }
         tx.commit().map_err(e)?;
         Ok(n == 1)
     }
@@ -71,6 +87,33 @@ mod tests {
             Some("2026-11-22T04:00:00Z")
         );
         assert_eq!(b.last_slot("copy:y").unwrap(), None);
+    }
+
+    /// A task keeps its newest slots only; the others' are untouched.
+    #[test]
+    fn old_slots_are_dropped() {
+        let d = tempfile::tempdir().unwrap();
+        let mut h = History::open(&d.path().join("h.sqlite3")).unwrap();
+        let slot = |i: i64| format!("2026-01-01T00:00:00Z+{i:06}");
+        assert!(h.claim_slot("forget", &slot(0), "now").unwrap());
+        for i in 0..KEEP_SLOTS + 5 {
+            assert!(h.claim_slot("run:x", &slot(i), "now").unwrap());
+        }
+        let count = |task: &str| -> i64 {
+            h.conn
+                .query_row(
+                    "SELECT count(*) FROM schedule_slots WHERE task = ?1",
+                    [task],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
+        assert_eq!(count("run:x"), KEEP_SLOTS);
+        assert_eq!(count("forget"), 1);
+        assert_eq!(h.last_slot("run:x").unwrap(), Some(slot(KEEP_SLOTS + 4)));
+        // A dropped slot is older than the newest: the decider never runs it.
+        assert!(h.claim_slot("run:x", &slot(KEEP_SLOTS + 5), "now").unwrap());
+        assert!(!h.claim_slot("run:x", &slot(KEEP_SLOTS + 5), "now").unwrap());
     }
 
     /// Two threads racing for the same slots: each slot goes to exactly one.
