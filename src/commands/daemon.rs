@@ -90,9 +90,15 @@ pub fn run(config: &Config, a: &DaemonArgs, p: &Printer) -> Result<ExitStatus, E
         status.clone(),
         config.daemon.token.clone(),
     );
-    let web = rt.spawn(crate::web::serve(listener, state, async move {
-        let _ = web_rx.wait_for(|stop| *stop).await;
-    }));
+    let web = rt.spawn(async move {
+        let shutdown = async move {
+            let _ = web_rx.wait_for(|stop| *stop).await;
+        };
+        // The schedules go on without the page.
+        if let Err(e) = crate::web::serve(listener, state, shutdown).await {
+            error!("the status page stopped: {e}; the schedules go on");
+        }
+    });
     rt.spawn(watch_signals(cancel.clone(), stop_tx));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let engine = Engine {
@@ -112,8 +118,7 @@ pub fn run(config: &Config, a: &DaemonArgs, p: &Printer) -> Result<ExitStatus, E
         engine.run(stop_rx).await;
         let _ = web_tx.send(true);
         match tokio::time::timeout(WEB_SHUTDOWN, web).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => warn!("the web server stopped with an error: {e}"),
+            Ok(Ok(())) => {}
             Ok(Err(e)) => warn!("the web server task failed: {e}"),
             Err(_) => warn!("the web server did not stop in time"),
         }
