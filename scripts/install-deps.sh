@@ -30,6 +30,10 @@ command -v qbittorrent-nox >/dev/null 2>&1 || missing+=(qbittorrent-nox)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# The remote tests decrypt objects with the age CLI, as docs/offsite.md says a user can.
+{ command -v age && command -v age-keygen; } >/dev/null 2>&1 || missing+=(age)
+# The archive tests read exports with these alone.
+{ command -v unzip && command -v zstd; } >/dev/null 2>&1 || missing+=(unzip zstd)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 { command -v ssh && command -v ssh-keygen && command -v sftp; } >/dev/null 2>&1 ||
     missing+=(openssh-client)

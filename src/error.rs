@@ -66,6 +66,7 @@ impl Error {
             // A CA file that can't be read or parsed is a configuration error.
             Error::Qbt(crate::qbt::QbtError::Setup(_)) => ExitStatus::Usage,
             Error::Lock(LockError::Held { .. }) => ExitStatus::Locked,
+            Error::Remote(crate::remote::RemoteError::Busy { .. }) => ExitStatus::Locked,
             // Its qBittorrent holds the profile: a lock held by another program.
             Error::Profile(crate::profile::ProfileError::Running { .. }) => ExitStatus::Locked,
             Error::Profile(crate::profile::ProfileError::NotAProfile { .. }) => ExitStatus::Usage,

@@ -172,12 +172,12 @@ pub(crate) fn pull_for_restore(
         &names,
     ))?;
     if let Some(problem) = pulled.problems.first() {
-        return Err(Error::Usage(format!(
-            "remote {:?}: the copy of {} is incomplete ({problem}); nothing was restored: run `qbackup check --remote {}`, or restore another run with --run",
-            pulled.remote,
-            pulled.runs.join(", "),
-            pulled.remote
-        )));
+        return Err(crate::remote::RemoteError::Incomplete {
+            remote: pulled.remote.clone(),
+            runs: pulled.runs.join(", "),
+            problem: problem.clone(),
+        }
+        .into());
     }
     for other in &pulled.other_problems {
         p.note(format_args!(

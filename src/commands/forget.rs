@@ -87,7 +87,7 @@ pub fn run(config: &Config, a: &ForgetArgs, p: &Printer) -> Result<ExitStatus, E
     }));
     if p.is_json() {
         let mut v = serde_json::to_value(&report).unwrap_or_default();
-        let remotes: Vec<serde_json::Value> = (remotes.iter())
+        let remote_json: Vec<serde_json::Value> = (remotes.iter())
             .map(|r| match r {
                 Ok(r) => serde_json::to_value(r).unwrap_or_default(),
                 Err((name, e)) => serde_json::json!({
@@ -96,10 +96,13 @@ pub fn run(config: &Config, a: &ForgetArgs, p: &Printer) -> Result<ExitStatus, E
             })
             .collect();
         if let Some(o) = v.as_object_mut() {
-            o.insert("remotes".into(), remotes.into());
+            o.insert("remotes".into(), remote_json.into());
             o.insert("exit_code".into(), code.code().into());
         }
         p.json(&v);
+        for (_, e) in remotes.iter().filter_map(|r| r.as_ref().err()) {
+            p.note(format_args!("error: {e}"));
+        }
         return Ok(code);
     }
     print_local(&report, a, p);
@@ -122,7 +125,7 @@ pub fn run(config: &Config, a: &ForgetArgs, p: &Printer) -> Result<ExitStatus, E
                     String::new()
                 }
             ),
-            Err((name, e)) => p.note(format_args!("error: remote {name}: {e}")),
+            Err((_, e)) => p.note(format_args!("error: {e}")),
         }
     }
     Ok(code)

@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::config::remote::Remote as RemoteConfig;
 use crate::error::Error;
 use crate::lock::{InstanceLock, try_lock};
+use crate::remote::RemoteError;
 use crate::store::Store;
 
 /// Objects uploaded or fetched at once.
@@ -52,8 +53,13 @@ pub fn lock_remote(store: &Store, name: &str) -> Result<InstanceLock, Error> {
     let dir = store.root().join("locks");
     crate::fsutil::create_private_dir(&dir)
         .map_err(|e| Error::Usage(format!("cannot create {}: {e}", dir.display())))?;
-    Ok(try_lock(
-        &dir.join(format!("+remote-{name}.lock")),
-        &format!("remote {name}"),
-    )?)
+    match try_lock(&dir.join(format!("+remote-{name}.lock")), name) {
+        Ok(l) => Ok(l),
+        Err(crate::lock::LockError::Held { holder, .. }) => Err(RemoteError::Busy {
+            remote: name.to_string(),
+            holder,
+        }
+        .into()),
+        Err(e) => Err(e.into()),
+    }
 }

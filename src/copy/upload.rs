@@ -30,7 +30,7 @@ use crate::error::Error;
 use crate::history::History;
 use crate::manifest::resume_rel_path;
 use crate::progress::Progress;
-use crate::remote::{Create, Kind, Remote, open};
+use crate::remote::{Create, Kind, Remote, RemoteError, open};
 use crate::retention::reach::Graph;
 use crate::rundoc::RunDoc;
 use crate::store::Store;
@@ -190,13 +190,13 @@ pub async fn copy(
     // 3. Data objects.
     progress.start((p.data.len() + p.runs.len()) as u64);
     let bytes = AtomicU64::new(0);
-    let results: Vec<(String, Result<(), String>)> = futures::stream::iter(p.data.iter())
+    let results: Vec<(String, Result<(), Failure>)> = futures::stream::iter(p.data.iter())
         .map(|w| {
             let (remote, store, history, bytes, cancel) =
                 (&remote, &store, &history, &bytes, &cancel);
             async move {
                 if cancel.load(Ordering::SeqCst) {
-                    return (w.rel.clone(), Err("interrupted".to_string()));
+                    return (w.rel.clone(), Err(Failure::Interrupted));
                 }
                 let r = upload_one(remote, store, history.as_ref(), w).await;
                 if let Ok(n) = &r {
@@ -210,13 +210,24 @@ pub async fn copy(
         .collect()
         .await;
     let mut failed: HashSet<String> = HashSet::new();
-    let mut first_backend_error: Option<String> = None;
+    let mut first_remote_error: Option<RemoteError> = None;
+    let mut first_reason: Option<String> = None;
+    let attempted = results.len();
+    let mut remote_failures = 0;
     for (rel, r) in results {
         match r {
             Ok(()) => report.uploaded += 1,
-            Err(why) => {
-                if why != "interrupted" && first_backend_error.is_none() {
-                    first_backend_error = Some(format!("{rel}: {why}"));
+            Err(f) => {
+                match f {
+                    Failure::Local(why) => {
+                        first_reason.get_or_insert_with(|| format!("{rel}: {why}"));
+                    }
+                    Failure::Remote(e) => {
+                        remote_failures += 1;
+                        first_reason.get_or_insert_with(|| e.to_string());
+                        first_remote_error.get_or_insert(e);
+                    }
+                    Failure::Interrupted => {}
                 }
                 failed.insert(rel);
             }
@@ -238,7 +249,7 @@ pub async fn copy(
             report.problems.push(format!(
                 "{}: not copied: objects it names could not be uploaded{}",
                 w.rel,
-                first_backend_error
+                first_reason
                     .as_ref()
                     .map(|e| format!(" ({e})"))
                     .unwrap_or_default()
@@ -256,20 +267,25 @@ pub async fn copy(
     }
     progress.finish();
     report.uploaded_bytes = bytes.load(Ordering::Relaxed);
-    // A remote that fails every upload is down, not partial.
+    // A remote that fails every upload is down, not partial: its own
+    // error, one line.
     if report.uploaded == 0
-        && !failed.is_empty()
-        && let Some(e) = first_backend_error
-        && failed.len() == p.data.len()
+        && remote_failures == attempted
+        && let Some(e) = first_remote_error
     {
-        return Err(crate::remote::RemoteError::Backend {
-            remote: remote.name.clone(),
-            what: "upload anything".into(),
-            message: e,
-        }
-        .into());
+        return Err(e.into());
     }
     Ok(report)
+}
+
+/// Why one object was not uploaded.
+enum Failure {
+    /// The local file is missing or damaged.
+    Local(String),
+    /// The remote refused it or could not be reached.
+    Remote(RemoteError),
+    /// A signal came before it started.
+    Interrupted,
 }
 
 /// Reads one local object, checks it against its hash, uploads it.
@@ -278,9 +294,9 @@ async fn upload_one(
     store: &Store,
     history: Option<&History>,
     w: &Wanted,
-) -> Result<u64, String> {
-    let body = local_bytes(store, history, &w.rel)?;
-    remote.put(&w.name, &body).await.map_err(|e| e.to_string())
+) -> Result<u64, Failure> {
+    let body = local_bytes(store, history, &w.rel).map_err(Failure::Local)?;
+    remote.put(&w.name, &body).await.map_err(Failure::Remote)
 }
 
 /// The bytes of a store file as the remote keeps them, checked: a blob or

@@ -23,6 +23,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::remote::Key;
 
+/// log2 of the scrypt cost of a passphrase-sealed `config` object: 2^16
+/// takes 64 MiB and about a quarter second to open. Prefer an identity
+/// file for a weak passphrase.
+pub const SCRYPT_WORK_FACTOR: u8 = 16;
+
 /// The format of the `config` object this qbackup writes and reads.
 pub const CONFIG_FORMAT: u32 = 1;
 
@@ -111,7 +116,11 @@ impl Keys {
         let plain = serde_json::to_vec(&doc).unwrap_or_default();
         let out = match key {
             Key::Passphrase(p) => {
-                let r = age::scrypt::Recipient::new(SecretString::from(p.expose().to_string()));
+                let mut r = age::scrypt::Recipient::new(SecretString::from(p.expose().to_string()));
+                // A fixed cost: age would calibrate to a second of this
+                // machine, 2^18 and more (256 MiB+) on a fast one, which
+                // every later copy on a small seedbox must then pay.
+                r.set_work_factor(SCRYPT_WORK_FACTOR);
                 age::encrypt(&r, &plain).map_err(|e| OpenError::BadIdentity(e.to_string()))?
             }
             Key::Identity(text) => {
@@ -155,14 +164,13 @@ impl Keys {
                     .decrypt(ids.iter().map(|i| i.as_ref() as &dyn age::Identity))
                     .map_err(decrypt_error)?;
                 let mut out = Vec::new();
-                std::io::Read::read_to_end(&mut r, &mut out).map_err(|_| {
-                    OpenError::Damaged("it was changed after it was written".into())
-                })?;
+                std::io::Read::read_to_end(&mut r, &mut out)
+                    .map_err(|_| OpenError::Damaged("changed after it was written".into()))?;
                 out
             }
         };
         let doc: ConfigDoc = serde_json::from_slice(&plain)
-            .map_err(|e| OpenError::Damaged(format!("it is not a qbackup remote config ({e})")))?;
+            .map_err(|e| OpenError::Damaged(format!("not a qbackup remote config ({e})")))?;
         if doc.qbackup_remote > CONFIG_FORMAT {
             return Err(OpenError::TooNew(doc.qbackup_remote));
         }
@@ -193,9 +201,9 @@ fn decrypt_error(e: age::DecryptError) -> OpenError {
             OpenError::WrongKey
         }
         age::DecryptError::ExcessiveWork { .. } => {
-            OpenError::Damaged("it asks for more scrypt work than qbackup allows".into())
+            OpenError::Damaged("asks for more scrypt work than qbackup allows".into())
         }
-        other => OpenError::Damaged(format!("it is not a readable age file ({other})")),
+        other => OpenError::Damaged(format!("not a readable age file: {other}")),
     }
 }
 

@@ -75,12 +75,26 @@ pub enum RemoteError {
         "remote {remote:?} holds {objects} qbackup objects but no config object (which holds their keys): they can't be read, and qbackup will not set up new keys over them; nothing was written: put the config object back from a copy, or point the remote at an empty location"
     )]
     NoConfig { remote: String, objects: usize },
-    #[error("remote {remote:?}: its config object {why}; the remote can't be read with this key")]
+    #[error(
+        "remote {remote:?}: its config object (which holds the remote's keys) can't be read: {why}; nothing was written: put it back from a copy"
+    )]
     Damaged { remote: String, why: String },
     #[error(
         "remote {remote:?} was written by a newer qbackup (remote format {found}): upgrade qbackup"
     )]
     TooNew { remote: String, found: u32 },
+    #[error(
+        "remote {remote:?} is busy: another qbackup (pid {holder}) is copying to it or applying retention; wait for it to finish"
+    )]
+    Busy { remote: String, holder: String },
+    #[error(
+        "remote {remote:?}: the copy of {runs} is incomplete ({problem}); nothing was restored: run `qbackup check --remote {remote}`, or restore another run with --run"
+    )]
+    Incomplete {
+        remote: String,
+        runs: String,
+        problem: String,
+    },
     #[error("remote {remote:?}: object {name} {why}")]
     Object {
         remote: String,

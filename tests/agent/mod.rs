@@ -84,6 +84,17 @@ impl Agent {
         o
     }
 
+    /// [`Agent::spawn`] with extra environment variables (debug-build test
+    /// knobs such as `QBACKUP_TEST_REMOTE_TIMEOUT_SECS`).
+    pub fn spawn_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Child {
+        let mut c = self.command(args);
+        c.envs(env.iter().copied());
+        c.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn qbackup")
+    }
+
     pub fn spawn(&self, args: &[&str]) -> Child {
         self.command(args)
             .stdout(Stdio::piped())
