@@ -6,8 +6,9 @@
 //! daemon exits 0 promptly; `qbackup run` by hand works beside it and is
 //! refused (exit 11) only while the daemon's run holds the instance;
 //! two daemons on one store run each slot once; a restart inside a slot's
-//! window does not run it again. (`/metrics` and the page: tests/metrics.rs
-//! and tests/status_page.rs.)
+//! window does not run it again; a scheduled forget waits for a run in
+//! progress; a scheduled copy reaches its remote. (`/metrics` and the page:
+//! tests/metrics.rs and tests/status_page.rs.)
 
 mod agent;
 mod support;
@@ -419,4 +420,48 @@ fn scheduled_forget_waits_for_a_run_in_progress_and_keeps_the_newest_good_one() 
     assert_eq!(runs[0]["run_id"], running["run_id"]);
     assert_eq!(runs[0]["status"], "success");
     check(&a);
+}
+
+#[test]
+fn a_scheduled_copy_goes_to_its_remote() {
+    let q = Qbt::start();
+    add_generated(&q, "copy", 10, 900);
+    let a = agent(&q, "0 0 1 1 *", "exports_per_second = 500\n");
+    let out = a.run(&["run", "--instance", "test"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    // An age identity file (a passphrase costs scrypt on every open).
+    use age::secrecy::ExposeSecret;
+    let key = a.dir.path().join("offsite.agekey");
+    let identity = age::x25519::Identity::generate().to_string();
+    support::write_private_file(&key, identity.expose_secret().as_bytes()).unwrap();
+    let mut text = std::fs::read_to_string(&a.config).unwrap();
+    text.push_str(&format!(
+        "\n[[remote]]\nname = \"offsite\"\ntype = \"dir\"\npath = {:?}\nidentity_file = {:?}\nschedule = \"*/3 * * * * *\"\n",
+        a.dir.path().join("remote").display().to_string(),
+        key.display().to_string()
+    ));
+    std::fs::write(&a.config, text).unwrap();
+    let mut d = Daemon::start(&a);
+    d.wait_finished("copy:offsite", "success", 2, Duration::from_secs(90));
+    assert_eq!(d.term(Duration::from_secs(30)).0, 0);
+    let copies: Vec<Value> = (d.logs().into_iter())
+        .filter(|v| v["remote"] == "offsite" && v["runs_copied"].is_u64())
+        .collect();
+    assert!(copies.len() >= 2, "{copies:?}");
+    assert_eq!(copies[0]["runs_copied"], 1, "{copies:?}");
+    assert_eq!(
+        copies[1]["runs_copied"], 0,
+        "nothing new the second time: {copies:?}"
+    );
+    // The first copy set the remote up and said to keep the key safe.
+    assert!(
+        d.logs().iter().any(|v| v["level"] == "WARN"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("KEEP THE KEY SAFE"))),
+        "{}",
+        d.raw.lock().unwrap()
+    );
+    let out = a.run(&["check", "--remote", "offsite"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
 }

@@ -47,10 +47,9 @@ impl Executor for RealExecutor {
             TaskKind::Run { instance } => held(&store, instance),
             // Forget --prune takes every instance's lock.
             TaskKind::Forget => self.config.instances.iter().any(|i| held(&store, &i.name)),
-            TaskKind::Copy { remote } => matches!(
-                crate::copy::lock_remote(&store, remote),
-                Err(Error::Lock(LockError::Held { .. }))
-            ),
+            TaskKind::Copy { remote } => {
+                matches!(crate::copy::lock_remote(&store, remote), Err(e) if lock_held(&e))
+            }
         }
     }
 
@@ -108,6 +107,16 @@ where
             Err(e) => Outcome::Error(e.to_string()),
         }
     })
+}
+
+/// Whether `e` says a lock is held by someone else: an instance's, or a
+/// remote's.
+fn lock_held(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Lock(LockError::Held { .. })
+            | Error::Remote(crate::remote::RemoteError::Busy { .. })
+    )
 }
 
 /// Whether the lock of `instance` is held by someone (this process's own
@@ -183,7 +192,7 @@ async fn backup(config: Arc<Config>, name: String, cancel: Arc<AtomicBool>) -> O
                 RunStatus::Running => Outcome::Error("the run did not finish".into()),
             }
         }
-        Err(Error::Lock(LockError::Held { .. })) => return Outcome::SkippedOverlap,
+        Err(e) if lock_held(&e) => return Outcome::SkippedOverlap,
         Err(e) => {
             error!(instance = %name, "run failed: {}", one_line(&e.to_string()));
             notify_error(&config, EventKind::Backup, &name, &e.to_string()).await;
@@ -241,7 +250,7 @@ async fn forget(config: Arc<Config>) -> Outcome {
             r.removed.len(),
             r.bytes_freed
         ),
-        Err(Error::Lock(LockError::Held { .. })) => return Outcome::SkippedOverlap,
+        Err(e) if lock_held(&e) => return Outcome::SkippedOverlap,
         Err(e) => {
             error!("forget failed: {}", one_line(&e.to_string()));
             let why = format!("scheduled forget --prune failed: {e}");
@@ -256,6 +265,8 @@ async fn forget(config: Arc<Config>) -> Outcome {
                 remote = %rep.remote, removed = rep.removed.len(), objects_removed = rep.objects_removed,
                 "forget on remote {}: {} runs kept, {} removed", rep.remote, rep.runs_kept, rep.removed.len()
             ),
+            // A copy to it is going: its turn comes at the next slot.
+            Err(e) if lock_held(&e) => warn!(remote = %r.name, "forget on remote skipped: {e}"),
             Err(e) => {
                 error!(remote = %r.name, "forget on remote failed: {}", one_line(&e.to_string()));
                 problems.push(format!("remote {}: {e}", r.name));
@@ -303,7 +314,7 @@ async fn copy_to(config: &Config, remote: &RemoteConfig, cancel: Arc<AtomicBool>
             }
             Outcome::Success
         }
-        Err(Error::Lock(LockError::Held { .. })) => Outcome::SkippedOverlap,
+        Err(e) if lock_held(&e) => Outcome::SkippedOverlap,
         Err(e) => {
             error!(remote = %remote.name, "copy failed: {}", one_line(&e.to_string()));
             notify_error(config, EventKind::Copy, &remote.name, &e.to_string()).await;
