@@ -51,7 +51,14 @@ pub const FINISHED_STATUSES: [RunStatus; 4] = [
 
 /// The outcomes of a daemon task's last tick (`error: …` is `error`; its
 /// text never becomes a label).
-pub const TASK_OUTCOMES: [&str; 5] = ["success", "partial", "failed", "skipped-overlap", "error"];
+pub const TASK_OUTCOMES: [&str; 6] = [
+    "success",
+    "partial",
+    "failed",
+    "skipped-overlap",
+    "interrupted",
+    "error",
+];
 
 type Gauges<L> = Family<L, Gauge>;
 
