@@ -43,6 +43,7 @@ curl -sf -b "$JAR" --data-urlencode "hash=$HASH" --data-urlencode "urls=http://1
     "${SOURCE_URL}api/v2/torrents/addTrackers" >/dev/null
 echo "torrent ${HASH:0:8}: now 'my renamed torrent', 512 KiB/s up, sequential, two trackers"
 
+DAEMON_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat > "$DEMO/config.toml" <<TOML
 [store]
 path = "store"
@@ -55,6 +56,8 @@ password_file = "source/password"
 exports_per_second = 200
 # Resume data (ratio, totals, dates) is read from the profile, read-only.
 profile = "source"
+# For `qbackup daemon`: back this instance up every night at 03:17.
+schedule = "17 3 * * *"
 
 [[instance]]
 name = "target"
@@ -64,6 +67,9 @@ password_file = "target/password"
 
 # An encrypted copy off the box: a directory here (a NAS mount); S3 and SFTP
 # are configured the same way (docs/offsite.md).
+[daemon]
+listen = "127.0.0.1:$DAEMON_PORT"
+
 [[remote]]
 name = "offsite"
 type = "dir"
@@ -134,6 +140,16 @@ if $BIN/qbackup restore --help >/dev/null 2>&1; then
     mv "$DEMO/store.lost" "$DEMO/store"
     echo
     Q runs --limit 5
+    echo
+    echo "==> the daemon: its schedules, a status page, /metrics and /healthz on 127.0.0.1"
+    Q daemon --check
+    $BIN/qbackup --config "$DEMO/config.toml" daemon 2>"$DEMO/daemon.log" &
+    DAEMON=$!
+    for _ in $(seq 50); do curl -sf "http://127.0.0.1:$DAEMON_PORT/healthz" >/dev/null && break; sleep 0.2; done
+    echo "\$ curl http://127.0.0.1:$DAEMON_PORT/metrics (the source instance's lines)"
+    curl -sf "http://127.0.0.1:$DAEMON_PORT/metrics" | grep 'instance="source"' | grep -E 'torrents_stored|run_warnings|last_run_status.*} 1' || true
+    echo "status page: $(curl -sf "http://127.0.0.1:$DAEMON_PORT/" | grep -o '<svg' | wc -l) inline charts, open http://127.0.0.1:$DAEMON_PORT/ in a browser"
+    kill -TERM "$DAEMON"; wait "$DAEMON" || true
 fi
 echo
 echo "demo done"
