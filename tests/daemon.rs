@@ -465,3 +465,77 @@ fn a_scheduled_copy_goes_to_its_remote() {
     let out = a.run(&["check", "--remote", "offsite"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
 }
+
+/// The real daemon's `/metrics`, scraped over HTTP after scheduled runs,
+/// parses as Prometheus text and says what `qbackup runs --json` says;
+/// `/healthz` answers, and the page is served on the loopback address.
+#[test]
+fn the_daemons_metrics_match_the_history() {
+    let q = Qbt::start();
+    add_generated(&q, "scrape", 12, 100);
+    let a = agent(&q, "*/2 * * * * *", "exports_per_second = 500\n");
+    let mut d = Daemon::start(&a);
+    d.wait_finished("run:test", "success", 1, Duration::from_secs(60));
+    let bound = (d.logs().iter())
+        .find_map(|v| v["listen"].as_str().map(str::to_string))
+        .expect("the daemon logs the address it listens on");
+    assert!(bound.starts_with("127.0.0.1:"), "{bound}");
+    // Stop new ticks from changing the numbers between the two reads: scrape
+    // until two scrapes in a row agree with the history.
+    let get = |path: &str| -> (u16, String) {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-w",
+                "\n%{http_code}",
+                &format!("http://{bound}{path}"),
+            ])
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    };
+    assert_eq!(get("/healthz").0, 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, text) = get("/metrics");
+        assert_eq!(code, 200, "{text}");
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+            .expect("the daemon's /metrics parses");
+        let value = |name: &str| {
+            (scrape.samples.iter())
+                .find(|s| s.metric == name && s.labels.get("instance") == Some("test"))
+                .map(|s| match s.value {
+                    prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+                    ref other => panic!("{name}: {other:?}"),
+                })
+        };
+        let runs = a.runs();
+        let last = (runs.iter())
+            .find(|r| r["type"] == "backup" && r["status"] != "running")
+            .expect("a finished run");
+        let n = |k: &str| last[k].as_u64().unwrap_or(u64::MAX) as f64;
+        let matches = value("qbackup_torrents_listed") == Some(n("listed"))
+            && value("qbackup_torrents_stored") == Some(n("exported") + n("reused"))
+            && value("qbackup_run_warnings") == Some(n("warnings"))
+            && scrape
+                .samples
+                .iter()
+                .any(|s| s.metric == "qbackup_task_next_run_timestamp_seconds");
+        if matches {
+            assert_eq!(value("qbackup_torrents_listed"), Some(12.0));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon's /metrics never matched runs --json:\n{text}\n{runs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (code, page) = get("/");
+    assert_eq!(code, 200);
+    assert!(page.contains("<svg"), "the page has its charts");
+    let (code, _) = d.term(Duration::from_secs(20));
+    assert_eq!(code, 0);
+}
