@@ -104,7 +104,11 @@ pub(super) fn resolve(
     let token = match &token_file {
         None => None,
         Some(p) => {
-            warnings.extend(readable_warning(p));
+            warnings.extend(super::secret::secret_file_warning(
+                "[daemon]",
+                "token_file",
+                p,
+            ));
             let t = super::secret::first_line(p)
                 .map_err(|m| bad(format!("token_file {}: {m}", p.display())))?;
             Some(t)
@@ -212,19 +216,6 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(bad());
     }
     Ok(Duration::from_secs(secs))
-}
-
-/// A warning when the token file can be read by its group or by others.
-fn readable_warning(p: &Path) -> Option<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(p).ok()?.permissions().mode();
-    (mode & 0o077 != 0).then(|| {
-        format!(
-            "[daemon]: token_file {} can be read by other users (mode {:o}); chmod 600 it",
-            p.display(),
-            mode & 0o777
-        )
-    })
 }
 
 #[cfg(test)]

@@ -394,7 +394,11 @@ fn credential(
     let mut sources = Vec::new();
     if let Some(p) = ri.password_file.take() {
         let p = base.join(p);
-        warnings.extend(secret_file_warning(name, "password_file", &p));
+        warnings.extend(secret_file_warning(
+            &format!("instance {name:?}"),
+            "password_file",
+            &p,
+        ));
         sources.push(CredentialSource::PasswordFile(p));
     }
     if let Some(v) = ri.password_env.take() {
@@ -408,7 +412,11 @@ fn credential(
     }
     if let Some(p) = ri.api_key_file.take() {
         let p = base.join(p);
-        warnings.extend(secret_file_warning(name, "api_key_file", &p));
+        warnings.extend(secret_file_warning(
+            &format!("instance {name:?}"),
+            "api_key_file",
+            &p,
+        ));
         sources.push(CredentialSource::ApiKeyFile(p));
     }
     if let Some(v) = ri.api_key_env.take() {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::Secret;
-use super::secret::first_line;
+use super::secret::{first_line, secret_file_warning};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -277,7 +277,11 @@ fn resolve_one(r: RawRemote, base: &Path, warnings: &mut Vec<String>) -> Result<
             ) {
                 (Some(p), None) => {
                     let p = base.join(p);
-                    warnings.extend(readable_warning(&name, "secret_access_key_file", &p));
+                    warnings.extend(secret_file_warning(
+                        &format!("remote {name:?}"),
+                        "secret_access_key_file",
+                        &p,
+                    ));
                     SecretSource::File(p)
                 }
                 (None, Some(v)) => SecretSource::Env(v),
@@ -358,13 +362,21 @@ fn resolve_one(r: RawRemote, base: &Path, warnings: &mut Vec<String>) -> Result<
     ) {
         (Some(p), None, None) => {
             let p = base.join(p);
-            warnings.extend(readable_warning(&name, "passphrase_file", &p));
+            warnings.extend(secret_file_warning(
+                &format!("remote {name:?}"),
+                "passphrase_file",
+                &p,
+            ));
             KeySource::Passphrase(SecretSource::File(p))
         }
         (None, Some(v), None) => KeySource::Passphrase(SecretSource::Env(v)),
         (None, None, Some(p)) => {
             let p = base.join(p);
-            warnings.extend(readable_warning(&name, "identity_file", &p));
+            warnings.extend(secret_file_warning(
+                &format!("remote {name:?}"),
+                "identity_file",
+                &p,
+            ));
             KeySource::IdentityFile(p)
         }
         (None, None, None) => {
@@ -385,19 +397,6 @@ fn resolve_one(r: RawRemote, base: &Path, warnings: &mut Vec<String>) -> Result<
         key,
         copy_after_run: r.copy_after_run,
         schedule,
-    })
-}
-
-/// A warning when a key file can be read by its group or by others.
-fn readable_warning(remote: &str, field: &str, p: &Path) -> Option<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(p).ok()?.permissions().mode();
-    (mode & 0o077 != 0).then(|| {
-        format!(
-            "remote {remote:?}: {field} {} can be read by other users (mode {:o}); chmod 600 it",
-            p.display(),
-            mode & 0o777
-        )
     })
 }
 

@@ -76,12 +76,13 @@ pub(super) fn first_line(p: &Path) -> Result<Secret, String> {
 
 /// A warning when a secret file can be read by its group or by others.
 /// Nothing when it can't be looked at: reading it later says why.
-pub(super) fn secret_file_warning(instance: &str, field: &str, p: &Path) -> Option<String> {
+/// `owner` says whose setting it is: `instance "a"`, `remote "b"`, `[daemon]`.
+pub(super) fn secret_file_warning(owner: &str, field: &str, p: &Path) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(p).ok()?.permissions().mode();
     (mode & 0o077 != 0).then(|| {
         format!(
-            "instance {instance:?}: {field} {} can be read by other users (mode {:o}); chmod 600 it",
+            "{owner}: {field} {} can be read by other users (mode {:o}); chmod 600 it",
             p.display(),
             mode & 0o777
         )

@@ -16,7 +16,6 @@ use crate::config::remote::Remote as RemoteConfig;
 use crate::error::Error;
 use crate::remote::{Create, Kind, Remote, RemoteError, open};
 use crate::rundoc::RunDoc;
-use crate::status::RunStatus;
 use crate::store::Store;
 
 /// A run file on the remote.
@@ -90,7 +89,7 @@ pub fn select(
         let newest = of
             .iter()
             .rev()
-            .find(|&&i| usable(runs[i].doc.status))
+            .find(|&&i| runs[i].doc.status.is_usable())
             .copied();
         return newest.map(|i| vec![i]).ok_or_else(|| {
             format!(
@@ -110,10 +109,6 @@ pub fn select(
             "{run:?} names {n} runs on the remote: give more of the run id"
         )),
     }
-}
-
-fn usable(s: RunStatus) -> bool {
-    s.is_usable()
 }
 
 /// What a pull did.

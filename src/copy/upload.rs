@@ -15,7 +15,7 @@
 //! A run with nothing new uploads nothing: step 1 is a few list requests,
 //! step 2 reads local files only.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -328,15 +328,4 @@ fn local_bytes(store: &Store, history: Option<&History>, rel: &str) -> Result<Ve
         return Err("damaged (its SHA-256 differs from its name): run `qbackup check`".into());
     }
     Ok(body)
-}
-
-/// Object name → store-relative path, for the objects of a listing that a
-/// set of paths maps to (used to tell known objects from leftovers).
-pub fn names_of(
-    remote: &Remote,
-    rels: impl IntoIterator<Item = String>,
-) -> HashMap<String, String> {
-    rels.into_iter()
-        .map(|rel| (remote.object(Kind::Data, &rel), rel))
-        .collect()
 }
